@@ -1,0 +1,1 @@
+//! raftwatch-storage-sled (being written).

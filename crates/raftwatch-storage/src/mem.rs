@@ -1,0 +1,5 @@
+//! In-memory engine (being written).
+
+/// `MemStore` (being written).
+#[derive(Debug, Clone, Default)]
+pub struct MemStore;
