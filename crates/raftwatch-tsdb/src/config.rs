@@ -1,0 +1,58 @@
+//! Engine configuration with its defaults.
+
+use raftwatch_model::{LabelLimits, Labels, SeriesHash};
+
+/// `OUT_OF_ORDER_WINDOW_MS_DEFAULT` is 0, as in Prometheus: by default a
+/// sample older than its series' newest is refused.
+pub const OUT_OF_ORDER_WINDOW_MS_DEFAULT: i64 = 0;
+/// `CHUNK_SPAN_MS_MAX_DEFAULT` caps a chunk's time span (2 h, Prometheus'
+/// head block range), so sparse series still cut chunks.
+pub const CHUNK_SPAN_MS_MAX_DEFAULT: i64 = 2 * 60 * 60 * 1000;
+/// `OOO_BUFFER_SAMPLES_MAX_DEFAULT` bounds the per-series buffer of
+/// out-of-order samples; a full buffer is written out as a chunk.
+pub const OOO_BUFFER_SAMPLES_MAX_DEFAULT: usize = 32;
+/// `SERIES_MAX_DEFAULT` caps the series one engine holds.
+pub const SERIES_MAX_DEFAULT: usize = 5_000_000;
+
+const _: () = assert!(CHUNK_SPAN_MS_MAX_DEFAULT > 0);
+const _: () = assert!(OOO_BUFFER_SAMPLES_MAX_DEFAULT <= raftwatch_chunk::CHUNK_SAMPLES_TARGET);
+
+/// `TsdbConfig` holds every limit and policy knob of the engine.
+#[derive(Clone, Debug)]
+pub struct TsdbConfig {
+    /// Limits every stored label set must satisfy.
+    pub label_limits: LabelLimits,
+    /// How far (ms, inclusive) behind its series' newest sample a sample may
+    /// be and still be accepted. Measured against the series' data, never
+    /// against a clock.
+    pub out_of_order_window_ms: i64,
+    /// Samples after which the head chunk is cut.
+    pub chunk_samples_max: usize,
+    /// Time span after which the head chunk is cut: a sample at or beyond
+    /// `head.min_time + chunk_span_ms_max` starts a new chunk. Every chunk
+    /// therefore spans less than this, which bounds range scans.
+    pub chunk_span_ms_max: i64,
+    /// Out-of-order samples buffered per series before they are written out
+    /// as a chunk.
+    pub ooo_buffer_samples_max: usize,
+    /// Series the engine may hold.
+    pub series_max: usize,
+    /// The hash used to find a series by its labels. Always
+    /// [`Labels::hash`] in production; tests replace it with a degenerate
+    /// one to exercise collision handling.
+    pub series_hash: fn(&Labels) -> SeriesHash,
+}
+
+impl Default for TsdbConfig {
+    fn default() -> Self {
+        TsdbConfig {
+            label_limits: LabelLimits::default(),
+            out_of_order_window_ms: OUT_OF_ORDER_WINDOW_MS_DEFAULT,
+            chunk_samples_max: raftwatch_chunk::CHUNK_SAMPLES_TARGET,
+            chunk_span_ms_max: CHUNK_SPAN_MS_MAX_DEFAULT,
+            ooo_buffer_samples_max: OOO_BUFFER_SAMPLES_MAX_DEFAULT,
+            series_max: SERIES_MAX_DEFAULT,
+            series_hash: Labels::hash,
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Key layout in the [`raftwatch_storage::KvStore`] and the small records
+//! the engine owns. Specified in `docs/format/tsdb.md`.
+//!
+//! The engine owns key prefixes `0x00..=0x0F`; callers that store their own
+//! keys in the same store (the Raft state machine) use `0x10` and above.
+
+use raftwatch_model::encoding::{Reader, put_uvarint, put_varint};
+use raftwatch_model::{LabelLimits, Labels, SeriesRef};
+
+/// `META_KEY` holds the engine's [`Meta`].
+pub const META_KEY: &[u8] = &[0x01];
+/// `SERIES_PREFIX` + series ref (u64 BE) → [`SeriesRecord`].
+pub const SERIES_PREFIX: u8 = 0x02;
+/// `CHUNK_PREFIX` + series ref (u64 BE) + min time (order-preserving i64)
+/// → a chunk record (`docs/format/chunk.md`).
+pub const CHUNK_PREFIX: u8 = 0x03;
+/// `HEAD_PREFIX` + series ref (u64 BE) → the open head chunk as of the last
+/// write-out, as a chunk record.
+pub const HEAD_PREFIX: u8 = 0x04;
+/// `OWNED_PREFIX_END` is the first prefix the engine does not own.
+pub const OWNED_PREFIX_END: u8 = 0x10;
+
+/// `META_VERSION` is the version of the key layout and engine records.
+pub const META_VERSION: u8 = 1;
+const SERIES_RECORD_VERSION: u8 = 1;
+
+/// `time_key` maps an i64 to 8 bytes whose byte order is the numeric order.
+pub fn time_key(t: i64) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// `time_from_key` inverts [`time_key`].
+pub fn time_from_key(b: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(b) ^ (1 << 63)) as i64
+}
+
+/// `series_key` is the key of a series record.
+pub fn series_key(r: SeriesRef) -> [u8; 9] {
+    prefixed(SERIES_PREFIX, r)
+}
+
+/// `head_key` is the key of a series' head chunk.
+pub fn head_key(r: SeriesRef) -> [u8; 9] {
+    prefixed(HEAD_PREFIX, r)
+}
+
+/// `chunk_prefix` is the prefix of all chunk keys of a series.
+pub fn chunk_prefix(r: SeriesRef) -> [u8; 9] {
+    prefixed(CHUNK_PREFIX, r)
+}
+
+/// `chunk_key` is the key of the chunk of series `r` whose first sample is
+/// at `min_time`.
+pub fn chunk_key(r: SeriesRef, min_time: i64) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[..9].copy_from_slice(&chunk_prefix(r));
+    k[9..].copy_from_slice(&time_key(min_time));
+    k
+}
+
+fn prefixed(prefix: u8, r: SeriesRef) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = prefix;
+    k[1..].copy_from_slice(&r.0.to_be_bytes());
+    k
+}
+
+/// `parse_series_ref` reads the series ref of a 9-byte series/head key or
+/// the first 9 bytes of a chunk key.
+pub fn parse_series_ref(key: &[u8]) -> Option<SeriesRef> {
+    let b: [u8; 8] = key.get(1..9)?.try_into().ok()?;
+    Some(SeriesRef(u64::from_be_bytes(b)))
+}
+
+/// `parse_chunk_key` splits a chunk key into series ref and min time.
+pub fn parse_chunk_key(key: &[u8]) -> Option<(SeriesRef, i64)> {
+    if key.len() != 17 || key[0] != CHUNK_PREFIX {
+        return None;
+    }
+    let t: [u8; 8] = key[9..17].try_into().ok()?;
+    Some((parse_series_ref(key)?, time_from_key(t)))
+}
+
+/// `Meta` is the engine-wide record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// The next series ref to hand out.
+    pub next_series_ref: u64,
+    /// The largest `chunk_span_ms_max` this store was ever written with; range
+    /// scans must look back this far.
+    pub chunk_span_ms_max: i64,
+    /// Samples before this time are hidden and refused (`i64::MIN`: none).
+    pub retention_cutoff: i64,
+}
+
+impl Meta {
+    /// `encode` is `version u8 | uvarint next_ref | varint span | varint
+    /// retention_cutoff | crc32c LE`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = vec![META_VERSION];
+        put_uvarint(&mut b, self.next_series_ref);
+        put_varint(&mut b, self.chunk_span_ms_max);
+        put_varint(&mut b, self.retention_cutoff);
+        seal(&mut b);
+        b
+    }
+
+    /// `decode` parses and verifies a meta record.
+    pub fn decode(bytes: &[u8]) -> Result<Meta, String> {
+        let body = unseal(bytes)?;
+        let mut r = Reader::new(body);
+        match r.u8() {
+            Some(META_VERSION) => {}
+            other => return Err(format!("unsupported meta version {other:?}")),
+        }
+        let next_series_ref = r.uvarint().ok_or("truncated next_series_ref")?;
+        let chunk_span_ms_max = r.varint().ok_or("truncated chunk_span_ms_max")?;
+        let retention_cutoff = r.varint().ok_or("truncated retention_cutoff")?;
+        if !r.remaining().is_empty() || chunk_span_ms_max <= 0 {
+            return Err("malformed meta record".into());
+        }
+        Ok(Meta { next_series_ref, chunk_span_ms_max, retention_cutoff })
+    }
+}
+
+/// `SeriesRecord` is the persisted identity of a series.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeriesRecord {
+    /// The earliest sample time the series has (or had, before retention
+    /// moved it), used to restrict label queries by time.
+    pub min_time: i64,
+    /// The series' labels.
+    pub labels: Labels,
+}
+
+impl SeriesRecord {
+    /// `encode` is `version u8 | varint min_time | labels | crc32c LE`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = vec![SERIES_RECORD_VERSION];
+        put_varint(&mut b, self.min_time);
+        self.labels.encode(&mut b);
+        seal(&mut b);
+        b
+    }
+
+    /// `decode` parses and verifies a series record.
+    pub fn decode(bytes: &[u8]) -> Result<SeriesRecord, String> {
+        let body = unseal(bytes)?;
+        let mut r = Reader::new(body);
+        match r.u8() {
+            Some(SERIES_RECORD_VERSION) => {}
+            other => return Err(format!("unsupported series record version {other:?}")),
+        }
+        let min_time = r.varint().ok_or("truncated min_time")?;
+        let (labels, n) =
+            Labels::decode(r.remaining(), &LabelLimits::UNLIMITED).map_err(|e| e.to_string())?;
+        if n != r.remaining().len() {
+            return Err("trailing bytes after labels".into());
+        }
+        Ok(SeriesRecord { min_time, labels })
+    }
+}
+
+/// `seal` appends the CRC32C of everything in `b`.
+fn seal(b: &mut Vec<u8>) {
+    let crc = crc32c::crc32c(b);
+    b.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// `unseal` verifies and strips the trailing CRC32C.
+fn unseal(bytes: &[u8]) -> Result<&[u8], String> {
+    let split = bytes.len().checked_sub(4).ok_or("record shorter than its checksum")?;
+    let (body, tail) = bytes.split_at(split);
+    let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    let actual = crc32c::crc32c(body);
+    if stored != actual {
+        return Err(format!("checksum mismatch: stored {stored:08x}, computed {actual:08x}"));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_keys_sort_numerically() {
+        let ts = [i64::MIN, -5, -1, 0, 1, 7, i64::MAX];
+        for w in ts.windows(2) {
+            assert!(time_key(w[0]) < time_key(w[1]));
+        }
+        for t in ts {
+            assert_eq!(time_from_key(time_key(t)), t);
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_detect_damage() {
+        let m = Meta { next_series_ref: 42, chunk_span_ms_max: 7_200_000, retention_cutoff: -1 };
+        assert_eq!(Meta::decode(&m.encode()), Ok(m));
+        let labels = Labels::from_pairs([("a", "b")], &LabelLimits::default()).unwrap();
+        let s = SeriesRecord { min_time: -3, labels };
+        let mut enc = s.encode();
+        assert_eq!(SeriesRecord::decode(&enc), Ok(s));
+        enc[2] ^= 1;
+        assert!(SeriesRecord::decode(&enc).unwrap_err().contains("checksum"));
+        assert!(SeriesRecord::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn chunk_keys_parse() {
+        let k = chunk_key(SeriesRef(9), -100);
+        assert_eq!(parse_chunk_key(&k), Some((SeriesRef(9), -100)));
+        assert_eq!(parse_chunk_key(&series_key(SeriesRef(9))), None);
+    }
+}

@@ -1,0 +1,760 @@
+//! raftwatch-tsdb: the time-series storage engine every shard wraps.
+//!
+//! A [`Tsdb`] holds, per series, an open Gorilla chunk (the head), a small
+//! buffer of out-of-order samples, and an entry in an inverted index
+//! (label name → value → postings). Completed chunks are written to a
+//! [`KvStore`]; [`Tsdb::flush`] is the engine's durable point. The engine is
+//! synchronous, reads no clock, and is deterministic: the same calls on the
+//! same state give the same results and the same bytes, which is what a
+//! Raft state machine needs.
+//!
+//! Sample policy (per series, decided only from the series' own data):
+//! - newer than the series' newest sample: appended;
+//! - same timestamp and bit-identical value as an existing sample: a no-op
+//!   (counted as a duplicate);
+//! - same timestamp, different value: rejected;
+//! - older than the newest by at most `out_of_order_window_ms`: accepted
+//!   into the out-of-order buffer; older still: rejected.
+//!
+//! Architecture invariant: this crate names neither `tokio` nor `sled`.
+
+mod config;
+mod error;
+mod index;
+mod keys;
+mod read;
+mod snapshot;
+
+pub use config::{
+    CHUNK_SPAN_MS_MAX_DEFAULT, OOO_BUFFER_SAMPLES_MAX_DEFAULT, OUT_OF_ORDER_WINDOW_MS_DEFAULT,
+    SERIES_MAX_DEFAULT, TsdbConfig,
+};
+pub use error::{RejectReason, Rejection, TsdbError};
+pub use keys::OWNED_PREFIX_END;
+pub use read::{SampleIter, SeriesEntry};
+pub use snapshot::{SNAPSHOT_PIECE_BYTES_DEFAULT, SnapshotStream};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use raftwatch_chunk::{ChunkRecord, XorChunk};
+use raftwatch_model::{Label, LabelLimits, Labels, Sample, SeriesHash, SeriesRef, TimestampMs};
+use raftwatch_storage::{KvStore, WriteBatch, prefix_end};
+
+use crate::index::{Index, Interner};
+use crate::keys::{Meta, SeriesRecord};
+
+/// `AppendReport` summarises one append call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppendReport {
+    /// Samples newly stored.
+    pub accepted: usize,
+    /// Samples identical to one already stored (no-ops).
+    pub duplicates: usize,
+    /// Samples refused, with their index in the batch and the reason.
+    pub rejections: Vec<Rejection>,
+}
+
+/// `RetentionReport` summarises one [`Tsdb::delete_before`] call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Persisted chunks deleted.
+    pub chunks_deleted: usize,
+    /// Series removed because nothing of them was left.
+    pub series_deleted: usize,
+}
+
+/// `Stats` describes the engine's current contents.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Live series.
+    pub series: usize,
+    /// Estimated heap bytes of the head: series, open chunks, out-of-order
+    /// buffers, index and interned strings.
+    pub head_bytes: usize,
+}
+
+/// `MemSeries` is a series' in-memory state.
+#[derive(Debug)]
+struct MemSeries {
+    labels: Box<[(Arc<str>, Arc<str>)]>,
+    hash: SeriesHash,
+    /// Earliest sample time; `i64::MAX` while the series has no sample.
+    min_time: i64,
+    /// Newest sample `(t, value bits)`; `None` while the series is empty.
+    newest: Option<(i64, u64)>,
+    /// The open chunk; may be empty (new series, or after recovery).
+    head: XorChunk,
+    /// Chunks cut since the last flush, oldest first; written by the flush.
+    sealed: Vec<XorChunk>,
+    /// Out-of-order samples not yet written out, ascending by time, all
+    /// older than `newest`.
+    ooo: Vec<Sample>,
+    /// The series record must be (re)written.
+    record_dirty: bool,
+    /// Queued in `Tsdb::dirty`.
+    queued: bool,
+}
+
+impl MemSeries {
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<MemSeries>()
+            + 16 // the Box's allocation header, roughly
+            + self.labels.len() * std::mem::size_of::<(Arc<str>, Arc<str>)>()
+            + self.head.heap_bytes()
+            + self.sealed.iter().map(|c| c.heap_bytes() + std::mem::size_of::<XorChunk>()).sum::<usize>()
+            + self.ooo.capacity() * std::mem::size_of::<Sample>()
+    }
+
+    fn labels(&self) -> Labels {
+        let v = self.labels.iter().map(|(n, v)| Label::new(&**n, &**v)).collect();
+        // Labels were validated when the series was created.
+        Labels::new(v, &LabelLimits::UNLIMITED).unwrap_or_default()
+    }
+}
+
+/// `Tsdb` is the engine. `S` is where chunks and series records persist.
+#[derive(Debug)]
+pub struct Tsdb<S: KvStore> {
+    store: S,
+    config: TsdbConfig,
+    meta: Meta,
+    /// Series by ref; refs are dense and never reused, deleted ones are
+    /// `None` (8 bytes per deleted ref until the engine is reopened).
+    series: Vec<Option<Box<MemSeries>>>,
+    live_series: usize,
+    by_hash: HashMap<SeriesHash, SeriesRef>,
+    /// Further series whose hash collides with the one in `by_hash`.
+    collisions: HashMap<SeriesHash, Vec<SeriesRef>>,
+    index: Index,
+    interner: Interner,
+    /// Series with something to write at the next flush, in dirtying order.
+    dirty: Vec<SeriesRef>,
+    /// Deletions decided by retention, written at the next flush.
+    retention_deletes: WriteBatch,
+    poisoned: bool,
+}
+
+impl<S: KvStore> Tsdb<S> {
+    /// `open` loads the engine from `store` (empty or previously written by
+    /// a `Tsdb`): series records, head chunks and meta. Chunk data is read
+    /// lazily. Fails with [`TsdbError::Corruption`] naming the record if
+    /// anything read is damaged.
+    pub fn open(store: S, config: TsdbConfig) -> Result<Tsdb<S>, TsdbError> {
+        let meta = match store.get(keys::META_KEY)? {
+            Some(b) => Meta::decode(&b).map_err(|reason| TsdbError::Corruption {
+                what: "engine meta record".into(),
+                reason,
+            })?,
+            None => Meta {
+                next_series_ref: 0,
+                chunk_span_ms_max: config.chunk_span_ms_max,
+                retention_cutoff: i64::MIN,
+            },
+        };
+        let mut db = Tsdb {
+            store,
+            meta,
+            series: Vec::new(),
+            live_series: 0,
+            by_hash: HashMap::new(),
+            collisions: HashMap::new(),
+            index: Index::default(),
+            interner: Interner::default(),
+            dirty: Vec::new(),
+            retention_deletes: WriteBatch::new(),
+            poisoned: false,
+            config,
+        };
+        db.meta.chunk_span_ms_max = db.meta.chunk_span_ms_max.max(db.config.chunk_span_ms_max);
+        db.load_series()?;
+        db.load_heads()?;
+        db.recover_headless()?;
+        Ok(db)
+    }
+
+    fn load_series(&mut self) -> Result<(), TsdbError> {
+        let start = [keys::SERIES_PREFIX];
+        let end = [keys::SERIES_PREFIX + 1];
+        let mut loaded = Vec::new();
+        for kv in self.store.scan(&start, Some(&end)) {
+            let (k, v) = kv?;
+            let r = keys::parse_series_ref(&k).filter(|_| k.len() == 9).ok_or_else(|| {
+                TsdbError::Corruption { what: "series key".into(), reason: format!("{k:?}") }
+            })?;
+            let rec = SeriesRecord::decode(&v).map_err(|reason| TsdbError::Corruption {
+                what: format!("series record {r}"),
+                reason,
+            })?;
+            loaded.push((r, rec));
+        }
+        for (r, rec) in loaded {
+            self.insert_series(r, &rec.labels, rec.min_time);
+            self.meta.next_series_ref = self.meta.next_series_ref.max(r.0 + 1);
+        }
+        Ok(())
+    }
+
+    fn load_heads(&mut self) -> Result<(), TsdbError> {
+        let start = [keys::HEAD_PREFIX];
+        let end = [keys::HEAD_PREFIX + 1];
+        let mut heads = Vec::new();
+        for kv in self.store.scan(&start, Some(&end)) {
+            let (k, v) = kv?;
+            let r = keys::parse_series_ref(&k).filter(|_| k.len() == 9).ok_or_else(|| {
+                TsdbError::Corruption { what: "head key".into(), reason: format!("{k:?}") }
+            })?;
+            heads.push((r, v));
+        }
+        for (r, v) in heads {
+            let what = || format!("head chunk of series {r}");
+            let rec = ChunkRecord::decode(&v).map_err(|e| TsdbError::Corruption {
+                what: what(),
+                reason: e.to_string(),
+            })?;
+            let chunk = XorChunk::from_payload(rec.payload, rec.num_samples)
+                .map_err(|e| TsdbError::Corruption { what: what(), reason: e.to_string() })?;
+            let Some(s) = self.series_mut(r) else {
+                return Err(TsdbError::Corruption {
+                    what: what(),
+                    reason: "head chunk for a series without a series record".into(),
+                });
+            };
+            if let (Some(t), Some(v)) = (chunk.max_time(), chunk.last_value()) {
+                s.newest = Some((t, v.to_bits()));
+            }
+            s.head = chunk;
+        }
+        Ok(())
+    }
+
+    /// A series record without a head record happens only when the series
+    /// was emptied by retention or an older layout; find its newest sample
+    /// by reading its chunks.
+    fn recover_headless(&mut self) -> Result<(), TsdbError> {
+        let headless: Vec<SeriesRef> = self.live_refs().filter(|&r| self.get(r).is_some_and(|s| s.newest.is_none())).collect();
+        for r in headless {
+            let mut newest: Option<(i64, u64)> = None;
+            for item in self.samples(r, TimestampMs::MIN, TimestampMs::MAX)? {
+                let s = item?;
+                newest = Some((s.timestamp.0, s.value.to_bits()));
+            }
+            if let Some(s) = self.series_mut(r) {
+                s.newest = newest;
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_series(&mut self, r: SeriesRef, labels: &Labels, min_time: i64) {
+        let interned: Box<[(Arc<str>, Arc<str>)]> = labels
+            .iter()
+            .map(|l| (self.interner.intern(&l.name), self.interner.intern(&l.value)))
+            .collect();
+        let hash = (self.config.series_hash)(labels);
+        self.index.add(r, &interned);
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(r);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(hash).or_default().push(r);
+            }
+        }
+        let slot = usize::try_from(r.0).unwrap_or(usize::MAX);
+        if self.series.len() <= slot {
+            self.series.resize_with(slot + 1, || None);
+        }
+        self.series[slot] = Some(Box::new(MemSeries {
+            labels: interned,
+            hash,
+            min_time,
+            newest: None,
+            head: XorChunk::new(),
+            sealed: Vec::new(),
+            ooo: Vec::new(),
+            record_dirty: false,
+            queued: false,
+        }));
+        self.live_series += 1;
+    }
+
+    fn get(&self, r: SeriesRef) -> Option<&MemSeries> {
+        self.series.get(usize::try_from(r.0).ok()?)?.as_deref()
+    }
+
+    fn series_mut(&mut self, r: SeriesRef) -> Option<&mut MemSeries> {
+        self.series.get_mut(usize::try_from(r.0).ok()?)?.as_deref_mut()
+    }
+
+    fn live_refs(&self) -> impl Iterator<Item = SeriesRef> + '_ {
+        self.series.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| SeriesRef(i as u64))
+    }
+
+    fn labels_equal(s: &MemSeries, labels: &Labels) -> bool {
+        s.labels.len() == labels.len()
+            && s.labels.iter().zip(labels.iter()).all(|((n, v), l)| **n == *l.name && **v == *l.value)
+    }
+
+    /// `lookup` finds the series with exactly these labels.
+    pub fn lookup(&self, labels: &Labels) -> Option<SeriesRef> {
+        let hash = (self.config.series_hash)(labels);
+        let first = self.by_hash.get(&hash)?;
+        std::iter::once(first)
+            .chain(self.collisions.get(&hash).into_iter().flatten())
+            .copied()
+            .find(|&r| self.get(r).is_some_and(|s| Self::labels_equal(s, labels)))
+    }
+
+    /// `series_ref` returns the series with these labels, creating it (in
+    /// memory; it is persisted with its first sample) if needed. Refuses
+    /// labels over the engine's limits and new series over `series_max`.
+    /// Appending by the returned ref skips hashing and validation.
+    pub fn series_ref(&mut self, labels: &Labels) -> Result<SeriesRef, TsdbError> {
+        if let Some(r) = self.lookup(labels) {
+            return Ok(r);
+        }
+        // Re-check against this engine's limits: `labels` may have been
+        // built under looser ones.
+        let labels = Labels::new(labels.clone().into_vec(), &self.config.label_limits)?;
+        if self.live_series >= self.config.series_max {
+            return Err(TsdbError::SeriesLimit { limit: self.config.series_max });
+        }
+        let r = SeriesRef(self.meta.next_series_ref);
+        self.meta.next_series_ref += 1;
+        self.insert_series(r, &labels, i64::MAX);
+        Ok(r)
+    }
+
+    /// `append` stores samples of known series, in order. Each sample is
+    /// accepted, a duplicate no-op, or rejected with its index; the rest of
+    /// the batch is applied regardless. Nothing is written to the store:
+    /// accepted samples live in memory until [`Tsdb::flush`], which is the
+    /// only call that writes. The outcome depends only on the engine's state
+    /// and the batch.
+    pub fn append(&mut self, samples: &[(SeriesRef, Sample)]) -> Result<AppendReport, TsdbError> {
+        self.check_poisoned()?;
+        let mut report = AppendReport::default();
+        for (i, &(r, sample)) in samples.iter().enumerate() {
+            self.append_one(i, r, sample, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    /// `append_series` stores a batch given by label sets: each series is
+    /// looked up or created, then its samples appended. A series that
+    /// cannot be created (invalid labels, series limit) has each of its
+    /// samples rejected; sample indices count across the whole batch.
+    pub fn append_series(&mut self, batch: &[(Labels, Vec<Sample>)]) -> Result<AppendReport, TsdbError> {
+        self.check_poisoned()?;
+        let mut report = AppendReport::default();
+        let mut index = 0;
+        for (labels, samples) in batch {
+            match self.series_ref(labels) {
+                Ok(r) => {
+                    for &s in samples {
+                        self.append_one(index, r, s, &mut report)?;
+                        index += 1;
+                    }
+                }
+                Err(e) => {
+                    let reason = match e {
+                        TsdbError::InvalidLabels(e) => RejectReason::InvalidLabels(e.to_string()),
+                        TsdbError::SeriesLimit { limit } => RejectReason::SeriesLimit { limit },
+                        other => return Err(other),
+                    };
+                    for _ in samples {
+                        report.rejections.push(Rejection { index, reason: reason.clone() });
+                        index += 1;
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn check_poisoned(&self) -> Result<(), TsdbError> {
+        if self.poisoned { Err(TsdbError::Poisoned) } else { Ok(()) }
+    }
+
+    #[inline]
+    fn append_one(
+        &mut self,
+        index: usize,
+        r: SeriesRef,
+        sample: Sample,
+        report: &mut AppendReport,
+    ) -> Result<(), TsdbError> {
+        let t = sample.timestamp.0;
+        let bits = sample.value.to_bits();
+        let (samples_max, span_max, window) = (
+            self.config.chunk_samples_max,
+            self.config.chunk_span_ms_max,
+            self.config.out_of_order_window_ms,
+        );
+        if t < self.meta.retention_cutoff {
+            report.rejections.push(Rejection {
+                index,
+                reason: RejectReason::BeforeRetention {
+                    timestamp: sample.timestamp,
+                    cutoff: TimestampMs(self.meta.retention_cutoff),
+                },
+            });
+            return Ok(());
+        }
+        let Some(s) = self.series.get_mut(r.0 as usize).and_then(|s| s.as_deref_mut()) else {
+            report.rejections.push(Rejection { index, reason: RejectReason::UnknownSeries(r) });
+            return Ok(());
+        };
+        match s.newest {
+            Some((nt, _)) if t > nt => {
+                if let Some(head_min) = s.head.min_time()
+                    && (s.head.num_samples() >= samples_max
+                        || i128::from(t) - i128::from(head_min) >= i128::from(span_max))
+                {
+                    s.sealed.push(std::mem::replace(&mut s.head, XorChunk::new()));
+                }
+                s.head.append(t, sample.value);
+                s.newest = Some((t, bits));
+                report.accepted += 1;
+            }
+            Some((nt, nbits)) if t == nt => {
+                if nbits == bits {
+                    report.duplicates += 1;
+                } else {
+                    report.rejections.push(Rejection {
+                        index,
+                        reason: RejectReason::DuplicateTimestamp { timestamp: sample.timestamp },
+                    });
+                }
+                return Ok(());
+            }
+            Some((nt, _)) => {
+                if i128::from(nt) - i128::from(t) > i128::from(window) {
+                    report.rejections.push(Rejection {
+                        index,
+                        reason: RejectReason::OutOfOrder {
+                            timestamp: sample.timestamp,
+                            newest: TimestampMs(nt),
+                            window_ms: window,
+                        },
+                    });
+                    return Ok(());
+                }
+                return self.append_out_of_order(index, r, sample, report);
+            }
+            None => {
+                s.head.append(t, sample.value);
+                s.newest = Some((t, bits));
+                s.min_time = t;
+                s.record_dirty = true;
+                report.accepted += 1;
+            }
+        }
+        if !s.queued {
+            s.queued = true;
+            self.dirty.push(r);
+        }
+        Ok(())
+    }
+
+    /// The slow path: a sample older than its series' newest, inside the
+    /// window. It may duplicate a sample anywhere in the series.
+    fn append_out_of_order(
+        &mut self,
+        index: usize,
+        r: SeriesRef,
+        sample: Sample,
+        report: &mut AppendReport,
+    ) -> Result<(), TsdbError> {
+        let t = sample.timestamp.0;
+        match self.find_sample(r, t)? {
+            Some(bits) if bits == sample.value.to_bits() => {
+                report.duplicates += 1;
+                return Ok(());
+            }
+            Some(_) => {
+                report.rejections.push(Rejection {
+                    index,
+                    reason: RejectReason::DuplicateTimestamp { timestamp: sample.timestamp },
+                });
+                return Ok(());
+            }
+            None => {}
+        }
+        let (buffer_max, samples_max, span_max) = (
+            self.config.ooo_buffer_samples_max.max(1),
+            self.config.chunk_samples_max,
+            self.config.chunk_span_ms_max,
+        );
+        let Some(s) = self.series.get_mut(r.0 as usize).and_then(|s| s.as_deref_mut()) else {
+            return Ok(());
+        };
+        let pos = s.ooo.partition_point(|x| x.timestamp.0 < t);
+        s.ooo.insert(pos, sample);
+        if t < s.min_time {
+            s.min_time = t;
+            s.record_dirty = true;
+        }
+        if s.ooo.len() >= buffer_max {
+            seal_ooo(s, samples_max, span_max);
+        }
+        if !std::mem::replace(&mut s.queued, true) {
+            self.dirty.push(r);
+        }
+        report.accepted += 1;
+        Ok(())
+    }
+
+    /// `find_sample` returns the value bits stored at exactly `t`, if any.
+    fn find_sample(&self, r: SeriesRef, t: i64) -> Result<Option<u64>, TsdbError> {
+        for item in self.samples(r, TimestampMs(t), TimestampMs(t))? {
+            let found = item?;
+            if found.timestamp.0 == t {
+                return Ok(Some(found.value.to_bits()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `flush` is the engine's durable point and its only write: once it
+    /// returns `Ok`, every sample accepted before the call survives a crash
+    /// and a reopen. The store is changed by exactly one atomic batch per
+    /// flush, so after a crash it holds exactly the state of the last
+    /// successful flush.
+    pub fn flush(&mut self) -> Result<(), TsdbError> {
+        self.flush_with(WriteBatch::new())
+    }
+
+    /// `flush_with` is [`Tsdb::flush`] with the caller's own writes (keys at
+    /// or above [`OWNED_PREFIX_END`]) made durable in the same atomic batch:
+    /// the Raft state machine stores its applied index this way.
+    pub fn flush_with(&mut self, extra: WriteBatch) -> Result<(), TsdbError> {
+        self.check_poisoned()?;
+        let mut batch = std::mem::take(&mut self.retention_deletes);
+        let (samples_max, span_max) = (self.config.chunk_samples_max, self.config.chunk_span_ms_max);
+        for &r in &self.dirty {
+            let Some(s) = self.series.get_mut(r.0 as usize).and_then(|s| s.as_deref_mut()) else {
+                continue;
+            };
+            if !s.ooo.is_empty() {
+                seal_ooo(s, samples_max, span_max);
+            }
+            for chunk in &s.sealed {
+                if let Some(min) = chunk.min_time() {
+                    let mut rec = Vec::with_capacity(chunk.payload().len() + 24);
+                    chunk.encode_record(&mut rec);
+                    batch.put(keys::chunk_key(r, min).to_vec(), rec);
+                }
+            }
+            if s.head.is_empty() {
+                batch.delete(keys::head_key(r).to_vec());
+            } else {
+                let mut rec = Vec::with_capacity(s.head.payload().len() + 24);
+                s.head.encode_record(&mut rec);
+                batch.put(keys::head_key(r).to_vec(), rec);
+            }
+            if s.record_dirty {
+                let rec = SeriesRecord { min_time: s.min_time, labels: s.labels() };
+                batch.put(keys::series_key(r).to_vec(), rec.encode());
+            }
+        }
+        batch.put(keys::META_KEY.to_vec(), self.meta.encode());
+        for op in extra.into_ops() {
+            match op {
+                raftwatch_storage::BatchOp::Put { key, value } => batch.put(key, value),
+                raftwatch_storage::BatchOp::Delete { key } => batch.delete(key),
+            }
+        }
+        let written = self.store.write(batch).and_then(|()| self.store.flush());
+        if let Err(e) = written {
+            // Memory is ahead of the store now and the batch is gone.
+            self.poisoned = true;
+            return Err(TsdbError::Storage(e));
+        }
+        for r in std::mem::take(&mut self.dirty) {
+            if let Some(s) = self.series_mut(r) {
+                s.queued = false;
+                s.record_dirty = false;
+                s.sealed = Vec::new();
+            }
+        }
+        Ok(())
+    }
+
+    /// `delete_before` applies retention: afterwards no read returns a sample
+    /// older than `cutoff`, appends older than it are rejected, series with
+    /// nothing left are removed, and the next flush deletes the persisted
+    /// chunks that lie entirely before it (chunks that straddle it are kept,
+    /// their old samples hidden). The cutoff only moves forward and comes
+    /// from the caller: the engine reads no clock.
+    pub fn delete_before(&mut self, cutoff: TimestampMs) -> Result<RetentionReport, TsdbError> {
+        self.check_poisoned()?;
+        let mut report = RetentionReport::default();
+        if cutoff.0 <= self.meta.retention_cutoff {
+            return Ok(report);
+        }
+        self.meta.retention_cutoff = cutoff.0;
+        let cutoff = cutoff.0;
+        // Earliest surviving persisted chunk per series.
+        let mut surviving: HashMap<SeriesRef, i64> = HashMap::new();
+        let start = [keys::CHUNK_PREFIX];
+        let end = [keys::CHUNK_PREFIX + 1];
+        let mut deletes = Vec::new();
+        for kv in self.store.scan(&start, Some(&end)) {
+            let (k, v) = kv?;
+            let (r, min_t) = keys::parse_chunk_key(&k).ok_or_else(|| TsdbError::Corruption {
+                what: "chunk key".into(),
+                reason: format!("{k:?}"),
+            })?;
+            let rec = ChunkRecord::decode(&v).map_err(|e| TsdbError::chunk_corruption(r, min_t, e))?;
+            if rec.max_time < cutoff {
+                deletes.push(k);
+            } else {
+                surviving.entry(r).or_insert(min_t);
+            }
+        }
+        report.chunks_deleted = deletes.len();
+        for k in deletes {
+            self.retention_deletes.delete(k);
+        }
+        let mut removed = Vec::new();
+        for i in 0..self.series.len() {
+            let r = SeriesRef(i as u64);
+            let Some(s) = self.series[i].as_deref_mut() else { continue };
+            if s.newest.is_none() {
+                continue;
+            }
+            let before = (s.ooo.len(), s.sealed.len(), s.head.is_empty());
+            s.ooo.retain(|x| x.timestamp.0 >= cutoff);
+            s.sealed.retain(|c| c.max_time().is_some_and(|t| t >= cutoff));
+            if s.head.max_time().is_some_and(|t| t < cutoff) {
+                s.head = XorChunk::new();
+            }
+            let earliest = [
+                surviving.get(&r).copied(),
+                s.sealed.first().and_then(|c| c.min_time()),
+                s.head.min_time(),
+                s.ooo.first().map(|x| x.timestamp.0),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            match earliest {
+                None => {
+                    self.retention_deletes.delete(keys::series_key(r).to_vec());
+                    self.retention_deletes.delete(keys::head_key(r).to_vec());
+                    if let Some(s) = self.series[i].take() {
+                        removed.push((r, s));
+                    }
+                }
+                Some(t) => {
+                    let t = t.max(cutoff);
+                    let changed = before != (s.ooo.len(), s.sealed.len(), s.head.is_empty());
+                    if t != s.min_time || changed {
+                        s.min_time = t;
+                        s.record_dirty = true;
+                        if !std::mem::replace(&mut s.queued, true) {
+                            self.dirty.push(r);
+                        }
+                    }
+                }
+            }
+        }
+        report.series_deleted = removed.len();
+        self.live_series -= removed.len();
+        for (r, s) in &removed {
+            self.forget_hash(*r, s.hash);
+        }
+        // Removed refs may linger in `dirty`; refs are never reused and
+        // every consumer skips refs without a series.
+        let removed: Vec<(SeriesRef, Box<[(Arc<str>, Arc<str>)]>)> =
+            removed.into_iter().map(|(r, s)| (r, s.labels)).collect();
+        self.index.remove(&removed);
+        drop(removed);
+        self.interner.collect_garbage();
+        Ok(report)
+    }
+
+    fn forget_hash(&mut self, r: SeriesRef, hash: SeriesHash) {
+        if self.by_hash.get(&hash) == Some(&r) {
+            self.by_hash.remove(&hash);
+            if let Some(mut others) = self.collisions.remove(&hash) {
+                let first = others.remove(0);
+                self.by_hash.insert(hash, first);
+                if !others.is_empty() {
+                    self.collisions.insert(hash, others);
+                }
+            }
+        } else if let Some(others) = self.collisions.get_mut(&hash) {
+            others.retain(|x| *x != r);
+            if others.is_empty() {
+                self.collisions.remove(&hash);
+            }
+        }
+    }
+
+    /// `stats` reports series count and estimated head memory.
+    pub fn stats(&self) -> Stats {
+        let series_bytes: usize = self.series.iter().flatten().map(|s| s.heap_bytes()).sum();
+        let maps = (self.by_hash.capacity() * (std::mem::size_of::<(SeriesHash, SeriesRef)>() + 1))
+            + self.collisions.capacity() * 48;
+        Stats {
+            series: self.live_series,
+            head_bytes: series_bytes
+                + self.series.capacity() * std::mem::size_of::<Option<Box<MemSeries>>>()
+                + maps
+                + self.index.heap_bytes()
+                + self.interner.heap_bytes(),
+        }
+    }
+
+    /// `config` is the configuration the engine runs with.
+    pub fn config(&self) -> &TsdbConfig {
+        &self.config
+    }
+
+    /// `store` gives read access to the underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// `into_store` closes the engine without flushing and returns its
+    /// store (what a crash leaves behind, for the in-memory engine after
+    /// `crash()`).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Scan bounds for the chunk keys of `r` that can hold samples in
+    /// `[mint, maxt]`: a chunk spans less than `chunk_span_ms_max`, so its
+    /// first sample is after `mint - span`.
+    fn chunk_scan_bounds(&self, r: SeriesRef, mint: i64, maxt: i64) -> (Vec<u8>, Option<Vec<u8>>) {
+        let from = mint.saturating_sub(self.meta.chunk_span_ms_max).saturating_add(1);
+        let start = keys::chunk_key(r, from.min(maxt)).to_vec();
+        let end = match maxt.checked_add(1) {
+            Some(t) => Some(keys::chunk_key(r, t).to_vec()),
+            None => prefix_end(&keys::chunk_prefix(r)),
+        };
+        (start, end)
+    }
+}
+
+/// Moves a series' out-of-order buffer into sealed chunks, each within the
+/// chunk sample and span limits.
+fn seal_ooo(s: &mut MemSeries, samples_max: usize, span_max: i64) {
+    let mut chunk = XorChunk::new();
+    for x in s.ooo.drain(..) {
+        if let Some(min) = chunk.min_time()
+            && (chunk.num_samples() >= samples_max
+                || i128::from(x.timestamp.0) - i128::from(min) >= i128::from(span_max))
+        {
+            s.sealed.push(std::mem::replace(&mut chunk, XorChunk::new()));
+        }
+        chunk.append(x.timestamp.0, x.value);
+    }
+    if !chunk.is_empty() {
+        s.sealed.push(chunk);
+    }
+    s.ooo = Vec::new();
+}

@@ -1,0 +1,278 @@
+//! Reads: series selection, label queries and per-series sample iterators
+//! that merge persisted chunks, the head chunk and the out-of-order buffer
+//! lazily, one chunk at a time.
+
+use std::collections::BTreeSet;
+
+use raftwatch_chunk::ChunkRecord;
+use raftwatch_model::{Labels, Matcher, Sample, SeriesRef, TimestampMs};
+use raftwatch_storage::{KvStore, ScanIter};
+
+use crate::error::TsdbError;
+use crate::keys;
+use crate::{MemSeries, Tsdb};
+
+/// `SeriesEntry` is one selected series.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeriesEntry {
+    /// The engine-local reference, for [`Tsdb::samples`].
+    pub series_ref: SeriesRef,
+    /// The series' labels.
+    pub labels: Labels,
+}
+
+fn overlaps(s: &MemSeries, mint: i64, maxt: i64) -> bool {
+    match s.newest {
+        Some((newest, _)) => s.min_time <= maxt && newest >= mint,
+        None => false,
+    }
+}
+
+impl<S: KvStore> Tsdb<S> {
+    fn selected_refs(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesRef> {
+        let mut refs = self.index.select(matchers);
+        refs.retain(|&r| self.get(r).is_some_and(|s| overlaps(s, mint, maxt)));
+        refs
+    }
+
+    /// `select` returns the series matching every matcher (Prometheus
+    /// semantics, see `Index::select`) that have samples in `[mint, maxt]`
+    /// (inclusive; judged by the series' first and newest sample times, so a
+    /// series with a gap spanning the range is included with no samples).
+    /// Sorted by labels.
+    pub fn select(&self, matchers: &[Matcher], mint: TimestampMs, maxt: TimestampMs) -> Vec<SeriesEntry> {
+        let mut out: Vec<SeriesEntry> = self
+            .selected_refs(matchers, mint.0, maxt.0)
+            .into_iter()
+            .filter_map(|r| Some(SeriesEntry { series_ref: r, labels: self.get(r)?.labels() }))
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
+    /// `label_names` returns the sorted label names of the series that
+    /// [`Tsdb::select`] would return for the same arguments.
+    pub fn label_names(&self, matchers: &[Matcher], mint: TimestampMs, maxt: TimestampMs) -> Vec<String> {
+        let mut names = BTreeSet::new();
+        for r in self.selected_refs(matchers, mint.0, maxt.0) {
+            if let Some(s) = self.get(r) {
+                names.extend(s.labels.iter().map(|(n, _)| n.clone()));
+            }
+        }
+        names.into_iter().map(|n| n.to_string()).collect()
+    }
+
+    /// `label_values` returns the sorted values of label `name` among the
+    /// series that [`Tsdb::select`] would return for the same arguments.
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: TimestampMs,
+        maxt: TimestampMs,
+    ) -> Vec<String> {
+        let mut values = BTreeSet::new();
+        for r in self.selected_refs(matchers, mint.0, maxt.0) {
+            if let Some(s) = self.get(r)
+                && let Some((_, v)) = s.labels.iter().find(|(n, _)| &**n == name)
+            {
+                values.insert(v.clone());
+            }
+        }
+        values.into_iter().map(|v| v.to_string()).collect()
+    }
+
+    /// `samples` iterates series `r`'s samples in `[mint, maxt]` in
+    /// ascending time order. Chunks are read from the store one at a time
+    /// as the iteration reaches them. An unknown ref yields nothing.
+    pub fn samples(&self, r: SeriesRef, mint: TimestampMs, maxt: TimestampMs) -> Result<SampleIter<'_>, TsdbError> {
+        // Retention hides everything before its cutoff, whether or not the
+        // flush that deletes it has happened yet.
+        let (mint, maxt) = (mint.0.max(self.meta.retention_cutoff), maxt.0);
+        let mut it = SampleIter {
+            series: r,
+            mint,
+            maxt,
+            scan: None,
+            peeked: None,
+            memory: Vec::new(),
+            active: Vec::new(),
+            spare: Vec::new(),
+            failed: false,
+        };
+        let Some(s) = self.get(r) else { return Ok(it) };
+        if mint > maxt || !overlaps(s, mint, maxt) {
+            return Ok(it);
+        }
+        for chunk in s.sealed.iter().chain(std::iter::once(&s.head)) {
+            if chunk.min_time().is_some_and(|t| t <= maxt) && chunk.max_time().is_some_and(|t| t >= mint) {
+                let mut buf = Vec::with_capacity(chunk.num_samples());
+                for x in chunk.iter() {
+                    let x = x.map_err(|e| TsdbError::Corruption {
+                        what: format!("in-memory chunk of series {r}"),
+                        reason: e.to_string(),
+                    })?;
+                    if x.timestamp.0 >= mint && x.timestamp.0 <= maxt {
+                        buf.push(x);
+                    }
+                }
+                it.push_memory(buf);
+            }
+        }
+        let ooo: Vec<Sample> = s.ooo.iter().copied().filter(|x| x.timestamp.0 >= mint && x.timestamp.0 <= maxt).collect();
+        it.push_memory(ooo);
+        let (start, end) = self.chunk_scan_bounds(r, mint, maxt);
+        it.scan = Some(self.store.scan(&start, end.as_deref()));
+        Ok(it)
+    }
+}
+
+/// A decoded chunk being merged: samples and the read position.
+#[derive(Debug)]
+struct Active {
+    samples: Vec<Sample>,
+    pos: usize,
+}
+
+/// `SampleIter` yields one series' samples in ascending time order, merging
+/// (possibly overlapping) persisted chunks, the head chunk and the
+/// out-of-order buffer. It decodes a chunk only when the merge reaches its
+/// first sample, so memory stays at a few chunks whatever the range. After
+/// an error it yields nothing more.
+pub struct SampleIter<'a> {
+    series: SeriesRef,
+    mint: i64,
+    maxt: i64,
+    scan: Option<ScanIter<'a>>,
+    /// The next persisted chunk not yet opened: (min time, record bytes).
+    peeked: Option<(i64, Vec<u8>)>,
+    /// In-memory sources not yet opened, sorted by descending first time.
+    memory: Vec<Vec<Sample>>,
+    active: Vec<Active>,
+    spare: Vec<Vec<Sample>>,
+    failed: bool,
+}
+
+impl std::fmt::Debug for SampleIter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SampleIter").field("series", &self.series).field("active", &self.active.len()).finish()
+    }
+}
+
+impl SampleIter<'_> {
+    fn push_memory(&mut self, samples: Vec<Sample>) {
+        if samples.is_empty() {
+            return;
+        }
+        self.memory.push(samples);
+        self.memory.sort_by(|a, b| b[0].timestamp.cmp(&a[0].timestamp));
+    }
+
+    /// Pulls the next persisted chunk that overlaps the range into `peeked`.
+    fn fill_peek(&mut self) -> Result<(), TsdbError> {
+        while self.peeked.is_none() {
+            let Some(scan) = self.scan.as_mut() else { return Ok(()) };
+            let Some(kv) = scan.next() else {
+                self.scan = None;
+                return Ok(());
+            };
+            let (k, v) = kv?;
+            let (_, min_t) = keys::parse_chunk_key(&k).ok_or_else(|| TsdbError::Corruption {
+                what: format!("chunk key of series {}", self.series),
+                reason: format!("{k:?}"),
+            })?;
+            let rec = ChunkRecord::decode(&v).map_err(|e| TsdbError::chunk_corruption(self.series, min_t, e))?;
+            if rec.min_time != min_t {
+                return Err(TsdbError::Corruption {
+                    what: format!("chunk of series {} starting at {min_t}ms", self.series),
+                    reason: format!("record says it starts at {}ms", rec.min_time),
+                });
+            }
+            if rec.max_time >= self.mint && min_t <= self.maxt {
+                self.peeked = Some((min_t, v));
+            }
+        }
+        Ok(())
+    }
+
+    fn open_peeked(&mut self) -> Result<(), TsdbError> {
+        let Some((min_t, bytes)) = self.peeked.take() else { return Ok(()) };
+        let rec = ChunkRecord::decode(&bytes).map_err(|e| TsdbError::chunk_corruption(self.series, min_t, e))?;
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        for x in rec.iter() {
+            let x = x.map_err(|e| TsdbError::chunk_corruption(self.series, min_t, e))?;
+            if x.timestamp.0 >= self.mint && x.timestamp.0 <= self.maxt {
+                buf.push(x);
+            }
+        }
+        if !buf.is_empty() {
+            self.active.push(Active { samples: buf, pos: 0 });
+        }
+        Ok(())
+    }
+
+    fn step(&mut self) -> Result<Option<Sample>, TsdbError> {
+        loop {
+            self.fill_peek()?;
+            // The smallest pending sample among opened sources.
+            let best = self
+                .active
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.samples[a.pos].timestamp, i))
+                .min();
+            let next_persisted = self.peeked.as_ref().map(|(t, _)| *t);
+            let next_memory = self.memory.last().map(|m| m[0].timestamp.0);
+            let must_open = |t: Option<i64>| match (t, best) {
+                (Some(t), Some((b, _))) => t <= b.0,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if must_open(next_persisted) && (next_memory.is_none() || next_persisted <= next_memory) {
+                self.open_peeked()?;
+                continue;
+            }
+            if must_open(next_memory) {
+                if let Some(m) = self.memory.pop() {
+                    self.active.push(Active { samples: m, pos: 0 });
+                }
+                continue;
+            }
+            let Some((t, i)) = best else { return Ok(None) };
+            let a = &mut self.active[i];
+            let out = a.samples[a.pos];
+            a.pos += 1;
+            if a.pos == a.samples.len() {
+                let done = self.active.swap_remove(i);
+                self.spare.push(done.samples);
+            }
+            // Drop the same timestamp from other sources (only possible if
+            // the store holds overlapping copies; the first one wins).
+            for a in &mut self.active {
+                if a.samples[a.pos].timestamp == t {
+                    a.pos += 1;
+                }
+            }
+            self.active.retain(|a| a.pos < a.samples.len());
+            return Ok(Some(out));
+        }
+    }
+}
+
+impl Iterator for SampleIter<'_> {
+    type Item = Result<Sample, TsdbError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.step() {
+            Ok(s) => s.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
