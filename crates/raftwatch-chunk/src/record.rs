@@ -1,0 +1,146 @@
+//! The on-disk chunk record; the byte diagram is in `docs/format/chunk.md`.
+//!
+//! ```text
+//! version u8 | encoding u8 | num_samples uvarint | min_time varint
+//!   | max_time - min_time uvarint | payload_len uvarint | payload
+//!   | crc32c u32 LE over every preceding byte of the record
+//! ```
+
+use raftwatch_model::encoding::{Reader, get_varint, put_uvarint, put_varint};
+
+use crate::ChunkError;
+use crate::xor::XorIter;
+
+/// `RECORD_VERSION` is the only record version this crate reads and writes.
+pub const RECORD_VERSION: u8 = 1;
+
+/// `ENCODING_XOR` is the encoding byte of a Gorilla/XOR payload.
+pub const ENCODING_XOR: u8 = 1;
+
+/// `RECORD_SAMPLES_MAX` is the largest `num_samples` a record may carry
+/// (inclusive; the smallest is 1). It matches Prometheus' 16-bit count.
+pub const RECORD_SAMPLES_MAX: u64 = 65_535;
+
+/// `CRC_BYTES` is the size of the trailing checksum.
+const CRC_BYTES: usize = 4;
+
+/// `encode` appends one record. Preconditions (asserted by the caller):
+/// `1 <= num_samples <= RECORD_SAMPLES_MAX`, `min_time <= max_time`.
+pub(crate) fn encode(
+    min_time: i64,
+    max_time: i64,
+    num_samples: usize,
+    payload: &[u8],
+    buf: &mut Vec<u8>,
+) {
+    let start = buf.len();
+    buf.push(RECORD_VERSION);
+    buf.push(ENCODING_XOR);
+    put_uvarint(buf, num_samples as u64);
+    put_varint(buf, min_time);
+    // max_time >= min_time, so the wrapping difference is the true span.
+    put_uvarint(buf, max_time.wrapping_sub(min_time) as u64);
+    put_uvarint(buf, payload.len() as u64);
+    buf.extend_from_slice(payload);
+    let crc = crc32c::crc32c(&buf[start..]);
+    buf.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// `ChunkRecord` is a decoded and verified record header borrowing its
+/// payload. `min_time <= max_time` are the first and last sample timestamps
+/// (inclusive), `num_samples` is in `1..=RECORD_SAMPLES_MAX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRecord<'a> {
+    /// Timestamp of the first sample, in milliseconds.
+    pub min_time: i64,
+    /// Timestamp of the last sample, in milliseconds.
+    pub max_time: i64,
+    /// Number of samples in the payload.
+    pub num_samples: usize,
+    /// The XOR bitstream.
+    pub payload: &'a [u8],
+}
+
+impl<'a> ChunkRecord<'a> {
+    /// `decode` parses and verifies one record occupying exactly `bytes`
+    /// (untrusted). Checks, in order: the version byte (first, because it
+    /// decides the layout, including where the checksum is); the CRC-32C in
+    /// the last four bytes over everything before them; the encoding byte;
+    /// the header fields (`num_samples` in range, `min_time + span` within
+    /// `i64`, a single sample has span 0); that `payload_len` covers exactly
+    /// the bytes up to the checksum; and that the payload's first timestamp
+    /// equals `min_time`. The payload itself is decoded lazily by
+    /// [`ChunkRecord::iter`], which reports any remaining corruption.
+    pub fn decode(bytes: &'a [u8]) -> Result<ChunkRecord<'a>, ChunkError> {
+        let version = *bytes.first().ok_or(ChunkError::Truncated)?;
+        if version != RECORD_VERSION {
+            return Err(ChunkError::UnsupportedVersion(version));
+        }
+        let Some(body_len) = bytes.len().checked_sub(CRC_BYTES) else {
+            return Err(ChunkError::Truncated);
+        };
+        let (body, crc) = bytes.split_at(body_len);
+        let mut crc_rd = Reader::new(crc);
+        let expected = crc_rd.u32_le().ok_or(ChunkError::Truncated)?;
+        let actual = crc32c::crc32c(body);
+        if expected != actual {
+            return Err(ChunkError::ChecksumMismatch { expected, actual });
+        }
+
+        let mut rd = Reader::new(body);
+        rd.u8().ok_or(ChunkError::Truncated)?; // version, checked above
+        let encoding = rd.u8().ok_or(ChunkError::Truncated)?;
+        if encoding != ENCODING_XOR {
+            return Err(ChunkError::UnsupportedEncoding(encoding));
+        }
+        let num_samples = rd
+            .uvarint()
+            .ok_or(ChunkError::Malformed("bad num_samples varint"))?;
+        if !(1..=RECORD_SAMPLES_MAX).contains(&num_samples) {
+            return Err(ChunkError::Malformed("num_samples outside 1..=65535"));
+        }
+        let min_time = rd
+            .varint()
+            .ok_or(ChunkError::Malformed("bad min_time varint"))?;
+        let span = rd
+            .uvarint()
+            .ok_or(ChunkError::Malformed("bad time span varint"))?;
+        let max_time = min_time
+            .checked_add_unsigned(span)
+            .ok_or(ChunkError::Malformed("max_time overflows i64"))?;
+        if num_samples == 1 && span != 0 {
+            return Err(ChunkError::Malformed(
+                "single-sample record with non-zero time span",
+            ));
+        }
+        let payload_len = rd
+            .uvarint()
+            .ok_or(ChunkError::Malformed("bad payload_len varint"))?;
+        let payload_len = usize::try_from(payload_len)
+            .map_err(|_| ChunkError::Malformed("payload_len does not fit in memory"))?;
+        let payload = rd.bytes(payload_len).ok_or(ChunkError::Truncated)?;
+        if rd.position() != body.len() {
+            return Err(ChunkError::Malformed("bytes between payload and checksum"));
+        }
+        match get_varint(payload) {
+            Some((t0, _)) if t0 == min_time => {}
+            Some(_) => {
+                return Err(ChunkError::Malformed(
+                    "first timestamp differs from min_time",
+                ));
+            }
+            None => return Err(crate::xor::varint_error(payload)),
+        }
+        Ok(ChunkRecord {
+            min_time,
+            max_time,
+            num_samples: num_samples as usize,
+            payload,
+        })
+    }
+
+    /// `iter` decodes the record's samples in timestamp order.
+    pub fn iter(&self) -> XorIter<'a> {
+        XorIter::new(self.payload, self.num_samples)
+    }
+}

@@ -1,0 +1,472 @@
+//! Differential tests of the XOR chunk codec against a dumb reference, a
+//! `Vec<(i64, f64)>` compared bit-exactly.
+//!
+//! Randomized with proptest: a failure prints the minimal failing input and
+//! is persisted under `proptest-regressions/`; set `PROPTEST_RNG_SEED` to
+//! replay a run and `PROPTEST_CASES` to run more cases.
+
+use proptest::prelude::*;
+use raftwatch_chunk::{
+    CHUNK_SAMPLES_TARGET, ChunkError, ChunkRecord, RECORD_VERSION, XorChunk, XorIter,
+};
+use raftwatch_model::STALE_NAN_BITS;
+
+/// `Series` is the reference: what went in, in order.
+type Series = Vec<(i64, f64)>;
+
+/// `bits` makes a series comparable bit-exactly (NaN payloads, -0.0).
+fn bits(series: &[(i64, f64)]) -> Vec<(i64, u64)> {
+    series.iter().map(|&(t, v)| (t, v.to_bits())).collect()
+}
+
+fn decoded(it: XorIter<'_>) -> Result<Vec<(i64, u64)>, ChunkError> {
+    it.map(|s| s.map(|s| (s.timestamp.0, s.value.to_bits())))
+        .collect()
+}
+
+fn build(series: &[(i64, f64)]) -> XorChunk {
+    let mut c = XorChunk::new();
+    for &(t, v) in series {
+        c.append(t, v);
+    }
+    c
+}
+
+// ---- strategies -------------------------------------------------------------
+
+fn special_value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        Just(f64::NAN),
+        Just(f64::from_bits(STALE_NAN_BITS)),
+        Just(f64::from_bits(0x7ff8_0000_0000_0001)),
+        Just(f64::from_bits(0xfff0_0000_0000_0001)),
+        Just(f64::from_bits(0xffff_ffff_ffff_ffff)),
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY),
+        Just(0.0),
+        Just(-0.0),
+        Just(f64::MIN_POSITIVE),
+        Just(f64::from_bits(1)), // smallest subnormal
+        Just(f64::MAX),
+        Just(f64::MIN),
+    ]
+}
+
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        // A small pool, so constant runs and repeats are common.
+        3 => prop_oneof![Just(1.0), Just(2.0), Just(100.0)],
+        2 => special_value(),
+        2 => any::<u64>().prop_map(f64::from_bits),
+        2 => (-1_000_000i64..1_000_000).prop_map(|i| i as f64),
+        1 => -1e6f64..1e6,
+    ]
+}
+
+/// `values` makes `n` values: either independent draws, a constant, an
+/// integer counter or a random walk.
+fn values(n: usize) -> impl Strategy<Value = Vec<f64>> {
+    prop_oneof![
+        proptest::collection::vec(value(), n),
+        value().prop_map(move |v| vec![v; n]),
+        proptest::collection::vec(0u32..1000, n).prop_map(|incs| {
+            let mut acc = 0.0;
+            incs.into_iter()
+                .map(|i| {
+                    acc += f64::from(i);
+                    acc
+                })
+                .collect()
+        }),
+        proptest::collection::vec(-1.0f64..1.0, n).prop_map(|steps| {
+            let mut acc = 50.0;
+            steps
+                .into_iter()
+                .map(|s| {
+                    acc += s;
+                    acc
+                })
+                .collect()
+        }),
+    ]
+}
+
+/// `from_deltas` accumulates positive deltas from `start`, stopping before
+/// the first overflow, so the result is strictly increasing.
+fn from_deltas(start: i64, deltas: Vec<u64>) -> Vec<i64> {
+    let mut out = vec![start];
+    let mut t = start;
+    for d in deltas {
+        match t.checked_add_unsigned(d.max(1)) {
+            Some(next) => {
+                out.push(next);
+                t = next;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+fn timestamps() -> impl Strategy<Value = Vec<i64>> {
+    let len = 0usize..300;
+    prop_oneof![
+        // Anywhere in i64: huge, irregular gaps.
+        proptest::collection::btree_set(any::<i64>(), len.clone())
+            .prop_map(|s| s.into_iter().collect::<Vec<_>>()),
+        // Including both extremes in one chunk.
+        proptest::collection::btree_set(any::<i64>(), 0usize..20).prop_map(|mut s| {
+            s.insert(i64::MIN);
+            s.insert(i64::MAX);
+            s.into_iter().collect::<Vec<_>>()
+        }),
+        // Regular 15 s scrapes with jitter, around any epoch (negative too).
+        (
+            -1_000_000_000_000_000i64..1_000_000_000_000_000,
+            proptest::collection::vec(-500i64..500, len.clone())
+        )
+            .prop_map(|(start, jitter)| {
+                jitter
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, j)| start + i as i64 * 15_000 + j)
+                    .collect::<Vec<_>>()
+            }),
+        // Irregular small deltas.
+        (
+            any::<i64>(),
+            proptest::collection::vec(1u64..5_000, len.clone())
+        )
+            .prop_map(|(s, d)| from_deltas(s / 2, d)),
+        // Deltas hopping between every dod bucket and the 64-bit escape.
+        (
+            any::<i64>(),
+            proptest::collection::vec(
+                prop_oneof![
+                    1u64..10,
+                    8_000u64..9_000,
+                    (1u64 << 16)..(1u64 << 17),
+                    (1u64 << 19)..(1u64 << 20),
+                    1u64..(1u64 << 40),
+                    1u64..u64::MAX,
+                ],
+                len
+            )
+        )
+            .prop_map(|(s, d)| from_deltas(s, d)),
+    ]
+}
+
+fn series() -> impl Strategy<Value = Series> {
+    timestamps().prop_flat_map(|ts| {
+        let n = ts.len();
+        values(n).prop_map(move |vs| ts.iter().copied().zip(vs).collect())
+    })
+}
+
+/// `record_of` encodes a non-empty series as a record.
+fn record_of(series: &[(i64, f64)]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    build(series).encode_record(&mut buf);
+    buf
+}
+
+/// `config` runs 512 cases unless `PROPTEST_CASES` says otherwise
+/// (`with_cases` alone would override the environment).
+fn config() -> ProptestConfig {
+    let default = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_some() {
+        default
+    } else {
+        ProptestConfig {
+            cases: 512,
+            ..default
+        }
+    }
+}
+
+// ---- differential round trips ----------------------------------------------
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn append_then_iterate_matches_reference(s in series()) {
+        let c = build(&s);
+        prop_assert_eq!(c.num_samples(), s.len());
+        prop_assert_eq!(c.is_empty(), s.is_empty());
+        prop_assert_eq!(c.min_time(), s.first().map(|p| p.0));
+        prop_assert_eq!(c.max_time(), s.last().map(|p| p.0));
+        prop_assert_eq!(c.last_value().map(f64::to_bits), s.last().map(|p| p.1.to_bits()));
+        prop_assert_eq!(decoded(c.iter()), Ok(bits(&s)));
+        prop_assert_eq!(decoded(XorIter::new(c.payload(), s.len())), Ok(bits(&s)));
+        prop_assert!(c.heap_bytes() >= c.payload().len());
+    }
+
+    #[test]
+    fn record_round_trip_matches_reference(s in series()) {
+        prop_assume!(!s.is_empty());
+        let buf = record_of(&s);
+        let rec = ChunkRecord::decode(&buf).unwrap();
+        prop_assert_eq!(rec.min_time, s[0].0);
+        prop_assert_eq!(rec.max_time, s[s.len() - 1].0);
+        prop_assert_eq!(rec.num_samples, s.len());
+        prop_assert_eq!(decoded(rec.iter()), Ok(bits(&s)));
+    }
+
+    #[test]
+    fn record_appends_to_existing_buffer(s in series(), prefix in proptest::collection::vec(any::<u8>(), 0..8)) {
+        prop_assume!(!s.is_empty());
+        let mut buf = prefix.clone();
+        build(&s).encode_record(&mut buf);
+        prop_assert_eq!(&buf[..prefix.len()], &prefix[..]);
+        let rec = ChunkRecord::decode(&buf[prefix.len()..]).unwrap();
+        prop_assert_eq!(decoded(rec.iter()), Ok(bits(&s)));
+    }
+
+    #[test]
+    fn from_payload_then_append_matches_reference(s in series(), split in any::<prop::sample::Index>()) {
+        let k = split.index(s.len() + 1);
+        let head = build(&s[..k]);
+        let mut resumed = XorChunk::from_payload(head.payload(), k).unwrap();
+        prop_assert_eq!(resumed.max_time(), head.max_time());
+        prop_assert_eq!(resumed.min_time(), head.min_time());
+        prop_assert_eq!(resumed.last_value().map(f64::to_bits), head.last_value().map(f64::to_bits));
+        for &(t, v) in &s[k..] {
+            resumed.append(t, v);
+        }
+        prop_assert_eq!(decoded(resumed.iter()), Ok(bits(&s)));
+        // Resuming recovers the appender state exactly: same bytes as
+        // appending everything to one chunk.
+        let straight = build(&s);
+        prop_assert_eq!(resumed.payload(), straight.payload());
+    }
+
+    // ---- corruption ---------------------------------------------------------
+
+    #[test]
+    fn any_flipped_byte_is_detected(s in series(), at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        prop_assume!(!s.is_empty());
+        let mut buf = record_of(&s);
+        let i = at.index(buf.len());
+        buf[i] ^= flip;
+        match ChunkRecord::decode(&buf) {
+            // The version byte is checked first: it decides the layout.
+            Err(ChunkError::UnsupportedVersion(v)) => prop_assert!(i == 0 && v == RECORD_VERSION ^ flip),
+            // CRC-32C detects every error confined to one byte.
+            Err(ChunkError::ChecksumMismatch { .. }) => prop_assert!(i != 0),
+            other => prop_assert!(false, "flip at {} decoded as {:?}", i, other),
+        }
+    }
+
+    #[test]
+    fn truncated_or_extended_records_are_rejected(s in series(), cut in any::<prop::sample::Index>(), extra in 1u8..=255) {
+        prop_assume!(!s.is_empty());
+        let buf = record_of(&s);
+        let k = cut.index(buf.len());
+        prop_assert!(ChunkRecord::decode(&buf[..k]).is_err());
+        let mut longer = buf.clone();
+        longer.push(extra);
+        prop_assert!(ChunkRecord::decode(&longer).is_err());
+    }
+
+    #[test]
+    fn payload_iteration_with_wrong_count_fails_or_stops(s in series(), extra in 1usize..50) {
+        let c = build(&s);
+        // Asking for more samples than were written must not produce
+        // samples out of thin air silently beyond the padding: it either
+        // errors or yields strictly increasing timestamps (the zero padding
+        // can legitimately decode as a few "repeat" samples).
+        let got: Vec<_> = XorIter::new(c.payload(), s.len() + extra).collect();
+        prop_assert!(got.len() <= s.len() + extra);
+        let ok: Vec<_> = got.iter().take_while(|r| r.is_ok()).collect();
+        prop_assert!(ok.len() >= s.len());
+        // Decoding fewer than written yields a prefix.
+        let fewer = s.len() / 2;
+        prop_assert_eq!(decoded(XorIter::new(c.payload(), fewer)), Ok(bits(&s[..fewer])));
+    }
+
+    // ---- garbage --------------------------------------------------------------
+
+    #[test]
+    fn garbage_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), n in 0usize..2_000) {
+        check_garbage_payload(&bytes, n)?;
+    }
+
+    #[test]
+    fn mutated_payloads_never_panic(s in series(), at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        let c = build(&s);
+        let mut p = c.payload().to_vec();
+        prop_assume!(!p.is_empty());
+        let i = at.index(p.len());
+        p[i] ^= flip;
+        check_garbage_payload(&p, s.len())?;
+    }
+
+    #[test]
+    fn garbage_records_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        if let Ok(rec) = ChunkRecord::decode(&bytes) {
+            let _ = rec.iter().count();
+        }
+    }
+
+    #[test]
+    fn garbage_behind_a_valid_checksum_never_panics(
+        header in proptest::collection::vec(any::<u8>(), 0..24),
+        payload in proptest::collection::vec(any::<u8>(), 0..128),
+    ) {
+        // Random header fields, then a record-shaped random payload, both
+        // under a correct CRC, so decoding gets past the checksum.
+        for body in [
+            [&[RECORD_VERSION][..], &header].concat(),
+            [&[RECORD_VERSION, 1][..], &header, &payload].concat(),
+        ] {
+            let mut buf = body.clone();
+            buf.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+            if let Ok(rec) = ChunkRecord::decode(&buf) {
+                prop_assert!(rec.min_time <= rec.max_time);
+                prop_assert!((1..=65_535).contains(&rec.num_samples));
+                check_garbage_payload(rec.payload, rec.num_samples)?;
+            }
+        }
+    }
+}
+
+/// `check_garbage_payload` decodes untrusted bytes and checks the
+/// iterator's contract: at most `n` items, at most one `Err` and only last,
+/// strictly increasing timestamps; and that `from_payload` agrees.
+fn check_garbage_payload(bytes: &[u8], n: usize) -> Result<(), TestCaseError> {
+    let items: Vec<_> = XorIter::new(bytes, n).collect();
+    prop_assert!(items.len() <= n);
+    let errs = items.iter().filter(|r| r.is_err()).count();
+    prop_assert!(errs <= 1);
+    if errs == 1 {
+        prop_assert!(items.last().is_some_and(Result::is_err));
+    }
+    let ts: Vec<i64> = items
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|s| s.timestamp.0)
+        .collect();
+    prop_assert!(ts.windows(2).all(|w| w[0] < w[1]));
+    // `from_payload` may refuse even when iteration succeeded (bytes after
+    // the last sample, non-zero padding bits); when it accepts, iteration
+    // must have succeeded too.
+    if let Ok(mut c) = XorChunk::from_payload(bytes, n) {
+        prop_assert_eq!(errs, 0);
+        prop_assert_eq!(items.len(), n);
+        prop_assert_eq!(c.payload(), bytes);
+        prop_assert_eq!(c.max_time(), ts.last().copied());
+        // A resumed chunk keeps working.
+        if let Some(t) = c.max_time().and_then(|t| t.checked_add(1)) {
+            c.append(t, 1.5);
+            let again = decoded(c.iter());
+            prop_assert!(again.is_ok());
+        }
+    }
+    Ok(())
+}
+
+// ---- pinned cases -------------------------------------------------------------
+
+#[test]
+fn regular_constant_series_compresses_to_two_bits_per_sample() {
+    let s: Series = (0..CHUNK_SAMPLES_TARGET as i64)
+        .map(|i| (1_700_000_000_000 + i * 15_000, 42.0))
+        .collect();
+    let c = build(&s);
+    assert!(
+        c.payload().len() <= 30 + CHUNK_SAMPLES_TARGET * 2 / 8,
+        "payload is {} bytes",
+        c.payload().len()
+    );
+    assert_eq!(decoded(c.iter()), Ok(bits(&s)));
+}
+
+#[test]
+fn payload_bytes_are_pinned() {
+    // Hand-checked against the format spec; Prometheus' XOR chunk for the
+    // same samples is these bytes behind its 2-byte count header.
+    // t0=1000 -> zigzag 2000 -> varint d0 0f; v0=1.0 -> 3ff0000000000000;
+    // delta 1000 -> uvarint e8 07; v1=1.0 -> '0';
+    // t2=3000: dod 0 -> '0'; v2=2.0: xor 7ff0000000000000, lead 1,
+    //   trail 52, sig 11 -> '11' 00001 001011 11111111111;
+    // t3=4500: dod 500 -> '10' 00000111110100; v3=2.0 -> '0'.
+    let c = build(&[(1000, 1.0), (2000, 1.0), (3000, 2.0), (4500, 2.0)]);
+    let mut want = vec![0xd0, 0x0f, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0xe8, 0x07];
+    // Bits after the varint: 0 0 11 00001 001011 11111111111 10 00000111110100 0
+    // = 0011 0000 1001 0111 1111 1111 1110 0000 0111 1101 000 (+ 5 pad bits)
+    want.extend_from_slice(&[0x30, 0x97, 0xff, 0xe0, 0x7d, 0x00]);
+    assert_eq!(c.payload(), &want[..]);
+
+    let mut rec = Vec::new();
+    c.encode_record(&mut rec);
+    // version, encoding, num_samples 4, min_time 1000 (zigzag 2000), span
+    // 3500, payload_len 18, payload, crc.
+    assert_eq!(&rec[..8], &[1, 1, 4, 0xd0, 0x0f, 0xac, 0x1b, 18]);
+    assert_eq!(rec.len(), 8 + 18 + 4);
+}
+
+#[test]
+fn stale_marker_and_nan_payloads_survive_a_record() {
+    let s: Series = vec![
+        (-5, f64::from_bits(STALE_NAN_BITS)),
+        (0, f64::NAN),
+        (1, f64::from_bits(STALE_NAN_BITS)),
+        (2, -0.0),
+        (3, 0.0),
+        (4, f64::INFINITY),
+        (5, f64::NEG_INFINITY),
+        (6, f64::from_bits(0x7ff8_dead_beef_0001)),
+    ];
+    let buf = record_of(&s);
+    let rec = ChunkRecord::decode(&buf).unwrap();
+    assert_eq!(decoded(rec.iter()), Ok(bits(&s)));
+}
+
+#[test]
+fn header_errors_are_specific() {
+    let buf = record_of(&[(10, 1.0), (20, 2.0)]);
+    assert_eq!(ChunkRecord::decode(&[]), Err(ChunkError::Truncated));
+    assert_eq!(ChunkRecord::decode(&[1, 1, 1]), Err(ChunkError::Truncated));
+    let mut v2 = buf.clone();
+    v2[0] = 2;
+    assert_eq!(
+        ChunkRecord::decode(&v2),
+        Err(ChunkError::UnsupportedVersion(2))
+    );
+    // Re-checksum a record with a different encoding byte.
+    let mut enc = buf[..buf.len() - 4].to_vec();
+    enc[1] = 9;
+    let crc = crc32c::crc32c(&enc);
+    enc.extend_from_slice(&crc.to_le_bytes());
+    assert_eq!(
+        ChunkRecord::decode(&enc),
+        Err(ChunkError::UnsupportedEncoding(9))
+    );
+}
+
+#[test]
+fn non_monotonic_payload_is_reported() {
+    // Sample 0 at t=5, then a first delta of zero.
+    let mut p = vec![10u8];
+    p.extend_from_slice(&1f64.to_bits().to_be_bytes());
+    p.push(0);
+    p.push(0);
+    let got: Vec<_> = XorIter::new(&p, 2).collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        got[1],
+        Err(ChunkError::NonMonotonic {
+            previous: 5,
+            next: 5
+        })
+    );
+    assert!(XorChunk::from_payload(&p, 2).is_err());
+}
+
+#[test]
+#[should_panic(expected = "encode_record")]
+fn encoding_an_empty_chunk_is_a_programmer_error() {
+    XorChunk::new().encode_record(&mut Vec::new());
+}
