@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use raftwatch_storage::{BatchOp, KvStore, ScanIter, StorageError, WriteBatch};
 
 /// `SledMode` chooses sled's trade-off between disk space and write speed.
+///
+/// sled 0.34.7 stores this setting and never reads it: both modes behave
+/// the same (measured: within run-to-run noise of each other, see
+/// [`SledConfig`]). It is kept so that a later sled can honour it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SledMode {
     /// Compact more eagerly: fewer bytes on disk, more write amplification
@@ -26,18 +30,52 @@ pub enum SledMode {
 /// `SledConfig` is how a [`SledStore`] is opened.
 ///
 /// The default minimises bytes on disk, which the TSDB benchmark counts per
-/// sample, so it uses [`SledMode::LowSpace`]. Measured with
-/// `examples/sled_space.rs` (60,000 incompressible 200-byte values under
-/// 16-byte keys, batches of 1,000, one flush; 12.96 MB of keys and values):
-/// both modes used 27.8–29.9 MB for a single write pass (about 2.2x, the
-/// difference between them within run-to-run noise); rewriting the same
-/// keys 5 times, LowSpace used 37.7–39.3 MB and HighThroughput 41.9 MB.
+/// sample: zstd level 1 on sled's default 512 KiB segments. Measured with
+/// `examples/sled_matrix.sh` (1,000 series x 60 chunk records of 120..=350
+/// bytes under 17-byte keys, written interleaved in batches of 1,000, all
+/// 1,000 head records of 50..=300 bytes rewritten and flushed every 10
+/// batches and then 30 more times; 15.3 MB logical), as directory bytes
+/// over logical bytes after the 30 extra flushes, three runs each:
+///
+/// | config                   | chunk-like values | random values | write s | read s  |
+/// |--------------------------|-------------------|---------------|---------|---------|
+/// | no zstd, 512 KiB         | 2.81–3.09x        | 2.98x         | 1.2–1.9 | 0.2–0.3 |
+/// | no zstd, 1 MiB           | 2.54–2.74x        | 2.71x         | 1.4–2.0 | 0.3     |
+/// | zstd 1, 512 KiB (default)| 1.95–2.37x        | 2.57x         | 5.1–7.6 | 0.4–0.7 |
+/// | zstd 1, 1 MiB            | 2.26–2.32x        |               | 6.1–7.1 | 0.5–0.6 |
+/// | zstd 3 / 5 / 10, 512 KiB | 2.61 / 2.43 / 2.47x | 2.50x (3)   | 5.7–7.0 | 0.4–0.7 |
+///
+/// "Chunk-like" values are 70% random bytes and 30% zeros; zstd alone
+/// makes them about 0.8x. Other segment sizes are worse (256 KiB: 3.67x;
+/// 2/4/8 MiB: 3.15/3.84/4.43x; 256 B..4 KiB push every node into its own
+/// blob file, 2.1–2.7x apparent but 4.4–4.6x in allocated blocks and
+/// 13,000–16,000 files). Writing keys in ascending order instead of
+/// interleaved gives 1.92x without zstd and 1.68x with it; one 60,000-record
+/// batch is worse (3.87x) than batches of 100 or 1,000.
+///
+/// Why sled needs 2–3x: every insert is logged as a delta holding the key
+/// and value; after 10 deltas the whole leaf (at most 16 entries) is logged
+/// again, and again at each split, so each value is written 2–3 times. A
+/// segment is only cleaned once at most 50% of it is live, free segments
+/// stay inside the file unless they are at its end, and the threshold,
+/// consolidation and split sizes are constants with no knob. So no
+/// configuration reaches 1.3x.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SledConfig {
     /// `cache_capacity_bytes` bounds sled's page cache, in bytes.
     pub cache_capacity_bytes: u64,
-    /// `mode` is sled's space/speed trade-off.
+    /// `mode` is sled's space/speed trade-off; a no-op in sled 0.34.7.
     pub mode: SledMode,
+    /// `segment_size_bytes` is the size of sled's log segments (and I/O
+    /// buffers): a power of two from 256 B to 16 MiB. Fixed when the
+    /// database is created; opening it with another value fails.
+    pub segment_size_bytes: usize,
+    /// `compression_factor` is the zstd level (1..=22) sled compresses
+    /// every logged page fragment and blob with, or `None` to store them
+    /// raw. Whether to compress is fixed when the database is created
+    /// (opening it the other way fails); the level may change. Costs about
+    /// 4x write time and 2x read time (see the table above).
+    pub compression_factor: Option<i32>,
 }
 
 impl SledConfig {
@@ -45,6 +83,14 @@ impl SledConfig {
     /// 64 MiB: sled's own default is 1 GiB, too much for a node that hosts
     /// several shards.
     pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 64 << 20;
+    /// `DEFAULT_SEGMENT_SIZE_BYTES` is 512 KiB, sled's own default: with
+    /// zstd, 1 MiB measured the same within noise, and every other size
+    /// measured worse.
+    pub const DEFAULT_SEGMENT_SIZE_BYTES: usize = 512 << 10;
+    /// `DEFAULT_COMPRESSION_FACTOR` is zstd level 1: levels 3, 5 and 10
+    /// used no fewer bytes (2.43–2.61x, one run each) and are slower,
+    /// probably because sled compresses each small page fragment on its own.
+    pub const DEFAULT_COMPRESSION_FACTOR: Option<i32> = Some(1);
 }
 
 impl Default for SledConfig {
@@ -52,6 +98,8 @@ impl Default for SledConfig {
         SledConfig {
             cache_capacity_bytes: SledConfig::DEFAULT_CACHE_CAPACITY_BYTES,
             mode: SledMode::LowSpace,
+            segment_size_bytes: SledConfig::DEFAULT_SEGMENT_SIZE_BYTES,
+            compression_factor: SledConfig::DEFAULT_COMPRESSION_FACTOR,
         }
     }
 }
@@ -82,13 +130,31 @@ impl SledStore {
             SledMode::LowSpace => sled::Mode::LowSpace,
             SledMode::HighThroughput => sled::Mode::HighThroughput,
         };
-        let db = sled::Config::new()
+        let mut sled_config = sled::Config::new()
             .path(path)
             .cache_capacity(config.cache_capacity_bytes)
             .mode(mode)
-            .flush_every_ms(None)
-            .open()
-            .map_err(storage_error)?;
+            .segment_size(config.segment_size_bytes)
+            .flush_every_ms(None);
+        if let Some(factor) = config.compression_factor {
+            sled_config = sled_config.use_compression(true).compression_factor(factor);
+        }
+        // sled finishes writing a dropped database's last buffers on its
+        // own I/O threads, which hold the directory's file lock until they
+        // are done (sled's own tests block on the lock for this reason), so
+        // reopening right after a drop can find the lock taken, more often
+        // with compression on. Retry a bounded number of times; a store that
+        // is really open elsewhere still fails.
+        let mut attempts_left = OPEN_LOCK_ATTEMPTS_MAX;
+        let db = loop {
+            match sled_config.open() {
+                Err(sled::Error::Io(e)) if attempts_left > 1 && is_lock_error(&e) => {
+                    attempts_left -= 1;
+                    std::thread::yield_now();
+                }
+                result => break result.map_err(storage_error)?,
+            }
+        };
         Ok(SledStore {
             db,
             path: path.to_path_buf(),
@@ -107,6 +173,16 @@ impl fmt::Debug for SledStore {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
+}
+
+/// How many times [`SledStore::open`] tries to take a directory's lock
+/// before reporting it as held.
+const OPEN_LOCK_ATTEMPTS_MAX: u32 = 10_000;
+
+/// Whether `e` is sled 0.34's "could not acquire lock" error, which it
+/// builds as `io::ErrorKind::Other` around the `WouldBlock` of `flock`.
+fn is_lock_error(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Other && e.to_string().starts_with("could not acquire lock")
 }
 
 /// Maps a sled error onto the storage error callers branch on.
