@@ -85,7 +85,10 @@ pub struct Label {
 impl Label {
     /// `new` builds a label from anything string-like.
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Label {
-        Label { name: name.into(), value: value.into() }
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -110,7 +113,9 @@ impl Labels {
         labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         for pair in labels.windows(2) {
             if pair[0].name == pair[1].name {
-                return Err(LabelError::DuplicateName { name: pair[0].name.clone() });
+                return Err(LabelError::DuplicateName {
+                    name: pair[0].name.clone(),
+                });
             }
         }
         labels.retain(|l| !l.value.is_empty());
@@ -127,7 +132,10 @@ impl Labels {
         N: Into<String>,
         V: Into<String>,
     {
-        Self::new(pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect(), limits)
+        Self::new(
+            pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect(),
+            limits,
+        )
     }
 
     fn check(labels: &[Label], limits: &LabelLimits) -> Result<(), LabelError> {
@@ -308,14 +316,20 @@ mod tests {
 
     #[test]
     fn utf8_names_are_allowed() {
-        let l = Labels::from_pairs([("__name__", "http.requests.total"), ("🙂 name", "v")], &lim())
-            .unwrap();
+        let l = Labels::from_pairs(
+            [("__name__", "http.requests.total"), ("🙂 name", "v")],
+            &lim(),
+        )
+        .unwrap();
         assert_eq!(l.metric_name(), Some("http.requests.total"));
     }
 
     #[test]
     fn refusals_are_typed() {
-        assert_eq!(Labels::from_pairs([("", "x")], &lim()), Err(LabelError::EmptyName));
+        assert_eq!(
+            Labels::from_pairs([("", "x")], &lim()),
+            Err(LabelError::EmptyName)
+        );
         assert_eq!(
             Labels::from_pairs([("a", "1"), ("a", "2")], &lim()),
             Err(LabelError::DuplicateName { name: "a".into() })
@@ -324,19 +338,34 @@ mod tests {
             Labels::from_pairs([("a", "1"), ("a", "")], &lim()),
             Err(LabelError::DuplicateName { name: "a".into() })
         );
-        assert_eq!(Labels::from_pairs([("a", "")], &lim()), Err(LabelError::EmptyLabelSet));
-        let small = LabelLimits { labels_per_series_max: 1, label_name_bytes_max: 3, label_value_bytes_max: 3 };
+        assert_eq!(
+            Labels::from_pairs([("a", "")], &lim()),
+            Err(LabelError::EmptyLabelSet)
+        );
+        let small = LabelLimits {
+            labels_per_series_max: 1,
+            label_name_bytes_max: 3,
+            label_value_bytes_max: 3,
+        };
         assert_eq!(
             Labels::from_pairs([("a", "1"), ("b", "2")], &small),
             Err(LabelError::TooManyLabels { count: 2, limit: 1 })
         );
         assert!(matches!(
             Labels::from_pairs([("abcd", "1")], &small),
-            Err(LabelError::NameTooLong { bytes: 4, limit: 3, .. })
+            Err(LabelError::NameTooLong {
+                bytes: 4,
+                limit: 3,
+                ..
+            })
         ));
         assert!(matches!(
             Labels::from_pairs([("a", "1234")], &small),
-            Err(LabelError::ValueTooLong { bytes: 4, limit: 3, .. })
+            Err(LabelError::ValueTooLong {
+                bytes: 4,
+                limit: 3,
+                ..
+            })
         ));
     }
 
@@ -346,7 +375,10 @@ mod tests {
         let l = Labels::from_pairs([("__name__", "up"), ("job", "node")], &lim()).unwrap();
         assert_eq!(l.hash(), SeriesHash(PINNED_UP_JOB_NODE));
         let single = Labels::from_pairs([("a", "b")], &lim()).unwrap();
-        assert_eq!(single.hash(), SeriesHash(xxhash_rust::xxh3::xxh3_64(b"a\xffb\xff")));
+        assert_eq!(
+            single.hash(),
+            SeriesHash(xxhash_rust::xxh3::xxh3_64(b"a\xffb\xff"))
+        );
     }
 
     const PINNED_UP_JOB_NODE: u64 = 0x85d6_66c2_8b44_5bb9;
@@ -362,7 +394,9 @@ mod tests {
         }
         assert_eq!(
             Labels::decode(&buf, &lim()),
-            Err(LabelError::Malformed { reason: "label names not strictly sorted" })
+            Err(LabelError::Malformed {
+                reason: "label names not strictly sorted"
+            })
         );
         // Invalid UTF-8.
         assert!(Labels::decode(&[1, 1, 0xc3, 1, b'x'], &lim()).is_err());

@@ -69,20 +69,32 @@ impl Matcher {
         let regex = match op {
             MatchOp::RegexMatch | MatchOp::RegexNoMatch => {
                 let anchored = format!("^(?s:{value})$");
-                Some(Regex::new(&anchored).map_err(|e| MatcherError::InvalidRegex {
-                    name: name.clone(),
-                    pattern: value.clone(),
-                    reason: e.to_string(),
-                })?)
+                Some(
+                    Regex::new(&anchored).map_err(|e| MatcherError::InvalidRegex {
+                        name: name.clone(),
+                        pattern: value.clone(),
+                        reason: e.to_string(),
+                    })?,
+                )
             }
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
-        Ok(Matcher { name, op, value, regex })
+        Ok(Matcher {
+            name,
+            op,
+            value,
+            regex,
+        })
     }
 
     /// `equal` is shorthand for an `=` matcher (which cannot fail).
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Matcher {
-        Matcher { name: name.into(), op: MatchOp::Equal, value: value.into(), regex: None }
+        Matcher {
+            name: name.into(),
+            op: MatchOp::Equal,
+            value: value.into(),
+            regex: None,
+        }
     }
 
     /// `name` is the label this matcher reads.
@@ -158,10 +170,26 @@ mod tests {
     fn empty_matching() {
         assert!(Matcher::equal("a", "").matches_empty());
         assert!(!Matcher::equal("a", "x").matches_empty());
-        assert!(Matcher::new(MatchOp::NotEqual, "a", "x").unwrap().matches_empty());
-        assert!(Matcher::new(MatchOp::RegexMatch, "a", ".*").unwrap().matches_empty());
-        assert!(!Matcher::new(MatchOp::RegexMatch, "a", ".+").unwrap().matches_empty());
-        assert!(Matcher::new(MatchOp::RegexNoMatch, "a", ".+").unwrap().matches_empty());
+        assert!(
+            Matcher::new(MatchOp::NotEqual, "a", "x")
+                .unwrap()
+                .matches_empty()
+        );
+        assert!(
+            Matcher::new(MatchOp::RegexMatch, "a", ".*")
+                .unwrap()
+                .matches_empty()
+        );
+        assert!(
+            !Matcher::new(MatchOp::RegexMatch, "a", ".+")
+                .unwrap()
+                .matches_empty()
+        );
+        assert!(
+            Matcher::new(MatchOp::RegexNoMatch, "a", ".+")
+                .unwrap()
+                .matches_empty()
+        );
     }
 
     #[test]

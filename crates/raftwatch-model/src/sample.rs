@@ -30,7 +30,10 @@ pub struct Sample {
 impl Sample {
     /// `new` builds a sample from raw milliseconds and a value.
     pub fn new(timestamp_ms: i64, value: f64) -> Sample {
-        Sample { timestamp: TimestampMs(timestamp_ms), value }
+        Sample {
+            timestamp: TimestampMs(timestamp_ms),
+            value,
+        }
     }
 
     /// `bit_eq` compares timestamp and the value's bits: two NaNs with the

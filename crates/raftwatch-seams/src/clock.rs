@@ -86,13 +86,18 @@ pub struct ManualClock {
 impl ManualClock {
     /// `new` starts at the given wall time with monotonic time 0.
     pub fn new(wall: TimestampMs) -> ManualClock {
-        ManualClock { wall_ms: AtomicI64::new(wall.0), mono_ns: AtomicU64::new(0) }
+        ManualClock {
+            wall_ms: AtomicI64::new(wall.0),
+            mono_ns: AtomicU64::new(0),
+        }
     }
 
     /// `advance_ms` moves both clocks forward by `ms` milliseconds.
     pub fn advance_ms(&self, ms: u64) {
-        self.wall_ms.fetch_add(i64::try_from(ms).unwrap_or(i64::MAX), Ordering::SeqCst);
-        self.mono_ns.fetch_add(ms.saturating_mul(1_000_000), Ordering::SeqCst);
+        self.wall_ms
+            .fetch_add(i64::try_from(ms).unwrap_or(i64::MAX), Ordering::SeqCst);
+        self.mono_ns
+            .fetch_add(ms.saturating_mul(1_000_000), Ordering::SeqCst);
     }
 
     /// `set_wall` moves only the wall clock (which may go backwards), as a

@@ -21,7 +21,9 @@ impl DetRng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             z ^ (z >> 31)
         };
-        DetRng { s: [next(), next(), next(), next()] }
+        DetRng {
+            s: [next(), next(), next(), next()],
+        }
     }
 
     /// `fork` derives an independent generator, e.g. one per series, so
@@ -85,13 +87,23 @@ mod tests {
         assert_eq!(got, PINNED_SEED0);
     }
 
-    const PINNED_SEED0: [u64; 3] = [11091344671253066420, 13793997310169335082, 1900383378846508768];
+    const PINNED_SEED0: [u64; 3] = [
+        11091344671253066420,
+        13793997310169335082,
+        1900383378846508768,
+    ];
 
     #[test]
     fn same_seed_same_stream_different_seed_different_stream() {
-        let a: Vec<u64> = (0..8).scan(DetRng::new(7), |r, _| Some(r.next_u64())).collect();
-        let b: Vec<u64> = (0..8).scan(DetRng::new(7), |r, _| Some(r.next_u64())).collect();
-        let c: Vec<u64> = (0..8).scan(DetRng::new(8), |r, _| Some(r.next_u64())).collect();
+        let a: Vec<u64> = (0..8)
+            .scan(DetRng::new(7), |r, _| Some(r.next_u64()))
+            .collect();
+        let b: Vec<u64> = (0..8)
+            .scan(DetRng::new(7), |r, _| Some(r.next_u64()))
+            .collect();
+        let c: Vec<u64> = (0..8)
+            .scan(DetRng::new(8), |r, _| Some(r.next_u64()))
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

@@ -113,7 +113,12 @@ impl WriteBatch {
 
 impl fmt::Debug for WriteBatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WriteBatch({} ops, {} bytes)", self.ops.len(), self.bytes)
+        write!(
+            f,
+            "WriteBatch({} ops, {} bytes)",
+            self.ops.len(),
+            self.bytes
+        )
     }
 }
 

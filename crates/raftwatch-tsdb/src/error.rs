@@ -54,7 +54,9 @@ impl TsdbError {
 pub enum RejectReason {
     /// Older than the series' newest sample by more than the out-of-order
     /// window.
-    #[error("sample at {timestamp:?} is out of order: series newest is {newest:?}, window is {window_ms}ms")]
+    #[error(
+        "sample at {timestamp:?} is out of order: series newest is {newest:?}, window is {window_ms}ms"
+    )]
     OutOfOrder {
         /// The sample's timestamp.
         timestamp: TimestampMs,

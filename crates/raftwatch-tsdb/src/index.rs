@@ -9,6 +9,10 @@ use raftwatch_model::{Matcher, SeriesRef};
 /// `Postings` is a strictly ascending list of series refs.
 pub type Postings = Vec<SeriesRef>;
 
+/// `InternedLabels` is a series' label pairs as shared strings, in
+/// canonical order.
+pub type InternedLabels = Box<[(Arc<str>, Arc<str>)]>;
+
 /// `Interner` stores each distinct label string once; series and index
 /// share the `Arc`s. Order never drives behaviour here (lookups only).
 #[derive(Debug, Default)]
@@ -61,13 +65,15 @@ impl Index {
     }
 
     /// `remove` takes a set of series out of the index.
-    pub fn remove(&mut self, removed: &[(SeriesRef, Box<[(Arc<str>, Arc<str>)]>)]) {
+    pub fn remove(&mut self, removed: &[(SeriesRef, InternedLabels)]) {
         let mut gone: Vec<SeriesRef> = removed.iter().map(|(r, _)| *r).collect();
         gone.sort_unstable();
         self.all.retain(|r| gone.binary_search(r).is_err());
         for (r, labels) in removed {
             for (name, value) in labels.iter() {
-                let Some(values) = self.map.get_mut(name) else { continue };
+                let Some(values) = self.map.get_mut(name) else {
+                    continue;
+                };
                 if let Some(p) = values.get_mut(value) {
                     if let Ok(i) = p.binary_search(r) {
                         p.remove(i);
@@ -96,7 +102,11 @@ impl Index {
             matchers.iter().partition(|m| m.matches_empty());
         let mut result: Option<Postings> = None;
         for m in needs_label {
-            let matched = union_all(self.values(m.name()).filter(|(v, _)| m.matches(v)).map(|(_, p)| p));
+            let matched = union_all(
+                self.values(m.name())
+                    .filter(|(v, _)| m.matches(v))
+                    .map(|(_, p)| p),
+            );
             result = Some(match result {
                 None => matched,
                 Some(acc) => intersect(&acc, &matched),
@@ -108,8 +118,11 @@ impl Index {
         let mut result = result.unwrap_or_else(|| self.all.clone());
         for m in empty_ok {
             // Series that have the label with a value the matcher refuses.
-            let excluded =
-                union_all(self.values(m.name()).filter(|(v, _)| !m.matches(v)).map(|(_, p)| p));
+            let excluded = union_all(
+                self.values(m.name())
+                    .filter(|(v, _)| !m.matches(v))
+                    .map(|(_, p)| p),
+            );
             if !excluded.is_empty() {
                 result = difference(&result, &excluded);
             }

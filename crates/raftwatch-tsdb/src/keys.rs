@@ -119,7 +119,11 @@ impl Meta {
         if !r.remaining().is_empty() || chunk_span_ms_max <= 0 {
             return Err("malformed meta record".into());
         }
-        Ok(Meta { next_series_ref, chunk_span_ms_max, retention_cutoff })
+        Ok(Meta {
+            next_series_ref,
+            chunk_span_ms_max,
+            retention_cutoff,
+        })
     }
 }
 
@@ -169,12 +173,17 @@ fn seal(b: &mut Vec<u8>) {
 
 /// `unseal` verifies and strips the trailing CRC32C.
 fn unseal(bytes: &[u8]) -> Result<&[u8], String> {
-    let split = bytes.len().checked_sub(4).ok_or("record shorter than its checksum")?;
+    let split = bytes
+        .len()
+        .checked_sub(4)
+        .ok_or("record shorter than its checksum")?;
     let (body, tail) = bytes.split_at(split);
     let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
     let actual = crc32c::crc32c(body);
     if stored != actual {
-        return Err(format!("checksum mismatch: stored {stored:08x}, computed {actual:08x}"));
+        return Err(format!(
+            "checksum mismatch: stored {stored:08x}, computed {actual:08x}"
+        ));
     }
     Ok(body)
 }
@@ -196,10 +205,17 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_detect_damage() {
-        let m = Meta { next_series_ref: 42, chunk_span_ms_max: 7_200_000, retention_cutoff: -1 };
+        let m = Meta {
+            next_series_ref: 42,
+            chunk_span_ms_max: 7_200_000,
+            retention_cutoff: -1,
+        };
         assert_eq!(Meta::decode(&m.encode()), Ok(m));
         let labels = Labels::from_pairs([("a", "b")], &LabelLimits::default()).unwrap();
-        let s = SeriesRecord { min_time: -3, labels };
+        let s = SeriesRecord {
+            min_time: -3,
+            labels,
+        };
         let mut enc = s.encode();
         assert_eq!(SeriesRecord::decode(&enc), Ok(s));
         enc[2] ^= 1;

@@ -41,7 +41,7 @@ use raftwatch_chunk::{ChunkRecord, XorChunk};
 use raftwatch_model::{Label, LabelLimits, Labels, Sample, SeriesHash, SeriesRef, TimestampMs};
 use raftwatch_storage::{KvStore, WriteBatch, prefix_end};
 
-use crate::index::{Index, Interner};
+use crate::index::{Index, InternedLabels, Interner};
 use crate::keys::{Meta, SeriesRecord};
 
 /// `AppendReport` summarises one append call.
@@ -77,7 +77,7 @@ pub struct Stats {
 /// `MemSeries` is a series' in-memory state.
 #[derive(Debug)]
 struct MemSeries {
-    labels: Box<[(Arc<str>, Arc<str>)]>,
+    labels: InternedLabels,
     hash: SeriesHash,
     /// Earliest sample time; `i64::MAX` while the series has no sample.
     min_time: i64,
@@ -107,7 +107,11 @@ impl MemSeries {
     }
 
     fn labels(&self) -> Labels {
-        let v = self.labels.iter().map(|(n, v)| Label::new(&**n, &**v)).collect();
+        let v = self
+            .labels
+            .iter()
+            .map(|(n, v)| Label::new(&**n, &**v))
+            .collect();
         // Labels were validated when the series was created.
         Labels::new(v, &LabelLimits::UNLIMITED).unwrap_or_default()
     }
@@ -179,9 +183,12 @@ impl<S: KvStore> Tsdb<S> {
         let mut loaded = Vec::new();
         for kv in self.store.scan(&start, Some(&end)) {
             let (k, v) = kv?;
-            let r = keys::parse_series_ref(&k).filter(|_| k.len() == 9).ok_or_else(|| {
-                TsdbError::Corruption { what: "series key".into(), reason: format!("{k:?}") }
-            })?;
+            let r = keys::parse_series_ref(&k)
+                .filter(|_| k.len() == 9)
+                .ok_or_else(|| TsdbError::Corruption {
+                    what: "series key".into(),
+                    reason: format!("{k:?}"),
+                })?;
             let rec = SeriesRecord::decode(&v).map_err(|reason| TsdbError::Corruption {
                 what: format!("series record {r}"),
                 reason,
@@ -201,9 +208,12 @@ impl<S: KvStore> Tsdb<S> {
         let mut heads = Vec::new();
         for kv in self.store.scan(&start, Some(&end)) {
             let (k, v) = kv?;
-            let r = keys::parse_series_ref(&k).filter(|_| k.len() == 9).ok_or_else(|| {
-                TsdbError::Corruption { what: "head key".into(), reason: format!("{k:?}") }
-            })?;
+            let r = keys::parse_series_ref(&k)
+                .filter(|_| k.len() == 9)
+                .ok_or_else(|| TsdbError::Corruption {
+                    what: "head key".into(),
+                    reason: format!("{k:?}"),
+                })?;
             heads.push((r, v));
         }
         for (r, v) in heads {
@@ -212,8 +222,12 @@ impl<S: KvStore> Tsdb<S> {
                 what: what(),
                 reason: e.to_string(),
             })?;
-            let chunk = XorChunk::from_payload(rec.payload, rec.num_samples)
-                .map_err(|e| TsdbError::Corruption { what: what(), reason: e.to_string() })?;
+            let chunk = XorChunk::from_payload(rec.payload, rec.num_samples).map_err(|e| {
+                TsdbError::Corruption {
+                    what: what(),
+                    reason: e.to_string(),
+                }
+            })?;
             let Some(s) = self.series_mut(r) else {
                 return Err(TsdbError::Corruption {
                     what: what(),
@@ -232,7 +246,10 @@ impl<S: KvStore> Tsdb<S> {
     /// was emptied by retention or an older layout; find its newest sample
     /// by reading its chunks.
     fn recover_headless(&mut self) -> Result<(), TsdbError> {
-        let headless: Vec<SeriesRef> = self.live_refs().filter(|&r| self.get(r).is_some_and(|s| s.newest.is_none())).collect();
+        let headless: Vec<SeriesRef> = self
+            .live_refs()
+            .filter(|&r| self.get(r).is_some_and(|s| s.newest.is_none()))
+            .collect();
         for r in headless {
             let mut newest: Option<(i64, u64)> = None;
             for item in self.samples(r, TimestampMs::MIN, TimestampMs::MAX)? {
@@ -247,9 +264,14 @@ impl<S: KvStore> Tsdb<S> {
     }
 
     fn insert_series(&mut self, r: SeriesRef, labels: &Labels, min_time: i64) {
-        let interned: Box<[(Arc<str>, Arc<str>)]> = labels
+        let interned: InternedLabels = labels
             .iter()
-            .map(|l| (self.interner.intern(&l.name), self.interner.intern(&l.value)))
+            .map(|l| {
+                (
+                    self.interner.intern(&l.name),
+                    self.interner.intern(&l.value),
+                )
+            })
             .collect();
         let hash = (self.config.series_hash)(labels);
         self.index.add(r, &interned);
@@ -284,16 +306,25 @@ impl<S: KvStore> Tsdb<S> {
     }
 
     fn series_mut(&mut self, r: SeriesRef) -> Option<&mut MemSeries> {
-        self.series.get_mut(usize::try_from(r.0).ok()?)?.as_deref_mut()
+        self.series
+            .get_mut(usize::try_from(r.0).ok()?)?
+            .as_deref_mut()
     }
 
     fn live_refs(&self) -> impl Iterator<Item = SeriesRef> + '_ {
-        self.series.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| SeriesRef(i as u64))
+        self.series
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| SeriesRef(i as u64))
     }
 
     fn labels_equal(s: &MemSeries, labels: &Labels) -> bool {
         s.labels.len() == labels.len()
-            && s.labels.iter().zip(labels.iter()).all(|((n, v), l)| **n == *l.name && **v == *l.value)
+            && s.labels
+                .iter()
+                .zip(labels.iter())
+                .all(|((n, v), l)| **n == *l.name && **v == *l.value)
     }
 
     /// `lookup` finds the series with exactly these labels.
@@ -318,7 +349,9 @@ impl<S: KvStore> Tsdb<S> {
         // built under looser ones.
         let labels = Labels::new(labels.clone().into_vec(), &self.config.label_limits)?;
         if self.live_series >= self.config.series_max {
-            return Err(TsdbError::SeriesLimit { limit: self.config.series_max });
+            return Err(TsdbError::SeriesLimit {
+                limit: self.config.series_max,
+            });
         }
         let r = SeriesRef(self.meta.next_series_ref);
         self.meta.next_series_ref += 1;
@@ -345,7 +378,10 @@ impl<S: KvStore> Tsdb<S> {
     /// looked up or created, then its samples appended. A series that
     /// cannot be created (invalid labels, series limit) has each of its
     /// samples rejected; sample indices count across the whole batch.
-    pub fn append_series(&mut self, batch: &[(Labels, Vec<Sample>)]) -> Result<AppendReport, TsdbError> {
+    pub fn append_series(
+        &mut self,
+        batch: &[(Labels, Vec<Sample>)],
+    ) -> Result<AppendReport, TsdbError> {
         self.check_poisoned()?;
         let mut report = AppendReport::default();
         let mut index = 0;
@@ -364,7 +400,10 @@ impl<S: KvStore> Tsdb<S> {
                         other => return Err(other),
                     };
                     for _ in samples {
-                        report.rejections.push(Rejection { index, reason: reason.clone() });
+                        report.rejections.push(Rejection {
+                            index,
+                            reason: reason.clone(),
+                        });
                         index += 1;
                     }
                 }
@@ -374,7 +413,11 @@ impl<S: KvStore> Tsdb<S> {
     }
 
     fn check_poisoned(&self) -> Result<(), TsdbError> {
-        if self.poisoned { Err(TsdbError::Poisoned) } else { Ok(()) }
+        if self.poisoned {
+            Err(TsdbError::Poisoned)
+        } else {
+            Ok(())
+        }
     }
 
     #[inline]
@@ -402,8 +445,15 @@ impl<S: KvStore> Tsdb<S> {
             });
             return Ok(());
         }
-        let Some(s) = self.series.get_mut(r.0 as usize).and_then(|s| s.as_deref_mut()) else {
-            report.rejections.push(Rejection { index, reason: RejectReason::UnknownSeries(r) });
+        let Some(s) = self
+            .series
+            .get_mut(r.0 as usize)
+            .and_then(|s| s.as_deref_mut())
+        else {
+            report.rejections.push(Rejection {
+                index,
+                reason: RejectReason::UnknownSeries(r),
+            });
             return Ok(());
         };
         match s.newest {
@@ -412,7 +462,8 @@ impl<S: KvStore> Tsdb<S> {
                     && (s.head.num_samples() >= samples_max
                         || i128::from(t) - i128::from(head_min) >= i128::from(span_max))
                 {
-                    s.sealed.push(std::mem::replace(&mut s.head, XorChunk::new()));
+                    s.sealed
+                        .push(std::mem::replace(&mut s.head, XorChunk::new()));
                 }
                 s.head.append(t, sample.value);
                 s.newest = Some((t, bits));
@@ -424,7 +475,9 @@ impl<S: KvStore> Tsdb<S> {
                 } else {
                     report.rejections.push(Rejection {
                         index,
-                        reason: RejectReason::DuplicateTimestamp { timestamp: sample.timestamp },
+                        reason: RejectReason::DuplicateTimestamp {
+                            timestamp: sample.timestamp,
+                        },
                     });
                 }
                 return Ok(());
@@ -476,7 +529,9 @@ impl<S: KvStore> Tsdb<S> {
             Some(_) => {
                 report.rejections.push(Rejection {
                     index,
-                    reason: RejectReason::DuplicateTimestamp { timestamp: sample.timestamp },
+                    reason: RejectReason::DuplicateTimestamp {
+                        timestamp: sample.timestamp,
+                    },
                 });
                 return Ok(());
             }
@@ -487,7 +542,11 @@ impl<S: KvStore> Tsdb<S> {
             self.config.chunk_samples_max,
             self.config.chunk_span_ms_max,
         );
-        let Some(s) = self.series.get_mut(r.0 as usize).and_then(|s| s.as_deref_mut()) else {
+        let Some(s) = self
+            .series
+            .get_mut(r.0 as usize)
+            .and_then(|s| s.as_deref_mut())
+        else {
             return Ok(());
         };
         let pos = s.ooo.partition_point(|x| x.timestamp.0 < t);
@@ -532,9 +591,14 @@ impl<S: KvStore> Tsdb<S> {
     pub fn flush_with(&mut self, extra: WriteBatch) -> Result<(), TsdbError> {
         self.check_poisoned()?;
         let mut batch = std::mem::take(&mut self.retention_deletes);
-        let (samples_max, span_max) = (self.config.chunk_samples_max, self.config.chunk_span_ms_max);
+        let (samples_max, span_max) =
+            (self.config.chunk_samples_max, self.config.chunk_span_ms_max);
         for &r in &self.dirty {
-            let Some(s) = self.series.get_mut(r.0 as usize).and_then(|s| s.as_deref_mut()) else {
+            let Some(s) = self
+                .series
+                .get_mut(r.0 as usize)
+                .and_then(|s| s.as_deref_mut())
+            else {
                 continue;
             };
             if !s.ooo.is_empty() {
@@ -555,7 +619,10 @@ impl<S: KvStore> Tsdb<S> {
                 batch.put(keys::head_key(r).to_vec(), rec);
             }
             if s.record_dirty {
-                let rec = SeriesRecord { min_time: s.min_time, labels: s.labels() };
+                let rec = SeriesRecord {
+                    min_time: s.min_time,
+                    labels: s.labels(),
+                };
                 batch.put(keys::series_key(r).to_vec(), rec.encode());
             }
         }
@@ -607,7 +674,8 @@ impl<S: KvStore> Tsdb<S> {
                 what: "chunk key".into(),
                 reason: format!("{k:?}"),
             })?;
-            let rec = ChunkRecord::decode(&v).map_err(|e| TsdbError::chunk_corruption(r, min_t, e))?;
+            let rec =
+                ChunkRecord::decode(&v).map_err(|e| TsdbError::chunk_corruption(r, min_t, e))?;
             if rec.max_time < cutoff {
                 deletes.push(k);
             } else {
@@ -621,13 +689,16 @@ impl<S: KvStore> Tsdb<S> {
         let mut removed = Vec::new();
         for i in 0..self.series.len() {
             let r = SeriesRef(i as u64);
-            let Some(s) = self.series[i].as_deref_mut() else { continue };
+            let Some(s) = self.series[i].as_deref_mut() else {
+                continue;
+            };
             if s.newest.is_none() {
                 continue;
             }
             let before = (s.ooo.len(), s.sealed.len(), s.head.is_empty());
             s.ooo.retain(|x| x.timestamp.0 >= cutoff);
-            s.sealed.retain(|c| c.max_time().is_some_and(|t| t >= cutoff));
+            s.sealed
+                .retain(|c| c.max_time().is_some_and(|t| t >= cutoff));
             if s.head.max_time().is_some_and(|t| t < cutoff) {
                 s.head = XorChunk::new();
             }
@@ -668,7 +739,7 @@ impl<S: KvStore> Tsdb<S> {
         }
         // Removed refs may linger in `dirty`; refs are never reused and
         // every consumer skips refs without a series.
-        let removed: Vec<(SeriesRef, Box<[(Arc<str>, Arc<str>)]>)> =
+        let removed: Vec<(SeriesRef, InternedLabels)> =
             removed.into_iter().map(|(r, s)| (r, s.labels)).collect();
         self.index.remove(&removed);
         drop(removed);
@@ -730,7 +801,9 @@ impl<S: KvStore> Tsdb<S> {
     /// `[mint, maxt]`: a chunk spans less than `chunk_span_ms_max`, so its
     /// first sample is after `mint - span`.
     fn chunk_scan_bounds(&self, r: SeriesRef, mint: i64, maxt: i64) -> (Vec<u8>, Option<Vec<u8>>) {
-        let from = mint.saturating_sub(self.meta.chunk_span_ms_max).saturating_add(1);
+        let from = mint
+            .saturating_sub(self.meta.chunk_span_ms_max)
+            .saturating_add(1);
         let start = keys::chunk_key(r, from.min(maxt)).to_vec();
         let end = match maxt.checked_add(1) {
             Some(t) => Some(keys::chunk_key(r, t).to_vec()),
@@ -749,7 +822,8 @@ fn seal_ooo(s: &mut MemSeries, samples_max: usize, span_max: i64) {
             && (chunk.num_samples() >= samples_max
                 || i128::from(x.timestamp.0) - i128::from(min) >= i128::from(span_max))
         {
-            s.sealed.push(std::mem::replace(&mut chunk, XorChunk::new()));
+            s.sealed
+                .push(std::mem::replace(&mut chunk, XorChunk::new()));
         }
         chunk.append(x.timestamp.0, x.value);
     }

@@ -40,11 +40,21 @@ impl<S: KvStore> Tsdb<S> {
     /// (inclusive; judged by the series' first and newest sample times, so a
     /// series with a gap spanning the range is included with no samples).
     /// Sorted by labels.
-    pub fn select(&self, matchers: &[Matcher], mint: TimestampMs, maxt: TimestampMs) -> Vec<SeriesEntry> {
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: TimestampMs,
+        maxt: TimestampMs,
+    ) -> Vec<SeriesEntry> {
         let mut out: Vec<SeriesEntry> = self
             .selected_refs(matchers, mint.0, maxt.0)
             .into_iter()
-            .filter_map(|r| Some(SeriesEntry { series_ref: r, labels: self.get(r)?.labels() }))
+            .filter_map(|r| {
+                Some(SeriesEntry {
+                    series_ref: r,
+                    labels: self.get(r)?.labels(),
+                })
+            })
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
@@ -52,7 +62,12 @@ impl<S: KvStore> Tsdb<S> {
 
     /// `label_names` returns the sorted label names of the series that
     /// [`Tsdb::select`] would return for the same arguments.
-    pub fn label_names(&self, matchers: &[Matcher], mint: TimestampMs, maxt: TimestampMs) -> Vec<String> {
+    pub fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: TimestampMs,
+        maxt: TimestampMs,
+    ) -> Vec<String> {
         let mut names = BTreeSet::new();
         for r in self.selected_refs(matchers, mint.0, maxt.0) {
             if let Some(s) = self.get(r) {
@@ -85,7 +100,12 @@ impl<S: KvStore> Tsdb<S> {
     /// `samples` iterates series `r`'s samples in `[mint, maxt]` in
     /// ascending time order. Chunks are read from the store one at a time
     /// as the iteration reaches them. An unknown ref yields nothing.
-    pub fn samples(&self, r: SeriesRef, mint: TimestampMs, maxt: TimestampMs) -> Result<SampleIter<'_>, TsdbError> {
+    pub fn samples(
+        &self,
+        r: SeriesRef,
+        mint: TimestampMs,
+        maxt: TimestampMs,
+    ) -> Result<SampleIter<'_>, TsdbError> {
         // Retention hides everything before its cutoff, whether or not the
         // flush that deletes it has happened yet.
         let (mint, maxt) = (mint.0.max(self.meta.retention_cutoff), maxt.0);
@@ -105,7 +125,9 @@ impl<S: KvStore> Tsdb<S> {
             return Ok(it);
         }
         for chunk in s.sealed.iter().chain(std::iter::once(&s.head)) {
-            if chunk.min_time().is_some_and(|t| t <= maxt) && chunk.max_time().is_some_and(|t| t >= mint) {
+            if chunk.min_time().is_some_and(|t| t <= maxt)
+                && chunk.max_time().is_some_and(|t| t >= mint)
+            {
                 let mut buf = Vec::with_capacity(chunk.num_samples());
                 for x in chunk.iter() {
                     let x = x.map_err(|e| TsdbError::Corruption {
@@ -119,7 +141,12 @@ impl<S: KvStore> Tsdb<S> {
                 it.push_memory(buf);
             }
         }
-        let ooo: Vec<Sample> = s.ooo.iter().copied().filter(|x| x.timestamp.0 >= mint && x.timestamp.0 <= maxt).collect();
+        let ooo: Vec<Sample> = s
+            .ooo
+            .iter()
+            .copied()
+            .filter(|x| x.timestamp.0 >= mint && x.timestamp.0 <= maxt)
+            .collect();
         it.push_memory(ooo);
         let (start, end) = self.chunk_scan_bounds(r, mint, maxt);
         it.scan = Some(self.store.scan(&start, end.as_deref()));
@@ -155,7 +182,10 @@ pub struct SampleIter<'a> {
 
 impl std::fmt::Debug for SampleIter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SampleIter").field("series", &self.series).field("active", &self.active.len()).finish()
+        f.debug_struct("SampleIter")
+            .field("series", &self.series)
+            .field("active", &self.active.len())
+            .finish()
     }
 }
 
@@ -165,13 +195,16 @@ impl SampleIter<'_> {
             return;
         }
         self.memory.push(samples);
-        self.memory.sort_by(|a, b| b[0].timestamp.cmp(&a[0].timestamp));
+        self.memory
+            .sort_by(|a, b| b[0].timestamp.cmp(&a[0].timestamp));
     }
 
     /// Pulls the next persisted chunk that overlaps the range into `peeked`.
     fn fill_peek(&mut self) -> Result<(), TsdbError> {
         while self.peeked.is_none() {
-            let Some(scan) = self.scan.as_mut() else { return Ok(()) };
+            let Some(scan) = self.scan.as_mut() else {
+                return Ok(());
+            };
             let Some(kv) = scan.next() else {
                 self.scan = None;
                 return Ok(());
@@ -181,7 +214,8 @@ impl SampleIter<'_> {
                 what: format!("chunk key of series {}", self.series),
                 reason: format!("{k:?}"),
             })?;
-            let rec = ChunkRecord::decode(&v).map_err(|e| TsdbError::chunk_corruption(self.series, min_t, e))?;
+            let rec = ChunkRecord::decode(&v)
+                .map_err(|e| TsdbError::chunk_corruption(self.series, min_t, e))?;
             if rec.min_time != min_t {
                 return Err(TsdbError::Corruption {
                     what: format!("chunk of series {} starting at {min_t}ms", self.series),
@@ -196,8 +230,11 @@ impl SampleIter<'_> {
     }
 
     fn open_peeked(&mut self) -> Result<(), TsdbError> {
-        let Some((min_t, bytes)) = self.peeked.take() else { return Ok(()) };
-        let rec = ChunkRecord::decode(&bytes).map_err(|e| TsdbError::chunk_corruption(self.series, min_t, e))?;
+        let Some((min_t, bytes)) = self.peeked.take() else {
+            return Ok(());
+        };
+        let rec = ChunkRecord::decode(&bytes)
+            .map_err(|e| TsdbError::chunk_corruption(self.series, min_t, e))?;
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
         for x in rec.iter() {
@@ -207,7 +244,10 @@ impl SampleIter<'_> {
             }
         }
         if !buf.is_empty() {
-            self.active.push(Active { samples: buf, pos: 0 });
+            self.active.push(Active {
+                samples: buf,
+                pos: 0,
+            });
         }
         Ok(())
     }
@@ -229,7 +269,8 @@ impl SampleIter<'_> {
                 (Some(_), None) => true,
                 (None, _) => false,
             };
-            if must_open(next_persisted) && (next_memory.is_none() || next_persisted <= next_memory) {
+            if must_open(next_persisted) && (next_memory.is_none() || next_persisted <= next_memory)
+            {
                 self.open_peeked()?;
                 continue;
             }

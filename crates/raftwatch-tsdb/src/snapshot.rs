@@ -8,7 +8,7 @@
 
 use raftwatch_model::SeriesRef;
 use raftwatch_model::encoding::{Reader, put_uvarint};
-use raftwatch_storage::{KvStore, ScanIter, WriteBatch};
+use raftwatch_storage::{KvPair, KvStore, ScanIter, WriteBatch};
 
 use crate::error::TsdbError;
 use crate::keys::{self, SeriesRecord};
@@ -40,13 +40,15 @@ pub struct SnapshotStream<'a, S: KvStore> {
     phase: Phase,
     scan: Option<ScanIter<'a>>,
     /// An entry produced but not yet placed in a piece.
-    carry: Option<(Vec<u8>, Vec<u8>)>,
+    carry: Option<KvPair>,
     finished: bool,
 }
 
 impl<S: KvStore> std::fmt::Debug for SnapshotStream<'_, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnapshotStream").field("phase", &self.phase).finish()
+        f.debug_struct("SnapshotStream")
+            .field("phase", &self.phase)
+            .finish()
     }
 }
 
@@ -56,7 +58,7 @@ impl<'a, S: KvStore> SnapshotStream<'a, S> {
     /// chunks, heads. Persisted chunks that retention has condemned but the
     /// next flush has not yet deleted are included; the meta's retention
     /// cutoff hides them after restore just as it does now.
-    fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, TsdbError> {
+    fn next_entry(&mut self) -> Result<Option<KvPair>, TsdbError> {
         let db = self.db;
         loop {
             match self.phase {
@@ -73,8 +75,14 @@ impl<'a, S: KvStore> SnapshotStream<'a, S> {
                     };
                     self.phase = Phase::Series(i + 1);
                     if let Some(s) = slot.as_deref().filter(|s| s.newest.is_some()) {
-                        let rec = SeriesRecord { min_time: s.min_time, labels: s.labels() };
-                        return Ok(Some((keys::series_key(SeriesRef(i as u64)).to_vec(), rec.encode())));
+                        let rec = SeriesRecord {
+                            min_time: s.min_time,
+                            labels: s.labels(),
+                        };
+                        return Ok(Some((
+                            keys::series_key(SeriesRef(i as u64)).to_vec(),
+                            rec.encode(),
+                        )));
                     }
                 }
                 Phase::Chunks => match self.scan.as_mut().and_then(|s| s.next()) {
@@ -98,7 +106,10 @@ impl<'a, S: KvStore> SnapshotStream<'a, S> {
                     if let Some(min) = chunk.min_time() {
                         let mut rec = Vec::new();
                         chunk.encode_record(&mut rec);
-                        return Ok(Some((keys::chunk_key(SeriesRef(i as u64), min).to_vec(), rec)));
+                        return Ok(Some((
+                            keys::chunk_key(SeriesRef(i as u64), min).to_vec(),
+                            rec,
+                        )));
                     }
                 }
                 Phase::Ooo(i) => {
@@ -212,7 +223,9 @@ impl<S: KvStore> Tsdb<S> {
     {
         if let Some(kv) = store.scan(&[0x00], Some(&[keys::OWNED_PREFIX_END])).next() {
             let (k, _) = kv?;
-            return Err(TsdbError::InvalidSnapshot(format!("target store is not empty (holds key {k:?})")));
+            return Err(TsdbError::InvalidSnapshot(format!(
+                "target store is not empty (holds key {k:?})"
+            )));
         }
         let bad = |m: &str| TsdbError::InvalidSnapshot(m.to_string());
         let mut saw_last = false;
@@ -220,11 +233,16 @@ impl<S: KvStore> Tsdb<S> {
             if saw_last {
                 return Err(bad("data after the last piece"));
             }
-            let split = piece.len().checked_sub(4).ok_or_else(|| bad("piece shorter than its checksum"))?;
+            let split = piece
+                .len()
+                .checked_sub(4)
+                .ok_or_else(|| bad("piece shorter than its checksum"))?;
             let (body, tail) = piece.split_at(split);
             let crc = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
             if crc32c::crc32c(body) != crc {
-                return Err(TsdbError::InvalidSnapshot(format!("checksum mismatch in piece {n}")));
+                return Err(TsdbError::InvalidSnapshot(format!(
+                    "checksum mismatch in piece {n}"
+                )));
             }
             let mut r = Reader::new(body);
             if r.u8() != Some(PIECE_VERSION) {

@@ -78,8 +78,12 @@ fn sled_with_compression_level_10_passes_the_conformance_suite() {
 
 #[test]
 fn reopening_with_other_compression_or_segment_size_is_an_error_not_a_panic() {
-    let harness = SledHarness::new(SledConfig::default());
-    let store = SledStore::open(&harness.path(), &SledConfig::default()).unwrap();
+    let compressed = SledConfig {
+        compression_factor: Some(1),
+        ..SledConfig::default()
+    };
+    let harness = SledHarness::new(compressed.clone());
+    let store = SledStore::open(&harness.path(), &compressed).unwrap();
     let mut batch = WriteBatch::new();
     batch.put(b"k".to_vec(), b"v".to_vec());
     store.write(batch).unwrap();
@@ -88,11 +92,11 @@ fn reopening_with_other_compression_or_segment_size_is_an_error_not_a_panic() {
     for config in [
         SledConfig {
             compression_factor: None,
-            ..SledConfig::default()
+            ..compressed.clone()
         },
         SledConfig {
             segment_size_bytes: SledConfig::DEFAULT_SEGMENT_SIZE_BYTES * 2,
-            ..SledConfig::default()
+            ..compressed.clone()
         },
     ] {
         let reopened = SledStore::open(&harness.path(), &config);
@@ -106,7 +110,7 @@ fn reopening_with_other_compression_or_segment_size_is_an_error_not_a_panic() {
         &harness.path(),
         &SledConfig {
             compression_factor: Some(5),
-            ..SledConfig::default()
+            ..compressed
         },
     )
     .unwrap();

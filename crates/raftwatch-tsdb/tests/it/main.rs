@@ -1,4 +1,7 @@
 //! Integration tests of the time-series engine: differential tests against
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 //! a `BTreeMap` model, persistence and crash behaviour on both storage
 //! engines, snapshots, retention, collisions and corruption.
 
@@ -22,7 +25,11 @@ pub fn all_samples<S: KvStore>(db: &Tsdb<S>) -> Vec<(Labels, Vec<(i64, u64)>)> {
 }
 
 /// `range_samples` reads every series' samples in `[mint, maxt]`.
-pub fn range_samples<S: KvStore>(db: &Tsdb<S>, mint: i64, maxt: i64) -> Vec<(Labels, Vec<(i64, u64)>)> {
+pub fn range_samples<S: KvStore>(
+    db: &Tsdb<S>,
+    mint: i64,
+    maxt: i64,
+) -> Vec<(Labels, Vec<(i64, u64)>)> {
     db.select(&[], TimestampMs(mint), TimestampMs(maxt))
         .into_iter()
         .map(|e| {

@@ -60,7 +60,11 @@ enum Op {
 const VALUES: [f64; 6] = [0.0, -0.0, 1.5, f64::INFINITY, f64::NAN, 42.0];
 
 fn value(i: usize) -> f64 {
-    if i == VALUES.len() { stale_nan() } else { VALUES[i] }
+    if i == VALUES.len() {
+        stale_nan()
+    } else {
+        VALUES[i]
+    }
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -153,9 +157,14 @@ fn staleness_marker_and_nan_payloads_round_trip_bit_exactly() {
     db.flush().unwrap();
     drop(db);
     let db = Tsdb::open(store, small_config(0)).unwrap();
-    let expected: Vec<(i64, u64)> = samples.iter().map(|s| (s.timestamp.0, s.value.to_bits())).collect();
+    let expected: Vec<(i64, u64)> = samples
+        .iter()
+        .map(|s| (s.timestamp.0, s.value.to_bits()))
+        .collect();
     assert_eq!(all_samples(&db), vec![(l, expected)]);
-    assert!(raftwatch_model::is_stale_nan(f64::from_bits(all_samples(&db)[0].1[1].1)));
+    assert!(raftwatch_model::is_stale_nan(f64::from_bits(
+        all_samples(&db)[0].1[1].1
+    )));
 }
 
 #[test]
@@ -164,15 +173,37 @@ fn out_of_order_window_is_measured_against_the_series_newest() {
     let a = labels(&[("s", "a")]);
     let b = labels(&[("s", "b")]);
     // Series b is far ahead; it must not affect series a's window.
-    db.append_series(&[(b, vec![Sample::new(10_000, 1.0)])]).unwrap();
-    db.append_series(&[(a.clone(), vec![Sample::new(500, 1.0)])]).unwrap();
-    let r = db.append_series(&[(a.clone(), vec![Sample::new(400, 2.0), Sample::new(399, 3.0)])]).unwrap();
+    db.append_series(&[(b, vec![Sample::new(10_000, 1.0)])])
+        .unwrap();
+    db.append_series(&[(a.clone(), vec![Sample::new(500, 1.0)])])
+        .unwrap();
+    let r = db
+        .append_series(&[(
+            a.clone(),
+            vec![Sample::new(400, 2.0), Sample::new(399, 3.0)],
+        )])
+        .unwrap();
     assert_eq!(r.accepted, 1);
     assert_eq!(r.rejections.len(), 1);
     assert_eq!(r.rejections[0].index, 1);
-    assert!(matches!(r.rejections[0].reason, RejectReason::OutOfOrder { window_ms: 100, .. }));
+    assert!(matches!(
+        r.rejections[0].reason,
+        RejectReason::OutOfOrder { window_ms: 100, .. }
+    ));
     // Same timestamp, same value: a no-op; another value: rejected.
-    let r = db.append_series(&[(a, vec![Sample::new(400, 2.0), Sample::new(400, 9.0), Sample::new(500, 1.0)])]).unwrap();
+    let r = db
+        .append_series(&[(
+            a,
+            vec![
+                Sample::new(400, 2.0),
+                Sample::new(400, 9.0),
+                Sample::new(500, 1.0),
+            ],
+        )])
+        .unwrap();
     assert_eq!((r.accepted, r.duplicates, r.rejections.len()), (0, 2, 1));
-    assert!(matches!(r.rejections[0].reason, RejectReason::DuplicateTimestamp { .. }));
+    assert!(matches!(
+        r.rejections[0].reason,
+        RejectReason::DuplicateTimestamp { .. }
+    ));
 }

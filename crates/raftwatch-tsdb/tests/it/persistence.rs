@@ -21,7 +21,11 @@ fn workload<S: KvStore>(db: &mut Tsdb<S>, seed: u64, rounds: i64) {
             let l: Labels = labels(&[("__name__", "w"), ("s", name.as_str())]);
             let jitter = rng.range_i64(-30, 0);
             let t = round * 10 + jitter;
-            let v = if rng.chance(0.1) { f64::NAN } else { rng.unit_f64() * 100.0 };
+            let v = if rng.chance(0.1) {
+                f64::NAN
+            } else {
+                rng.unit_f64() * 100.0
+            };
             batch.push((l, vec![Sample::new(t, v)]));
         }
         db.append_series(&batch).unwrap();
@@ -105,7 +109,11 @@ fn retention_hides_refuses_and_deletes_old_data() {
     let keep = labels(&[("__name__", "keep")]);
     let gone = labels(&[("__name__", "gone")]);
     let samples: Vec<Sample> = (0..100).map(|i| Sample::new(i * 10, i as f64)).collect();
-    db.append_series(&[(keep.clone(), samples.clone()), (gone.clone(), samples[..20].to_vec())]).unwrap();
+    db.append_series(&[
+        (keep.clone(), samples.clone()),
+        (gone.clone(), samples[..20].to_vec()),
+    ])
+    .unwrap();
     db.flush().unwrap();
     let size_before = store.size_on_disk_bytes().unwrap();
 
@@ -121,27 +129,38 @@ fn retention_hides_refuses_and_deletes_old_data() {
         assert_eq!(db.lookup(&gone), None);
     };
     check(&db);
-    let r = db.append_series(&[(keep.clone(), vec![Sample::new(100, 1.0)])]).unwrap();
-    assert!(matches!(r.rejections[0].reason, RejectReason::BeforeRetention { .. }));
+    let r = db
+        .append_series(&[(keep.clone(), vec![Sample::new(100, 1.0)])])
+        .unwrap();
+    assert!(matches!(
+        r.rejections[0].reason,
+        RejectReason::BeforeRetention { .. }
+    ));
     db.flush().unwrap();
     assert!(store.size_on_disk_bytes().unwrap() < size_before);
     drop(db);
     let mut db = Tsdb::open(store, config).unwrap();
     check(&db);
     // A series removed by retention can come back as a new series.
-    db.append_series(&[(gone.clone(), vec![Sample::new(2000, 1.0)])]).unwrap();
+    db.append_series(&[(gone.clone(), vec![Sample::new(2000, 1.0)])])
+        .unwrap();
     assert!(db.lookup(&gone).is_some());
 }
 
 #[test]
 fn colliding_hashes_never_merge_series() {
     let store = MemStore::new();
-    let config = TsdbConfig { series_hash: |_| SeriesHash(7), ..small_config(0) };
+    let config = TsdbConfig {
+        series_hash: |_| SeriesHash(7),
+        ..small_config(0)
+    };
     let mut db = Tsdb::open(store.clone(), config.clone()).unwrap();
-    let series: Vec<Labels> =
-        (0..4).map(|i| labels(&[("__name__", "c"), ("i", i.to_string().as_str())])).collect();
+    let series: Vec<Labels> = (0..4)
+        .map(|i| labels(&[("__name__", "c"), ("i", i.to_string().as_str())]))
+        .collect();
     for (i, l) in series.iter().enumerate() {
-        db.append_series(&[(l.clone(), vec![Sample::new(1, i as f64)])]).unwrap();
+        db.append_series(&[(l.clone(), vec![Sample::new(1, i as f64)])])
+            .unwrap();
     }
     let refs: Vec<_> = series.iter().map(|l| db.lookup(l).unwrap()).collect();
     let mut distinct = refs.clone();
@@ -169,7 +188,12 @@ fn colliding_hashes_never_merge_series() {
 /// Finds the first persisted chunk key (prefix 0x03, per
 /// `docs/format/tsdb.md`).
 fn first_chunk_key(store: &MemStore) -> Vec<u8> {
-    store.scan(&[0x03], Some(&[0x04])).next().unwrap().unwrap().0
+    store
+        .scan(&[0x03], Some(&[0x04]))
+        .next()
+        .unwrap()
+        .unwrap()
+        .0
 }
 
 #[test]
@@ -177,7 +201,8 @@ fn checksum_mismatch_is_reported_as_corruption_naming_series_and_chunk() {
     let store = MemStore::new();
     let mut db = Tsdb::open(store.clone(), small_config(0)).unwrap();
     let l = labels(&[("__name__", "x")]);
-    db.append_series(&[(l, (0..20).map(|i| Sample::new(i, 1.0)).collect())]).unwrap();
+    db.append_series(&[(l, (0..20).map(|i| Sample::new(i, 1.0)).collect())])
+        .unwrap();
     db.flush().unwrap();
     drop(db);
     let key = first_chunk_key(&store);
@@ -189,10 +214,17 @@ fn checksum_mismatch_is_reported_as_corruption_naming_series_and_chunk() {
     store.write(b).unwrap();
     let db = Tsdb::open(store, small_config(0)).unwrap();
     let e = db.select(&[], TimestampMs::MIN, TimestampMs::MAX);
-    let err = db.samples(e[0].series_ref, TimestampMs::MIN, TimestampMs::MAX).unwrap().find_map(Result::err).unwrap();
+    let err = db
+        .samples(e[0].series_ref, TimestampMs::MIN, TimestampMs::MAX)
+        .unwrap()
+        .find_map(Result::err)
+        .unwrap();
     let msg = err.to_string();
     assert!(matches!(err, TsdbError::Corruption { .. }));
-    assert!(msg.contains("series 0") && msg.contains("starting at 0ms") && msg.contains("checksum"), "{msg}");
+    assert!(
+        msg.contains("series 0") && msg.contains("starting at 0ms") && msg.contains("checksum"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -200,8 +232,11 @@ fn non_monotonic_chunk_with_valid_checksum_is_corruption_not_a_panic() {
     use raftwatch_model::encoding::{put_uvarint, put_varint};
     let store = MemStore::new();
     let mut db = Tsdb::open(store.clone(), small_config(0)).unwrap();
-    db.append_series(&[(labels(&[("__name__", "x")]), (0..20).map(|i| Sample::new(i * 10, 1.0)).collect())])
-        .unwrap();
+    db.append_series(&[(
+        labels(&[("__name__", "x")]),
+        (0..20).map(|i| Sample::new(i * 10, 1.0)).collect(),
+    )])
+    .unwrap();
     db.flush().unwrap();
     drop(db);
     // A well-formed record (docs/format/chunk.md) whose second timestamp
@@ -224,8 +259,14 @@ fn non_monotonic_chunk_with_valid_checksum_is_corruption_not_a_panic() {
     store.write(b).unwrap();
     let db = Tsdb::open(store, small_config(0)).unwrap();
     let e = db.select(&[], TimestampMs::MIN, TimestampMs::MAX);
-    let results: Vec<_> = db.samples(e[0].series_ref, TimestampMs::MIN, TimestampMs::MAX).unwrap().collect();
-    let err = results.iter().find_map(|r| r.as_ref().err()).expect("corruption must be reported");
+    let results: Vec<_> = db
+        .samples(e[0].series_ref, TimestampMs::MIN, TimestampMs::MAX)
+        .unwrap()
+        .collect();
+    let err = results
+        .iter()
+        .find_map(|r| r.as_ref().err())
+        .expect("corruption must be reported");
     assert!(matches!(err, TsdbError::Corruption { .. }), "{err}");
 }
 
@@ -235,7 +276,11 @@ fn crc32c_of(b: &[u8]) -> u32 {
     for &byte in b {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -245,11 +290,15 @@ fn crc32c_of(b: &[u8]) -> u32 {
 fn label_limits_and_series_limit_are_typed_rejections() {
     let config = TsdbConfig {
         series_max: 2,
-        label_limits: raftwatch_model::LabelLimits { labels_per_series_max: 2, ..Default::default() },
+        label_limits: raftwatch_model::LabelLimits {
+            labels_per_series_max: 2,
+            ..Default::default()
+        },
         ..small_config(0)
     };
     let mut db = Tsdb::open(MemStore::new(), config).unwrap();
-    let loose = Labels::from_pairs([("a", "1"), ("b", "2"), ("c", "3")], &Default::default()).unwrap();
+    let loose =
+        Labels::from_pairs([("a", "1"), ("b", "2"), ("c", "3")], &Default::default()).unwrap();
     let r = db
         .append_series(&[
             (labels(&[("a", "1")]), vec![Sample::new(1, 1.0)]),
@@ -259,8 +308,15 @@ fn label_limits_and_series_limit_are_typed_rejections() {
         ])
         .unwrap();
     assert_eq!(r.accepted, 2);
-    let reasons: Vec<(usize, RejectReason)> = r.rejections.into_iter().map(|x| (x.index, x.reason)).collect();
+    let reasons: Vec<(usize, RejectReason)> = r
+        .rejections
+        .into_iter()
+        .map(|x| (x.index, x.reason))
+        .collect();
     assert!(matches!(reasons[0], (1, RejectReason::InvalidLabels(_))));
     assert!(matches!(reasons[1], (2, RejectReason::InvalidLabels(_))));
-    assert!(matches!(reasons[2], (4, RejectReason::SeriesLimit { limit: 2 })));
+    assert!(matches!(
+        reasons[2],
+        (4, RejectReason::SeriesLimit { limit: 2 })
+    ));
 }

@@ -12,7 +12,8 @@ fn build(ops: &[(usize, i64, bool)], window: i64) -> Tsdb<MemStore> {
     for &(s, t, flush) in ops {
         let name = format!("s{s}");
         let l: Labels = labels(&[("__name__", "m"), ("s", name.as_str())]);
-        db.append_series(&[(l, vec![Sample::new(t, t as f64 * 0.5)])]).unwrap();
+        db.append_series(&[(l, vec![Sample::new(t, t as f64 * 0.5)])])
+            .unwrap();
         if flush {
             db.flush().unwrap();
         }
@@ -63,15 +64,24 @@ fn damaged_or_truncated_snapshots_are_refused() {
     let mut flipped = pieces.clone();
     flipped[1][5] ^= 0x40;
     let err = Tsdb::restore(MemStore::new(), small_config(0), flipped).unwrap_err();
-    assert!(matches!(err, TsdbError::InvalidSnapshot(ref m) if m.contains("checksum")), "{err}");
+    assert!(
+        matches!(err, TsdbError::InvalidSnapshot(ref m) if m.contains("checksum")),
+        "{err}"
+    );
 
     let truncated = pieces[..pieces.len() - 1].to_vec();
     let err = Tsdb::restore(MemStore::new(), small_config(0), truncated).unwrap_err();
-    assert!(matches!(err, TsdbError::InvalidSnapshot(ref m) if m.contains("last piece")), "{err}");
+    assert!(
+        matches!(err, TsdbError::InvalidSnapshot(ref m) if m.contains("last piece")),
+        "{err}"
+    );
 
     // Restoring into a store that already holds an engine is refused.
     let store = MemStore::new();
     let _ = Tsdb::restore(store.clone(), small_config(0), pieces.clone()).unwrap();
     let err = Tsdb::restore(store, small_config(0), pieces).unwrap_err();
-    assert!(matches!(err, TsdbError::InvalidSnapshot(ref m) if m.contains("not empty")), "{err}");
+    assert!(
+        matches!(err, TsdbError::InvalidSnapshot(ref m) if m.contains("not empty")),
+        "{err}"
+    );
 }

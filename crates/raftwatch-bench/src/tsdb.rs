@@ -1,0 +1,245 @@
+//! `raftwatch-bench tsdb`: the storage engine on node_exporter-like data.
+//!
+//! Writes `--series` series for `--rounds` scrapes (15 s apart) through
+//! [`Tsdb::append`] onto sled, flushing every `--flush-every` rounds and at
+//! the end; measures the directory's size; reopens the engine from disk and
+//! reads everything back through `select` + `samples`, timing that pass;
+//! then compares every sample bit-exactly with a regenerated copy.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use raftwatch_model::{Sample, SeriesRef, TimestampMs};
+use raftwatch_seams::{Clock, SystemClock};
+use raftwatch_storage::KvStore;
+use raftwatch_storage_sled::{SledConfig, SledStore};
+use raftwatch_tsdb::{Tsdb, TsdbConfig};
+use serde::Serialize;
+
+use crate::nodegen::Fleet;
+
+/// Arguments of `raftwatch-bench tsdb`.
+#[derive(clap::Args, Debug)]
+pub struct TsdbArgs {
+    /// Number of series.
+    #[arg(long, default_value_t = 10_000)]
+    series: usize,
+    /// Scrapes per series (15 s apart; 720 = 3 h).
+    #[arg(long, default_value_t = 720)]
+    rounds: i64,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Flush (the durable point) every this many rounds.
+    #[arg(long, default_value_t = 20)]
+    flush_every: i64,
+    /// Directory for the sled store (default: a fresh temporary directory).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// The printed result (CONTRACTS.md fields first).
+#[derive(Serialize, Debug)]
+pub struct TsdbReport {
+    samples: u64,
+    bytes_per_sample: f64,
+    encode_ns_per_sample: f64,
+    decode_ns_per_sample: f64,
+    roundtrip_ok: bool,
+    series: usize,
+    rounds: i64,
+    seed: u64,
+    disk_bytes: u64,
+    logical_bytes_per_sample: f64,
+    flush_ns_per_sample: f64,
+    flushes: u64,
+    head_bytes_per_series: f64,
+    reopen_ms: f64,
+    series_per_host: usize,
+}
+
+const START_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+pub fn run(args: &TsdbArgs) -> anyhow::Result<TsdbReport> {
+    if args.series == 0 || args.rounds <= 0 || args.flush_every <= 0 {
+        bail!("--series, --rounds and --flush-every must be positive");
+    }
+    let clock = SystemClock::new();
+    let tmp = tempfile::tempdir()?;
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().join("tsdb"));
+    if dir.exists() {
+        bail!(
+            "data dir {} already exists; the benchmark needs a fresh one",
+            dir.display()
+        );
+    }
+    let sled_config = SledConfig::default();
+    let store = SledStore::open(&dir, &sled_config).context("opening sled")?;
+    let mut db = Tsdb::open(store, TsdbConfig::default())?;
+
+    let mut fleet = Fleet::new(args.series, args.seed)?;
+    let refs: Vec<SeriesRef> = fleet
+        .series
+        .iter()
+        .map(|s| db.series_ref(&s.labels))
+        .collect::<Result<_, _>>()?;
+
+    let (mut encode_ns, mut flush_ns, mut flushes) = (0u64, 0u64, 0u64);
+    let mut batch: Vec<(SeriesRef, Sample)> = Vec::with_capacity(args.series);
+    let mut samples = 0u64;
+    for round in 0..args.rounds {
+        batch.clear();
+        for (i, series_gen) in fleet.series.iter_mut().enumerate() {
+            let t = START_MS + round * crate::nodegen::SCRAPE_INTERVAL_MS + fleet.offsets_ms[i];
+            batch.push((refs[i], Sample::new(t, series_gen.next_value())));
+        }
+        let t0 = clock.now_mono();
+        let report = db.append(&batch)?;
+        encode_ns += clock.now_mono().nanos_since(t0);
+        if !report.rejections.is_empty() || report.accepted != batch.len() {
+            bail!(
+                "round {round}: engine refused samples: {:?}",
+                report.rejections.first()
+            );
+        }
+        samples += batch.len() as u64;
+        if (round + 1) % args.flush_every == 0 || round + 1 == args.rounds {
+            let t0 = clock.now_mono();
+            db.flush()?;
+            flush_ns += clock.now_mono().nanos_since(t0);
+            flushes += 1;
+        }
+    }
+    let head_bytes = db.stats().head_bytes;
+    // Logical size: every key and value the engine holds, as a snapshot
+    // streams them; the gap to `disk_bytes` is the store's overhead.
+    let mut logical_bytes = 0u64;
+    for piece in db.snapshot(raftwatch_tsdb::SNAPSHOT_PIECE_BYTES_DEFAULT) {
+        logical_bytes += piece?.len() as u64;
+    }
+    let store = db.into_store();
+    drop(store);
+    // Sizes after close, so nothing is still buffered.
+    let disk_bytes = dir_size(&dir)?;
+
+    let t0 = clock.now_mono();
+    let store = SledStore::open(&dir, &sled_config).context("reopening sled")?;
+    let db = Tsdb::open(store, TsdbConfig::default())?;
+    let reopen_ns = clock.now_mono().nanos_since(t0);
+
+    // Timed pass: read every sample back through the engine.
+    let t0 = clock.now_mono();
+    let entries = db.select(&[], TimestampMs::MIN, TimestampMs::MAX);
+    let mut read = 0u64;
+    let mut checksum = 0u64;
+    for e in &entries {
+        for s in db.samples(e.series_ref, TimestampMs::MIN, TimestampMs::MAX)? {
+            let s = s?;
+            checksum = checksum.wrapping_add(s.value.to_bits() ^ s.timestamp.0 as u64);
+            read += 1;
+        }
+    }
+    let decode_ns = clock.now_mono().nanos_since(t0);
+    std::hint::black_box(checksum);
+
+    let roundtrip_ok = read == samples && verify(&db, args)?;
+    Ok(TsdbReport {
+        samples,
+        bytes_per_sample: disk_bytes as f64 / samples as f64,
+        encode_ns_per_sample: encode_ns as f64 / samples as f64,
+        decode_ns_per_sample: decode_ns as f64 / read.max(1) as f64,
+        roundtrip_ok,
+        series: args.series,
+        rounds: args.rounds,
+        seed: args.seed,
+        disk_bytes,
+        logical_bytes_per_sample: logical_bytes as f64 / samples as f64,
+        flush_ns_per_sample: flush_ns as f64 / samples as f64,
+        flushes,
+        head_bytes_per_series: head_bytes as f64 / args.series as f64,
+        reopen_ms: reopen_ns as f64 / 1e6,
+        series_per_host: fleet.series_per_host,
+    })
+}
+
+/// Regenerates the data and compares it with what the engine returns,
+/// series by series, bit-exactly.
+fn verify<S: KvStore>(db: &Tsdb<S>, args: &TsdbArgs) -> anyhow::Result<bool> {
+    let mut fleet = Fleet::new(args.series, args.seed)?;
+    let mut expected: Vec<Vec<(i64, u64)>> =
+        vec![Vec::with_capacity(args.rounds as usize); args.series];
+    for round in 0..args.rounds {
+        let offsets = &fleet.offsets_ms;
+        for (i, series_gen) in fleet.series.iter_mut().enumerate() {
+            let t = START_MS + round * crate::nodegen::SCRAPE_INTERVAL_MS + offsets[i];
+            expected[i].push((t, series_gen.next_value().to_bits()));
+        }
+    }
+    for (i, series_gen) in fleet.series.iter().enumerate() {
+        let Some(r) = db.lookup(&series_gen.labels) else {
+            eprintln!("series {} missing after reopen", series_gen.labels);
+            return Ok(false);
+        };
+        let got: Vec<(i64, u64)> = db
+            .samples(r, TimestampMs::MIN, TimestampMs::MAX)?
+            .map(|s| s.map(|s| (s.timestamp.0, s.value.to_bits())))
+            .collect::<Result<_, _>>()?;
+        if got != expected[i] {
+            eprintln!("series {} differs after reopen", series_gen.labels);
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn dir_size(dir: &std::path::Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_run_round_trips_and_reports_consistent_figures() {
+        let args = TsdbArgs {
+            series: 400,
+            rounds: 130,
+            seed: 3,
+            flush_every: 25,
+            data_dir: None,
+        };
+        let report = run(&args).unwrap();
+        assert!(report.roundtrip_ok);
+        assert_eq!(report.samples, 400 * 130);
+        assert_eq!(report.flushes, 6);
+        assert!(report.disk_bytes > 0);
+        assert!(report.logical_bytes_per_sample > 0.1 && report.logical_bytes_per_sample < 16.0);
+        assert!(report.head_bytes_per_series > 0.0);
+    }
+
+    #[test]
+    fn invalid_arguments_are_refused() {
+        let args = TsdbArgs {
+            series: 0,
+            rounds: 1,
+            seed: 1,
+            flush_every: 1,
+            data_dir: None,
+        };
+        assert!(run(&args).is_err());
+    }
+}

@@ -1,0 +1,145 @@
+//! Architecture invariants stated as absences, checked from `cargo
+//! metadata` rather than by review (STYLE.md, "Shape of the workspace").
+//!
+//! Each rule names crates that must not depend on a package, directly or
+//! through any chain of normal (non-dev, non-build) dependencies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Normal dependency graph: package name → names of its normal deps.
+fn dependency_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--manifest-path",
+            manifest,
+        ])
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("parse cargo metadata");
+    let names: BTreeMap<String, String> = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_string(),
+                p["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut graph = BTreeMap::new();
+    for node in meta["resolve"]["nodes"].as_array().expect("resolve.nodes") {
+        let from = names[node["id"].as_str().unwrap()].clone();
+        let deps: BTreeSet<String> = node["deps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| {
+                d["dep_kinds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k["kind"].is_null())
+            })
+            .map(|d| names[d["pkg"].as_str().unwrap()].clone())
+            .collect();
+        graph.entry(from).or_insert_with(BTreeSet::new).extend(deps);
+    }
+    graph
+}
+
+/// The chain from `from` to `target` through normal deps, if any.
+fn path_to(
+    graph: &BTreeMap<String, BTreeSet<String>>,
+    from: &str,
+    target: &str,
+) -> Option<Vec<String>> {
+    let mut stack = vec![vec![from.to_string()]];
+    let mut seen = BTreeSet::new();
+    while let Some(path) = stack.pop() {
+        let last = path.last().unwrap().clone();
+        if last == target && path.len() > 1 {
+            return Some(path);
+        }
+        if !seen.insert(last.clone()) {
+            continue;
+        }
+        for dep in graph.get(&last).into_iter().flatten() {
+            let mut next = path.clone();
+            next.push(dep.clone());
+            stack.push(next);
+        }
+    }
+    None
+}
+
+fn workspace_crates(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    graph
+        .keys()
+        .filter(|n| n.starts_with("raftwatch"))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn only_the_sled_engine_crate_depends_on_sled() {
+    let graph = dependency_graph();
+    for krate in workspace_crates(&graph) {
+        if krate == "raftwatch-storage-sled" {
+            assert!(
+                graph[&krate].contains("sled"),
+                "the sled engine must name sled"
+            );
+            continue;
+        }
+        if graph[&krate].contains("sled") {
+            panic!("{krate} names sled directly; only raftwatch-storage-sled may");
+        }
+    }
+}
+
+/// Crates that must stay pure: synchronous, no async runtime, no sled.
+const PURE: &[&str] = &[
+    "raftwatch-model",
+    "raftwatch-chunk",
+    "raftwatch-storage",
+    "raftwatch-tsdb",
+];
+
+#[test]
+fn pure_engine_crates_reach_neither_tokio_nor_sled() {
+    let graph = dependency_graph();
+    for krate in PURE {
+        assert!(
+            graph.contains_key(*krate),
+            "{krate} is not in the workspace any more: update this rule"
+        );
+        for forbidden in ["tokio", "sled"] {
+            if let Some(path) = path_to(&graph, krate, forbidden) {
+                panic!("{krate} depends on {forbidden}: {}", path.join(" -> "));
+            }
+        }
+    }
+}
+
+#[test]
+fn the_rule_checker_finds_real_chains() {
+    // The checker must be able to fail: the bench binary does reach sled.
+    let graph = dependency_graph();
+    let path = path_to(&graph, "raftwatch-bench", "sled").expect("bench reaches sled");
+    assert_eq!(path.first().map(String::as_str), Some("raftwatch-bench"));
+    assert_eq!(path.last().map(String::as_str), Some("sled"));
+}
