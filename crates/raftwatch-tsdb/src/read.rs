@@ -255,6 +255,23 @@ impl SampleIter<'_> {
     fn step(&mut self) -> Result<Option<Sample>, TsdbError> {
         loop {
             self.fill_peek()?;
+            let next_persisted = self.peeked.as_ref().map(|(t, _)| *t);
+            let next_memory = self.memory.last().map(|m| m[0].timestamp.0);
+            // Fast path: one open source and nothing unopened that starts at
+            // or before its next sample: no merge needed.
+            if let [a] = self.active.as_mut_slice() {
+                let out = a.samples[a.pos];
+                let t = out.timestamp.0;
+                if next_persisted.is_none_or(|p| p > t) && next_memory.is_none_or(|m| m > t) {
+                    a.pos += 1;
+                    if a.pos == a.samples.len() {
+                        if let Some(done) = self.active.pop() {
+                            self.spare.push(done.samples);
+                        }
+                    }
+                    return Ok(Some(out));
+                }
+            }
             // The smallest pending sample among opened sources.
             let best = self
                 .active
@@ -262,8 +279,6 @@ impl SampleIter<'_> {
                 .enumerate()
                 .map(|(i, a)| (a.samples[a.pos].timestamp, i))
                 .min();
-            let next_persisted = self.peeked.as_ref().map(|(t, _)| *t);
-            let next_memory = self.memory.last().map(|m| m[0].timestamp.0);
             let must_open = |t: Option<i64>| match (t, best) {
                 (Some(t), Some((b, _))) => t <= b.0,
                 (Some(_), None) => true,
@@ -284,18 +299,22 @@ impl SampleIter<'_> {
             let a = &mut self.active[i];
             let out = a.samples[a.pos];
             a.pos += 1;
-            if a.pos == a.samples.len() {
-                let done = self.active.swap_remove(i);
-                self.spare.push(done.samples);
-            }
             // Drop the same timestamp from other sources (only possible if
             // the store holds overlapping copies; the first one wins).
             for a in &mut self.active {
-                if a.samples[a.pos].timestamp == t {
+                if a.pos < a.samples.len() && a.samples[a.pos].timestamp == t {
                     a.pos += 1;
                 }
             }
-            self.active.retain(|a| a.pos < a.samples.len());
+            let mut k = 0;
+            while k < self.active.len() {
+                if self.active[k].pos == self.active[k].samples.len() {
+                    let done = self.active.swap_remove(k);
+                    self.spare.push(done.samples);
+                } else {
+                    k += 1;
+                }
+            }
             return Ok(Some(out));
         }
     }
