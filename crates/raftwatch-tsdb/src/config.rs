@@ -11,6 +11,9 @@ pub const CHUNK_SPAN_MS_MAX_DEFAULT: i64 = 2 * 60 * 60 * 1000;
 /// `OOO_BUFFER_SAMPLES_MAX_DEFAULT` bounds the per-series buffer of
 /// out-of-order samples; a full buffer is written out as a chunk.
 pub const OOO_BUFFER_SAMPLES_MAX_DEFAULT: usize = 32;
+/// `HEAD_LOG_BYTES_MIN_DEFAULT` (4 MiB): the head log is never checkpointed
+/// while smaller than this.
+pub const HEAD_LOG_BYTES_MIN_DEFAULT: usize = 4 << 20;
 /// `SERIES_MAX_DEFAULT` caps the series one engine holds.
 pub const SERIES_MAX_DEFAULT: usize = 5_000_000;
 
@@ -37,6 +40,10 @@ pub struct TsdbConfig {
     pub ooo_buffer_samples_max: usize,
     /// Series the engine may hold.
     pub series_max: usize,
+    /// Flushes persist open heads as deltas in a head log; a flush writes a
+    /// checkpoint of every head (and drops the log) once the log holds at
+    /// least as many bytes as the last checkpoint, and at least this many.
+    pub head_log_bytes_min: usize,
     /// The hash used to find a series by its labels. Always
     /// [`Labels::hash`] in production; tests replace it with a degenerate
     /// one to exercise collision handling.
@@ -52,6 +59,7 @@ impl Default for TsdbConfig {
             chunk_span_ms_max: CHUNK_SPAN_MS_MAX_DEFAULT,
             ooo_buffer_samples_max: OOO_BUFFER_SAMPLES_MAX_DEFAULT,
             series_max: SERIES_MAX_DEFAULT,
+            head_log_bytes_min: HEAD_LOG_BYTES_MIN_DEFAULT,
             series_hash: Labels::hash,
         }
     }

@@ -17,6 +17,9 @@ pub const CHUNK_PREFIX: u8 = 0x03;
 /// `HEAD_PREFIX` + series ref (u64 BE) → the open head chunk as of the last
 /// write-out, as a chunk record.
 pub const HEAD_PREFIX: u8 = 0x04;
+/// `HEAD_LOG_PREFIX` + flush sequence (u64 BE) → a [`HeadLogRecord`]: what
+/// each open head gained in one flush since the last head checkpoint.
+pub const HEAD_LOG_PREFIX: u8 = 0x05;
 /// `OWNED_PREFIX_END` is the first prefix the engine does not own.
 pub const OWNED_PREFIX_END: u8 = 0x10;
 
@@ -65,6 +68,14 @@ fn prefixed(prefix: u8, r: SeriesRef) -> [u8; 9] {
     k
 }
 
+/// `head_log_key` is the key of the head-log record of flush `seq`.
+pub fn head_log_key(seq: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = HEAD_LOG_PREFIX;
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
 /// `parse_series_ref` reads the series ref of a 9-byte series/head key or
 /// the first 9 bytes of a chunk key.
 pub fn parse_series_ref(key: &[u8]) -> Option<SeriesRef> {
@@ -91,16 +102,19 @@ pub struct Meta {
     pub chunk_span_ms_max: i64,
     /// Samples before this time are hidden and refused (`i64::MIN`: none).
     pub retention_cutoff: i64,
+    /// The sequence number the next head-log record gets.
+    pub next_log_seq: u64,
 }
 
 impl Meta {
     /// `encode` is `version u8 | uvarint next_ref | varint span | varint
-    /// retention_cutoff | crc32c LE`.
+    /// retention_cutoff | uvarint next_log_seq | crc32c LE`.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = vec![META_VERSION];
         put_uvarint(&mut b, self.next_series_ref);
         put_varint(&mut b, self.chunk_span_ms_max);
         put_varint(&mut b, self.retention_cutoff);
+        put_uvarint(&mut b, self.next_log_seq);
         seal(&mut b);
         b
     }
@@ -116,6 +130,7 @@ impl Meta {
         let next_series_ref = r.uvarint().ok_or("truncated next_series_ref")?;
         let chunk_span_ms_max = r.varint().ok_or("truncated chunk_span_ms_max")?;
         let retention_cutoff = r.varint().ok_or("truncated retention_cutoff")?;
+        let next_log_seq = r.uvarint().ok_or("truncated next_log_seq")?;
         if !r.remaining().is_empty() || chunk_span_ms_max <= 0 {
             return Err("malformed meta record".into());
         }
@@ -123,6 +138,7 @@ impl Meta {
             next_series_ref,
             chunk_span_ms_max,
             retention_cutoff,
+            next_log_seq,
         })
     }
 }
@@ -162,6 +178,88 @@ impl SeriesRecord {
             return Err("trailing bytes after labels".into());
         }
         Ok(SeriesRecord { min_time, labels })
+    }
+}
+
+/// `HeadLogEntry` says: series `series`'s open head chunk starts at
+/// `min_time` and now holds `num_samples` samples; its payload is the
+/// payload known so far truncated to `start_byte`, followed by `bytes`.
+/// `num_samples == 0` means the series has no open head any more.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeadLogEntry {
+    /// The series.
+    pub series: SeriesRef,
+    /// The head chunk's first timestamp.
+    pub min_time: i64,
+    /// Samples in the head chunk after this entry.
+    pub num_samples: u64,
+    /// Where `bytes` start in the payload. 0 when the head is new.
+    pub start_byte: u64,
+    /// The payload from `start_byte` on.
+    pub bytes: Vec<u8>,
+}
+
+/// `HeadLogRecord` is one flush's head deltas:
+/// `version u8 | uvarint n | n × (uvarint series, varint min_time, uvarint
+/// num_samples, uvarint start_byte, uvarint len, bytes) | crc32c LE`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeadLogRecord {
+    /// The entries, at most one per series.
+    pub entries: Vec<HeadLogEntry>,
+}
+
+const HEAD_LOG_VERSION: u8 = 1;
+
+impl HeadLogRecord {
+    /// `encode` serialises the record.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = vec![HEAD_LOG_VERSION];
+        put_uvarint(&mut b, self.entries.len() as u64);
+        for e in &self.entries {
+            put_uvarint(&mut b, e.series.0);
+            put_varint(&mut b, e.min_time);
+            put_uvarint(&mut b, e.num_samples);
+            put_uvarint(&mut b, e.start_byte);
+            put_uvarint(&mut b, e.bytes.len() as u64);
+            b.extend_from_slice(&e.bytes);
+        }
+        seal(&mut b);
+        b
+    }
+
+    /// `decode` parses and verifies a record from untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<HeadLogRecord, String> {
+        let body = unseal(bytes)?;
+        let mut r = Reader::new(body);
+        match r.u8() {
+            Some(HEAD_LOG_VERSION) => {}
+            other => return Err(format!("unsupported head-log version {other:?}")),
+        }
+        let n = r.uvarint().ok_or("truncated entry count")?;
+        if n > body.len() as u64 {
+            return Err("entry count exceeds record".into());
+        }
+        let mut entries = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let series = SeriesRef(r.uvarint().ok_or("truncated series")?);
+            let min_time = r.varint().ok_or("truncated min_time")?;
+            let num_samples = r.uvarint().ok_or("truncated num_samples")?;
+            let start_byte = r.uvarint().ok_or("truncated start_byte")?;
+            let len = usize::try_from(r.uvarint().ok_or("truncated length")?)
+                .map_err(|_| "length too large")?;
+            let bytes = r.bytes(len).ok_or("truncated payload bytes")?.to_vec();
+            entries.push(HeadLogEntry {
+                series,
+                min_time,
+                num_samples,
+                start_byte,
+                bytes,
+            });
+        }
+        if !r.remaining().is_empty() {
+            return Err("trailing bytes in head-log record".into());
+        }
+        Ok(HeadLogRecord { entries })
     }
 }
 
@@ -209,7 +307,18 @@ mod tests {
             next_series_ref: 42,
             chunk_span_ms_max: 7_200_000,
             retention_cutoff: -1,
+            next_log_seq: 3,
         };
+        let log = HeadLogRecord {
+            entries: vec![HeadLogEntry {
+                series: SeriesRef(1),
+                min_time: -5,
+                num_samples: 2,
+                start_byte: 3,
+                bytes: vec![1, 2],
+            }],
+        };
+        assert_eq!(HeadLogRecord::decode(&log.encode()), Ok(log));
         assert_eq!(Meta::decode(&m.encode()), Ok(m));
         let labels = Labels::from_pairs([("a", "b")], &LabelLimits::default()).unwrap();
         let s = SeriesRecord {

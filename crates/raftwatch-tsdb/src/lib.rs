@@ -26,15 +26,15 @@ mod read;
 mod snapshot;
 
 pub use config::{
-    CHUNK_SPAN_MS_MAX_DEFAULT, OOO_BUFFER_SAMPLES_MAX_DEFAULT, OUT_OF_ORDER_WINDOW_MS_DEFAULT,
-    SERIES_MAX_DEFAULT, TsdbConfig,
+    CHUNK_SPAN_MS_MAX_DEFAULT, HEAD_LOG_BYTES_MIN_DEFAULT, OOO_BUFFER_SAMPLES_MAX_DEFAULT,
+    OUT_OF_ORDER_WINDOW_MS_DEFAULT, SERIES_MAX_DEFAULT, TsdbConfig,
 };
 pub use error::{RejectReason, Rejection, TsdbError};
 pub use keys::OWNED_PREFIX_END;
 pub use read::{SampleIter, SeriesEntry};
 pub use snapshot::{SNAPSHOT_PIECE_BYTES_DEFAULT, SnapshotStream};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use raftwatch_chunk::{ChunkRecord, XorChunk};
@@ -42,7 +42,7 @@ use raftwatch_model::{Label, LabelLimits, Labels, Sample, SeriesHash, SeriesRef,
 use raftwatch_storage::{KvStore, WriteBatch, prefix_end};
 
 use crate::index::{Index, InternedLabels, Interner};
-use crate::keys::{Meta, SeriesRecord};
+use crate::keys::{HeadLogEntry, HeadLogRecord, Meta, SeriesRecord};
 
 /// `AppendReport` summarises one append call.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -87,6 +87,9 @@ struct MemSeries {
     head: XorChunk,
     /// Chunks cut since the last flush, oldest first; written by the flush.
     sealed: Vec<XorChunk>,
+    /// What the store holds of the head: its first timestamp and payload
+    /// length and sample count as of the last flush (checkpoint or head log).
+    logged: Option<(i64, usize, usize)>,
     /// Out-of-order samples not yet written out, ascending by time, all
     /// older than `newest`.
     ooo: Vec<Sample>,
@@ -136,6 +139,13 @@ pub struct Tsdb<S: KvStore> {
     dirty: Vec<SeriesRef>,
     /// Deletions decided by retention, written at the next flush.
     retention_deletes: WriteBatch,
+    /// First head-log sequence number still in the store.
+    log_first_seq: u64,
+    /// Bytes of head-log records written since the last checkpoint.
+    log_bytes: usize,
+    /// Head bytes the last checkpoint wrote (or loaded at open): the next
+    /// checkpoint is due once the head log has grown as large.
+    checkpoint_bytes: usize,
     poisoned: bool,
 }
 
@@ -154,6 +164,7 @@ impl<S: KvStore> Tsdb<S> {
                 next_series_ref: 0,
                 chunk_span_ms_max: config.chunk_span_ms_max,
                 retention_cutoff: i64::MIN,
+                next_log_seq: 0,
             },
         };
         let mut db = Tsdb {
@@ -167,6 +178,9 @@ impl<S: KvStore> Tsdb<S> {
             interner: Interner::default(),
             dirty: Vec::new(),
             retention_deletes: WriteBatch::new(),
+            log_first_seq: 0,
+            log_bytes: 0,
+            checkpoint_bytes: 0,
             poisoned: false,
             config,
         };
@@ -202,11 +216,16 @@ impl<S: KvStore> Tsdb<S> {
         Ok(())
     }
 
+    /// Loads the head checkpoint (`0x04` records), replays the head log
+    /// (`0x05` records, in flush order) over it, and rebuilds the open
+    /// chunks.
     fn load_heads(&mut self) -> Result<(), TsdbError> {
-        let start = [keys::HEAD_PREFIX];
-        let end = [keys::HEAD_PREFIX + 1];
-        let mut heads = Vec::new();
-        for kv in self.store.scan(&start, Some(&end)) {
+        // series → (min_time, num_samples, payload)
+        let mut heads: BTreeMap<SeriesRef, (i64, u64, Vec<u8>)> = BTreeMap::new();
+        for kv in self
+            .store
+            .scan(&[keys::HEAD_PREFIX], Some(&[keys::HEAD_PREFIX + 1]))
+        {
             let (k, v) = kv?;
             let r = keys::parse_series_ref(&k)
                 .filter(|_| k.len() == 9)
@@ -214,29 +233,90 @@ impl<S: KvStore> Tsdb<S> {
                     what: "head key".into(),
                     reason: format!("{k:?}"),
                 })?;
-            heads.push((r, v));
-        }
-        for (r, v) in heads {
-            let what = || format!("head chunk of series {r}");
             let rec = ChunkRecord::decode(&v).map_err(|e| TsdbError::Corruption {
+                what: format!("head chunk of series {r}"),
+                reason: e.to_string(),
+            })?;
+            self.checkpoint_bytes += rec.payload.len();
+            heads.insert(
+                r,
+                (rec.min_time, rec.num_samples as u64, rec.payload.to_vec()),
+            );
+        }
+        let mut first_seq = None;
+        for kv in self
+            .store
+            .scan(&[keys::HEAD_LOG_PREFIX], Some(&[keys::HEAD_LOG_PREFIX + 1]))
+        {
+            let (k, v) = kv?;
+            let seq = keys::parse_series_ref(&k)
+                .filter(|_| k.len() == 9)
+                .map(|s| s.0);
+            let Some(seq) = seq else {
+                return Err(TsdbError::Corruption {
+                    what: "head-log key".into(),
+                    reason: format!("{k:?}"),
+                });
+            };
+            first_seq.get_or_insert(seq);
+            self.log_bytes += v.len();
+            let what = || format!("head-log record {seq}");
+            let rec = HeadLogRecord::decode(&v).map_err(|reason| TsdbError::Corruption {
+                what: what(),
+                reason,
+            })?;
+            for e in rec.entries {
+                if e.num_samples == 0 {
+                    heads.remove(&e.series);
+                    continue;
+                }
+                let start = usize::try_from(e.start_byte).unwrap_or(usize::MAX);
+                match heads.get_mut(&e.series) {
+                    Some(h) if h.0 == e.min_time && start <= h.2.len() => {
+                        h.1 = e.num_samples;
+                        h.2.truncate(start);
+                        h.2.extend_from_slice(&e.bytes);
+                    }
+                    _ if start == 0 => {
+                        heads.insert(e.series, (e.min_time, e.num_samples, e.bytes));
+                    }
+                    _ => {
+                        return Err(TsdbError::Corruption {
+                            what: what(),
+                            reason: format!(
+                                "entry for series {} continues a head the store does not hold",
+                                e.series
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        self.log_first_seq = first_seq.unwrap_or(self.meta.next_log_seq);
+        for (r, (min_time, num_samples, payload)) in heads {
+            let what = || format!("head chunk of series {r}");
+            let chunk = XorChunk::from_payload(
+                &payload,
+                usize::try_from(num_samples).unwrap_or(usize::MAX),
+            )
+            .map_err(|e| TsdbError::Corruption {
                 what: what(),
                 reason: e.to_string(),
             })?;
-            let chunk = XorChunk::from_payload(rec.payload, rec.num_samples).map_err(|e| {
-                TsdbError::Corruption {
-                    what: what(),
-                    reason: e.to_string(),
-                }
-            })?;
-            let Some(s) = self.series_mut(r) else {
+            if chunk.min_time() != Some(min_time) {
                 return Err(TsdbError::Corruption {
                     what: what(),
-                    reason: "head chunk for a series without a series record".into(),
+                    reason: "first sample does not match the recorded start".into(),
                 });
+            }
+            // Series removed by retention may still have older log entries.
+            let Some(s) = self.series_mut(r) else {
+                continue;
             };
             if let (Some(t), Some(v)) = (chunk.max_time(), chunk.last_value()) {
                 s.newest = Some((t, v.to_bits()));
             }
+            s.logged = Some((min_time, payload.len(), chunk.num_samples()));
             s.head = chunk;
         }
         Ok(())
@@ -294,6 +374,7 @@ impl<S: KvStore> Tsdb<S> {
             newest: None,
             head: XorChunk::new(),
             sealed: Vec::new(),
+            logged: None,
             ooo: Vec::new(),
             record_dirty: false,
             queued: false,
@@ -593,6 +674,12 @@ impl<S: KvStore> Tsdb<S> {
         let mut batch = std::mem::take(&mut self.retention_deletes);
         let (samples_max, span_max) =
             (self.config.chunk_samples_max, self.config.chunk_span_ms_max);
+        // Heads persist as deltas in one head-log record per flush; once the
+        // log has grown as large as the heads themselves, a checkpoint writes
+        // every head whole and drops the log.
+        let checkpoint =
+            self.log_bytes >= self.checkpoint_bytes.max(self.config.head_log_bytes_min);
+        let mut log = HeadLogRecord::default();
         for &r in &self.dirty {
             let Some(s) = self
                 .series
@@ -611,12 +698,10 @@ impl<S: KvStore> Tsdb<S> {
                     batch.put(keys::chunk_key(r, min).to_vec(), rec);
                 }
             }
-            if s.head.is_empty() {
-                batch.delete(keys::head_key(r).to_vec());
-            } else {
-                let mut rec = Vec::with_capacity(s.head.payload().len() + 24);
-                s.head.encode_record(&mut rec);
-                batch.put(keys::head_key(r).to_vec(), rec);
+            if !checkpoint {
+                if let Some(e) = head_log_entry(r, s) {
+                    log.entries.push(e);
+                }
             }
             if s.record_dirty {
                 let rec = SeriesRecord {
@@ -625,6 +710,30 @@ impl<S: KvStore> Tsdb<S> {
                 };
                 batch.put(keys::series_key(r).to_vec(), rec.encode());
             }
+        }
+        let mut log_len = 0;
+        let mut checkpoint_len = 0;
+        if checkpoint {
+            for (i, slot) in self.series.iter().enumerate() {
+                let Some(s) = slot.as_deref() else { continue };
+                let key = keys::head_key(SeriesRef(i as u64)).to_vec();
+                if s.head.is_empty() {
+                    batch.delete(key);
+                } else {
+                    let mut rec = Vec::with_capacity(s.head.payload().len() + 24);
+                    s.head.encode_record(&mut rec);
+                    checkpoint_len += s.head.payload().len();
+                    batch.put(key, rec);
+                }
+            }
+            for seq in self.log_first_seq..self.meta.next_log_seq {
+                batch.delete(keys::head_log_key(seq).to_vec());
+            }
+        } else if !log.entries.is_empty() {
+            let rec = log.encode();
+            log_len = rec.len();
+            batch.put(keys::head_log_key(self.meta.next_log_seq).to_vec(), rec);
+            self.meta.next_log_seq += 1;
         }
         batch.put(keys::META_KEY.to_vec(), self.meta.encode());
         for op in extra.into_ops() {
@@ -644,7 +753,24 @@ impl<S: KvStore> Tsdb<S> {
                 s.queued = false;
                 s.record_dirty = false;
                 s.sealed = Vec::new();
+                s.logged = s
+                    .head
+                    .min_time()
+                    .map(|t| (t, s.head.payload().len(), s.head.num_samples()));
             }
+        }
+        if checkpoint {
+            for s in self.series.iter_mut().flatten() {
+                s.logged = s
+                    .head
+                    .min_time()
+                    .map(|t| (t, s.head.payload().len(), s.head.num_samples()));
+            }
+            self.log_first_seq = self.meta.next_log_seq;
+            self.log_bytes = 0;
+            self.checkpoint_bytes = checkpoint_len;
+        } else {
+            self.log_bytes += log_len;
         }
         Ok(())
     }
@@ -810,6 +936,44 @@ impl<S: KvStore> Tsdb<S> {
             None => prefix_end(&keys::chunk_prefix(r)),
         };
         (start, end)
+    }
+}
+
+/// The head-log entry recording what series `r`'s head gained since the
+/// store last saw it, or `None` if nothing changed.
+fn head_log_entry(r: SeriesRef, s: &MemSeries) -> Option<HeadLogEntry> {
+    let payload = s.head.payload();
+    let num_samples = s.head.num_samples();
+    match (s.head.min_time(), s.logged) {
+        (None, None) => None,
+        (None, Some(_)) => Some(HeadLogEntry {
+            series: r,
+            min_time: 0,
+            num_samples: 0,
+            start_byte: 0,
+            bytes: Vec::new(),
+        }),
+        (Some(min), Some((logged_min, _, logged_n)))
+            if logged_min == min && logged_n == num_samples =>
+        {
+            None
+        }
+        (Some(min), logged) => {
+            // The last logged byte may have been partial: rewrite from it.
+            let start = match logged {
+                Some((logged_min, logged_len, _)) if logged_min == min => {
+                    logged_len.saturating_sub(1)
+                }
+                _ => 0,
+            };
+            Some(HeadLogEntry {
+                series: r,
+                min_time: min,
+                num_samples: num_samples as u64,
+                start_byte: start as u64,
+                bytes: payload[start..].to_vec(),
+            })
+        }
     }
 }
 

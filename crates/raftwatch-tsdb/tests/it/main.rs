@@ -48,9 +48,11 @@ pub fn range_samples<S: KvStore>(
 }
 
 /// `small_config` makes chunks tiny so that few samples exercise cutting,
-/// spans and out-of-order write-out.
+/// spans, out-of-order write-out, and both head-log records and head
+/// checkpoints.
 pub fn small_config(window_ms: i64) -> TsdbConfig {
     TsdbConfig {
+        head_log_bytes_min: 64,
         out_of_order_window_ms: window_ms,
         chunk_samples_max: 5,
         chunk_span_ms_max: 60,

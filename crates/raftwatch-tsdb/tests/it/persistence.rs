@@ -12,9 +12,9 @@ use crate::{all_samples, labels, small_config};
 
 /// Appends a seeded pseudo-random workload: in-order samples, some
 /// out-of-order ones, duplicates and a few hundred chunk cuts.
-fn workload<S: KvStore>(db: &mut Tsdb<S>, seed: u64, rounds: i64) {
+fn workload<S: KvStore>(db: &mut Tsdb<S>, seed: u64, rounds: std::ops::Range<i64>) {
     let mut rng = DetRng::new(seed);
-    for round in 0..rounds {
+    for round in rounds {
         let mut batch = Vec::new();
         for s in 0..8 {
             let name = format!("s{s}");
@@ -35,7 +35,7 @@ fn workload<S: KvStore>(db: &mut Tsdb<S>, seed: u64, rounds: i64) {
 fn reopen_reads_back_identical<S: KvStore>(store: S, reopen: impl Fn(S) -> S) {
     let config = small_config(50);
     let mut db = Tsdb::open(store, config.clone()).unwrap();
-    workload(&mut db, 1, 300);
+    workload(&mut db, 1, 0..300);
     db.flush().unwrap();
     let before = all_samples(&db);
     assert!(before.iter().map(|(_, s)| s.len()).sum::<usize>() > 2000);
@@ -43,7 +43,7 @@ fn reopen_reads_back_identical<S: KvStore>(store: S, reopen: impl Fn(S) -> S) {
     let mut db = Tsdb::open(store, config.clone()).unwrap();
     assert_eq!(all_samples(&db), before);
     // The reopened engine continues: heads were restored appendable.
-    workload(&mut db, 2, 320);
+    workload(&mut db, 2, 300..620);
     db.flush().unwrap();
     let after = all_samples(&db);
     let store = reopen(db.into_store());
@@ -72,10 +72,10 @@ fn crash_loses_exactly_what_was_not_flushed() {
     let store = MemStore::new();
     let config = small_config(50);
     let mut db = Tsdb::open(store.clone(), config.clone()).unwrap();
-    workload(&mut db, 3, 100);
+    workload(&mut db, 3, 0..100);
     db.flush().unwrap();
     let flushed = all_samples(&db);
-    workload(&mut db, 4, 200);
+    workload(&mut db, 4, 100..200);
     assert_ne!(all_samples(&db), flushed);
     drop(db);
     store.crash();
@@ -88,10 +88,10 @@ fn failed_flush_poisons_the_engine_and_reopen_recovers_the_last_flush() {
     let store = MemStore::new();
     let config = small_config(0);
     let mut db = Tsdb::open(store.clone(), config.clone()).unwrap();
-    workload(&mut db, 5, 50);
+    workload(&mut db, 5, 0..50);
     db.flush().unwrap();
     let flushed = all_samples(&db);
-    workload(&mut db, 6, 60);
+    workload(&mut db, 6, 50..60);
     store.fail_next_flush();
     assert!(matches!(db.flush(), Err(TsdbError::Storage(_))));
     assert!(matches!(db.append(&[]), Err(TsdbError::Poisoned)));
@@ -319,4 +319,35 @@ fn label_limits_and_series_limit_are_typed_rejections() {
         reasons[2],
         (4, RejectReason::SeriesLimit { limit: 2 })
     ));
+}
+
+#[test]
+fn head_log_records_and_checkpoints_alternate_and_replay_exactly() {
+    let store = MemStore::new();
+    let config = small_config(50);
+    let mut db = Tsdb::open(store.clone(), config.clone()).unwrap();
+    let count = |prefix: u8| store.scan(&[prefix], Some(&[prefix + 1])).count();
+    let (mut saw_log, mut saw_checkpoint_drop) = (false, false);
+    let mut previous_logs = 0;
+    for round in 0..60i64 {
+        workload(&mut db, 100 + round as u64, round * 3..round * 3 + 3);
+        db.flush().unwrap();
+        let logs = count(0x05);
+        saw_log |= logs > 0;
+        saw_checkpoint_drop |= previous_logs > 0 && logs == 0;
+        previous_logs = logs;
+        // Every flush point reopens to exactly what the engine serves.
+        if round % 7 == 0 {
+            let expected = all_samples(&db);
+            drop(db);
+            store.crash();
+            db = Tsdb::open(store.clone(), config.clone()).unwrap();
+            assert_eq!(all_samples(&db), expected, "after flush {round}");
+        }
+    }
+    assert!(saw_log, "flushes must write head-log records");
+    assert!(
+        saw_checkpoint_drop,
+        "a checkpoint must replace the head log"
+    );
 }
