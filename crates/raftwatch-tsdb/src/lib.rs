@@ -102,10 +102,10 @@ struct MemSeries {
 impl MemSeries {
     fn heap_bytes(&self) -> usize {
         std::mem::size_of::<MemSeries>()
-            + 16 // the Box's allocation header, roughly
             + self.labels.len() * std::mem::size_of::<(Arc<str>, Arc<str>)>()
             + self.head.heap_bytes()
-            + self.sealed.iter().map(|c| c.heap_bytes() + std::mem::size_of::<XorChunk>()).sum::<usize>()
+            + self.sealed.capacity() * std::mem::size_of::<XorChunk>()
+            + self.sealed.iter().map(XorChunk::heap_bytes).sum::<usize>()
             + self.ooo.capacity() * std::mem::size_of::<Sample>()
     }
 
@@ -899,6 +899,7 @@ impl<S: KvStore> Tsdb<S> {
         Stats {
             series: self.live_series,
             head_bytes: series_bytes
+                + self.dirty.capacity() * std::mem::size_of::<SeriesRef>()
                 + self.series.capacity() * std::mem::size_of::<Option<Box<MemSeries>>>()
                 + maps
                 + self.index.heap_bytes()

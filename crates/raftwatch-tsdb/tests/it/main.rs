@@ -5,6 +5,7 @@
 //! a `BTreeMap` model, persistence and crash behaviour on both storage
 //! engines, snapshots, retention, collisions and corruption.
 
+mod memory;
 mod model;
 mod persistence;
 mod select;
