@@ -117,6 +117,7 @@ const PURE: &[&str] = &[
     "raftwatch-chunk",
     "raftwatch-storage",
     "raftwatch-tsdb",
+    "raftwatch-wal",
 ];
 
 #[test]

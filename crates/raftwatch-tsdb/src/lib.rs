@@ -698,10 +698,8 @@ impl<S: KvStore> Tsdb<S> {
                     batch.put(keys::chunk_key(r, min).to_vec(), rec);
                 }
             }
-            if !checkpoint {
-                if let Some(e) = head_log_entry(r, s) {
-                    log.entries.push(e);
-                }
+            if !checkpoint && let Some(e) = head_log_entry(r, s) {
+                log.entries.push(e);
             }
             if s.record_dirty {
                 let rec = SeriesRecord {

@@ -264,10 +264,10 @@ impl SampleIter<'_> {
                 let t = out.timestamp.0;
                 if next_persisted.is_none_or(|p| p > t) && next_memory.is_none_or(|m| m > t) {
                     a.pos += 1;
-                    if a.pos == a.samples.len() {
-                        if let Some(done) = self.active.pop() {
-                            self.spare.push(done.samples);
-                        }
+                    if a.pos == a.samples.len()
+                        && let Some(done) = self.active.pop()
+                    {
+                        self.spare.push(done.samples);
                     }
                     return Ok(Some(out));
                 }
