@@ -8,8 +8,10 @@ use crate::types::{GroupId, LogId, LogIndex, NodeId, Record, Term, Vote};
 
 /// The segment magic, `"RWAL"`.
 pub(crate) const MAGIC: [u8; 4] = *b"RWAL";
-/// The only format version this code writes and reads.
-pub(crate) const VERSION: u8 = 1;
+/// The only format version this code writes and reads. Version 2 added the
+/// leader node id to `Purge` and `Commit` bodies; version 1 was never
+/// deployed, so it is refused rather than migrated.
+pub(crate) const VERSION: u8 = 2;
 /// Segment header: magic (4) | version (1) | reserved (3) | first_seq (8) | crc32c (4).
 pub(crate) const HEADER_BYTES: u64 = 20;
 /// Record frame header: len (4) | crc32c (4) | type (1).
@@ -225,6 +227,7 @@ pub(crate) fn encode_record(rec: &Record, out: &mut Vec<u8>) -> Parsed {
             out.extend_from_slice(&group.0.to_le_bytes());
             out.extend_from_slice(&up_to.index.0.to_le_bytes());
             out.extend_from_slice(&up_to.term.0.to_le_bytes());
+            out.extend_from_slice(&up_to.leader.0.to_le_bytes());
             Parsed::Purge {
                 group: *group,
                 up_to: *up_to,
@@ -235,6 +238,7 @@ pub(crate) fn encode_record(rec: &Record, out: &mut Vec<u8>) -> Parsed {
             out.extend_from_slice(&group.0.to_le_bytes());
             out.extend_from_slice(&committed.index.0.to_le_bytes());
             out.extend_from_slice(&committed.term.0.to_le_bytes());
+            out.extend_from_slice(&committed.leader.0.to_le_bytes());
             Parsed::Commit {
                 group: *group,
                 committed: *committed,
@@ -360,17 +364,27 @@ fn decode_body(ty: u8, body: &[u8]) -> Result<Parsed, String> {
         TYPE_PURGE => {
             let index = LogIndex(r.u64()?);
             let term = Term(r.u64()?);
+            let leader = NodeId(r.u64()?);
             Parsed::Purge {
                 group,
-                up_to: LogId { term, index },
+                up_to: LogId {
+                    term,
+                    leader,
+                    index,
+                },
             }
         }
         TYPE_COMMIT => {
             let index = LogIndex(r.u64()?);
             let term = Term(r.u64()?);
+            let leader = NodeId(r.u64()?);
             Parsed::Commit {
                 group,
-                committed: LogId { term, index },
+                committed: LogId {
+                    term,
+                    leader,
+                    index,
+                },
             }
         }
         other => return Err(format!("unknown record type {other}")),
@@ -499,18 +513,24 @@ mod tests {
                 group: g,
                 from_index: LogIndex(i)
             }),
-            (group.clone(), any::<u64>(), any::<u64>()).prop_map(|(g, i, t)| Record::Purge {
-                group: g,
-                up_to: LogId {
-                    term: Term(t),
-                    index: LogIndex(i)
+            (group.clone(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(g, i, t, n)| {
+                Record::Purge {
+                    group: g,
+                    up_to: LogId {
+                        term: Term(t),
+                        leader: NodeId(n),
+                        index: LogIndex(i),
+                    },
                 }
             }),
-            (group, any::<u64>(), any::<u64>()).prop_map(|(g, i, t)| Record::Commit {
-                group: g,
-                committed: LogId {
-                    term: Term(t),
-                    index: LogIndex(i)
+            (group, any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(g, i, t, n)| {
+                Record::Commit {
+                    group: g,
+                    committed: LogId {
+                        term: Term(t),
+                        leader: NodeId(n),
+                        index: LogIndex(i),
+                    },
                 }
             }),
         ]
@@ -561,6 +581,17 @@ mod tests {
             assert!(decode_header(&bad).is_err(), "flip at {i} undetected");
         }
         assert!(decode_header(&h[..10]).is_err());
+    }
+
+    #[test]
+    fn version_1_segments_are_refused() {
+        // Version 1 (no leader in Purge/Commit) was never deployed.
+        let mut h = encode_header(7);
+        h[4] = 1;
+        let crc = crc32c::crc32c(&h[..16]);
+        h[16..].copy_from_slice(&crc.to_le_bytes());
+        let err = decode_header(&h).unwrap_err();
+        assert!(err.contains("unsupported version 1"), "{err}");
     }
 
     #[test]

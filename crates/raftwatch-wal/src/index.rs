@@ -368,6 +368,7 @@ mod tests {
             group: GroupId(1),
             up_to: LogId {
                 term: Term(1),
+                leader: crate::types::NodeId(1),
                 index: LogIndex(i),
             },
         };

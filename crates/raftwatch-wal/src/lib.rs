@@ -36,7 +36,7 @@ pub use wal::{
 };
 
 /// `SEGMENT_HEADER_BYTES` is the size of a segment's header (format
-/// version 1); records start at this offset.
+/// version 2); records start at this offset.
 pub const SEGMENT_HEADER_BYTES: u64 = format::HEADER_BYTES;
 /// `RECORD_FRAME_HEADER_BYTES` is the size of a record's frame header
 /// (length, checksum, type) before its body.

@@ -45,13 +45,21 @@ id_newtype!(
     "node#"
 );
 
-/// `LogId` is a (term, index) pair naming one entry of one group's log, as
-/// openraft's `LogId` does (with a term-only committed leader id; an adapter
-/// using openraft's "advanced" leader ids keeps the node id in the payload).
+/// `LogId` names one entry of one group's log as openraft's default
+/// ("advanced") leader ids do: the term and the node id of the leader that
+/// proposed it, and its index. `Purge` and `Commit` records store all
+/// three, because the entry they name may no longer be in the log.
+/// `Entries` records store only each entry's term: the full id of a
+/// present entry is inside its payload (the Raft layer's serialized entry).
+///
+/// Ordering is by (term, leader, index), openraft's order for
+/// `LogId` with committed leader ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct LogId {
     /// `term` is the term the entry was proposed in.
     pub term: Term,
+    /// `leader` is the node that proposed the entry as leader of `term`.
+    pub leader: NodeId,
     /// `index` is the entry's position in the group's log.
     pub index: LogIndex,
 }

@@ -707,19 +707,6 @@ impl<D: Disk> Wal<D> {
         self.index.groups.get(&group)?.last().map(LogIndex)
     }
 
-    /// `last_log_id` is the id of the group's last entry, or its last
-    /// purged id if it has no entries (openraft's `LogState::last_log_id`).
-    pub fn last_log_id(&self, group: GroupId) -> Option<LogId> {
-        let g = self.index.groups.get(&group)?;
-        match g.last() {
-            Some(last) => g.entries.back().map(|loc| LogId {
-                term: loc.meta.term,
-                index: LogIndex(last),
-            }),
-            None => g.purged.map(|(id, _)| id),
-        }
-    }
-
     /// `term_at` is the term of the group's entry at `index`, if present.
     pub fn term_at(&self, group: GroupId, index: LogIndex) -> Option<crate::types::Term> {
         Some(self.index.groups.get(&group)?.get(index.0)?.meta.term)
@@ -730,7 +717,9 @@ impl<D: Disk> Wal<D> {
         self.index.groups.get(&group)?.vote.map(|(v, _)| v)
     }
 
-    /// `purged` is the group's last purged log id (inclusive).
+    /// `purged` is the group's last purged log id (inclusive). With no
+    /// entries left, it is openraft's `LogState::last_log_id` too; the full
+    /// id of a present entry is in its payload (see [`LogId`]).
     pub fn purged(&self, group: GroupId) -> Option<LogId> {
         self.index.groups.get(&group)?.purged.map(|(id, _)| id)
     }
@@ -1090,6 +1079,7 @@ mod tests {
             group: GroupId(1),
             up_to: LogId {
                 term: Term(1),
+                leader: crate::types::NodeId(1),
                 index: LogIndex(30),
             },
         })

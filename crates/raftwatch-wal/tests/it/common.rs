@@ -51,11 +51,18 @@ pub fn truncate(group: u64, from: u64) -> Record {
     }
 }
 
+/// `leader_of` is the leader node the helpers record for a term, so that
+/// round trips check the leader field too.
+pub fn leader_of(term: u64) -> NodeId {
+    NodeId(term % 5 + 1)
+}
+
 pub fn purge(group: u64, index: u64, term: u64) -> Record {
     Record::Purge {
         group: GroupId(group),
         up_to: LogId {
             term: Term(term),
+            leader: leader_of(term),
             index: LogIndex(index),
         },
     }
@@ -66,6 +73,7 @@ pub fn commit(group: u64, index: u64, term: u64) -> Record {
         group: GroupId(group),
         committed: LogId {
             term: Term(term),
+            leader: leader_of(term),
             index: LogIndex(index),
         },
     }

@@ -3,7 +3,8 @@
 use std::sync::{Arc, Mutex};
 
 use raftwatch_wal::{
-    Disk, FsDisk, GroupId, LogIndex, MemDisk, NodeId, Record, Term, Vote, Wal, WalConfig, WalError,
+    Disk, FsDisk, GroupId, LogId, LogIndex, MemDisk, NodeId, Record, Term, Vote, Wal, WalConfig,
+    WalError,
 };
 
 use crate::common::*;
@@ -46,8 +47,12 @@ fn round_trip<D: Disk + Clone>(disk: D) {
     assert_eq!(wal.first_index(GroupId(2)), Some(LogIndex(13)));
     assert_eq!(wal.first_index(GroupId(0)), None);
     assert_eq!(
-        wal.last_log_id(GroupId(0)).map(|id| id.index),
-        Some(LogIndex(40))
+        wal.purged(GroupId(0)),
+        Some(LogId {
+            term: Term(1),
+            leader: leader_of(1),
+            index: LogIndex(40)
+        })
     );
     assert_eq!(wal.term_at(GroupId(1), LogIndex(30)), Some(Term(2)));
     drop(wal);

@@ -1,0 +1,639 @@
+//! [`RaftHost`]: one node's Raft groups over one shared log, one tonic
+//! server and one connection pool, and [`GroupHandle`], the operations on a
+//! group: writes, reads at a named consistency, membership, snapshots.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
+use openraft::{ChangeMembers, ReadPolicy, ServerState, SnapshotPolicy};
+use thiserror::Error;
+use tokio::sync::Mutex;
+
+use crate::log_store::SharedLog;
+use crate::network::{GroupNetworkFactory, NetConfig, Peers};
+use crate::service::{RaftService, Registry};
+use crate::state_machine::{FsSnapshotStore, GroupStateMachine, SmAdapter, SnapshotStore};
+use crate::types::{GroupId, GroupRaft, LogId, NodeAddr, NodeId, Request};
+
+/// `HostConfig` configures a node's replication layer.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// Where the shared log (`wal/`) and snapshots (`snapshots/`) live.
+    pub data_dir: PathBuf,
+    /// The address the Raft gRPC server binds (port 0: pick one).
+    pub listen_addr: SocketAddr,
+    /// Seed of openraft's randomness on this node (election timeouts).
+    pub seed: u64,
+    /// Election timeout range in ms (min, max).
+    pub election_timeout_ms: (u64, u64),
+    /// Leader heartbeat interval in ms.
+    pub heartbeat_interval_ms: u64,
+    /// Build a snapshot once this many entries were applied since the last.
+    pub snapshot_after_entries: u64,
+    /// Entries kept in the log behind a snapshot (for lagging followers).
+    pub log_entries_kept_after_snapshot: u64,
+    /// Maximum entries per append-entries message.
+    pub append_entries_max: u64,
+    /// Transport settings.
+    pub net: NetConfig,
+    /// Largest snapshot accepted from a peer, in bytes.
+    pub snapshot_bytes_max: u64,
+    /// The shared log's settings.
+    pub wal: raftwatch_wal::WalConfig,
+}
+
+impl HostConfig {
+    /// `new` fills every setting with its default.
+    pub fn new(node_id: NodeId, data_dir: PathBuf, listen_addr: SocketAddr) -> HostConfig {
+        HostConfig {
+            node_id,
+            data_dir,
+            listen_addr,
+            seed: node_id.0,
+            election_timeout_ms: (300, 600),
+            heartbeat_interval_ms: 100,
+            snapshot_after_entries: 10_000,
+            log_entries_kept_after_snapshot: 1_000,
+            append_entries_max: 256,
+            net: NetConfig::default(),
+            snapshot_bytes_max: 1 << 30,
+            wal: raftwatch_wal::WalConfig::default(),
+        }
+    }
+
+    fn openraft_config(&self) -> Result<Arc<openraft::Config>, HostError> {
+        let c = openraft::Config {
+            cluster_name: "raftwatch".into(),
+            election_timeout_min: self.election_timeout_ms.0,
+            election_timeout_max: self.election_timeout_ms.1,
+            heartbeat_interval: self.heartbeat_interval_ms,
+            enable_pre_vote: Some(true),
+            max_payload_entries: self.append_entries_max,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
+            max_in_snapshot_log_to_keep: self.log_entries_kept_after_snapshot,
+            install_snapshot_timeout: 5_000,
+            ..Default::default()
+        };
+        Ok(Arc::new(
+            c.validate().map_err(|e| HostError::Config(e.to_string()))?,
+        ))
+    }
+}
+
+/// `HostError` is what starting a host or a group can fail with.
+#[derive(Debug, Error)]
+pub enum HostError {
+    /// Invalid settings.
+    #[error("invalid raft configuration: {0}")]
+    Config(String),
+    /// The shared log or a snapshot could not be opened.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The gRPC server could not bind.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// openraft refused to start the group.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The group already exists on this node.
+    #[error("group {0} already exists on this node")]
+    GroupExists(GroupId),
+}
+
+/// `GroupError` is what an operation on a group fails with. Retryability:
+/// `NotLeader` and `Unavailable` may succeed elsewhere or later.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum GroupError {
+    /// This node is not the leader; `leader` is a hint when known.
+    #[error("not the leader of group {group}; leader is {leader:?} at {leader_addr:?}")]
+    NotLeader {
+        /// The group.
+        group: GroupId,
+        /// The leader, if known.
+        leader: Option<NodeId>,
+        /// Its gRPC address, if known.
+        leader_addr: Option<String>,
+    },
+    /// The group cannot serve right now (no quorum, shutting down, timed out).
+    #[error("group {group} unavailable: {reason}")]
+    Unavailable {
+        /// The group.
+        group: GroupId,
+        /// Why.
+        reason: String,
+    },
+    /// The request itself was refused (e.g. an invalid membership change).
+    #[error("group {group} refused the request: {reason}")]
+    Refused {
+        /// The group.
+        group: GroupId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// `ReadConsistency` is the named consistency of a read. There is no
+/// silent downgrade: a linearizable read either is one or fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadConsistency {
+    /// Reflects every write acknowledged before the read began: ReadIndex on
+    /// the leader, or a follower waiting until it applied the leader's read
+    /// index.
+    Linearizable,
+    /// The local replica as it is; may lag. The result says how far.
+    Stale,
+}
+
+/// `ReadResult` is a state-machine answer and the log position it reflects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadResult {
+    /// The state machine's answer.
+    pub response: Vec<u8>,
+    /// The last applied log index on the replica that answered.
+    pub applied_index: Option<u64>,
+    /// The leader's commit index when known (linearizable reads), so a stale
+    /// reader can tell how far behind it may be.
+    pub read_index: Option<u64>,
+}
+
+/// `GroupMetrics` is a snapshot of one group's Raft state on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupMetrics {
+    /// The group.
+    pub group: GroupId,
+    /// Current term.
+    pub term: u64,
+    /// Whether this node leads the group.
+    pub is_leader: bool,
+    /// Role name (leader, follower, candidate, learner, shutdown).
+    pub role: &'static str,
+    /// Current leader, if known.
+    pub leader: Option<NodeId>,
+    /// Last log index on this node.
+    pub last_log_index: Option<u64>,
+    /// Committed index as known here.
+    pub commit_index: Option<u64>,
+    /// Applied index.
+    pub applied_index: Option<u64>,
+    /// Last snapshot's index.
+    pub snapshot_index: Option<u64>,
+    /// Last purged index.
+    pub purged_index: Option<u64>,
+    /// Voter ids of the effective membership.
+    pub voters: Vec<NodeId>,
+    /// Learner ids.
+    pub learners: Vec<NodeId>,
+}
+
+/// `GroupHandle` operates one group on this node.
+#[derive(Clone, Debug)]
+pub struct GroupHandle {
+    group: GroupId,
+    node: NodeId,
+    raft: GroupRaft,
+    sm: SmAdapter,
+    peers: Arc<Peers>,
+    read_timeout: Duration,
+}
+
+fn role_name(s: ServerState) -> &'static str {
+    match s {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+impl GroupHandle {
+    /// `group` is the group's id.
+    pub fn group(&self) -> GroupId {
+        self.group
+    }
+
+    /// `raft` exposes the openraft instance (tests, the simulator).
+    pub fn raft(&self) -> &GroupRaft {
+        &self.raft
+    }
+
+    fn unavailable(&self, reason: impl ToString) -> GroupError {
+        GroupError::Unavailable {
+            group: self.group,
+            reason: reason.to_string(),
+        }
+    }
+
+    fn not_leader(
+        &self,
+        f: &openraft::error::ForwardToLeader<crate::types::TypeConfig>,
+    ) -> GroupError {
+        GroupError::NotLeader {
+            group: self.group,
+            leader: f.leader_id.map(NodeId),
+            leader_addr: f.leader_node.as_ref().map(|n| n.grpc_addr.clone()),
+        }
+    }
+
+    /// `initialize` bootstraps the group with these voters; call it on one
+    /// member of a new group only.
+    pub async fn initialize(&self, members: BTreeMap<NodeId, String>) -> Result<(), GroupError> {
+        let nodes: BTreeMap<u64, NodeAddr> = members
+            .into_iter()
+            .map(|(id, addr)| (id.0, NodeAddr { grpc_addr: addr }))
+            .collect();
+        self.raft
+            .initialize(nodes)
+            .await
+            .map_err(|e| GroupError::Refused {
+                group: self.group,
+                reason: e.to_string(),
+            })
+    }
+
+    /// `wait_for_leader` waits until the group has a leader whose lease a
+    /// quorum acknowledged (so it accepts writes), or `timeout` passes.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, GroupError> {
+        let m = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        m.current_leader
+            .map(NodeId)
+            .ok_or_else(|| self.unavailable("no leader"))
+    }
+
+    /// `write` proposes `command` and returns the state machine's response
+    /// once the entry is committed (on a majority's disk) and applied here.
+    /// Only the leader accepts writes; others answer `NotLeader` with a hint.
+    pub async fn write(&self, command: Vec<u8>) -> Result<Vec<u8>, GroupError> {
+        match self.raft.client_write(Request(command)).await {
+            Ok(resp) => Ok(resp.data.0),
+            Err(e) => match e.forward_to_leader() {
+                Some(f) => Err(self.not_leader(f)),
+                None => Err(self.unavailable(e)),
+            },
+        }
+    }
+
+    /// `read` answers `request` from the state machine at `consistency`.
+    pub async fn read(
+        &self,
+        request: &[u8],
+        consistency: ReadConsistency,
+    ) -> Result<ReadResult, GroupError> {
+        let read_index = match consistency {
+            ReadConsistency::Stale => None,
+            ReadConsistency::Linearizable => Some(self.linearize().await?),
+        };
+        let (response, applied) = self.sm.query(request).await;
+        Ok(ReadResult {
+            response,
+            applied_index: applied.map(|l| l.index),
+            read_index,
+        })
+    }
+
+    /// Blocks until this replica may serve a linearizable read; returns the
+    /// read index.
+    async fn linearize(&self) -> Result<u64, GroupError> {
+        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+            Ok(read_log_id) => Ok(read_log_id.index()),
+            Err(e) => {
+                let Some(f) = e.forward_to_leader() else {
+                    return Err(self.unavailable(e));
+                };
+                let (Some(leader), Some(addr)) = (
+                    f.leader_id,
+                    f.leader_node.as_ref().map(|n| n.grpc_addr.clone()),
+                ) else {
+                    return Err(self.not_leader(f));
+                };
+                // Follower read: the leader confirms its leadership and hands
+                // back its read index; this replica waits until it applied it.
+                let log_id: LogId = self
+                    .peers
+                    .read_index(NodeId(leader), &addr, self.group)
+                    .await
+                    .map_err(|e| self.unavailable(e))?;
+                let lin = Linearizer::new(self.node.0, ReadLogId::from_log_id(log_id), None);
+                match lin
+                    .try_await_ready(&self.raft, Some(self.read_timeout))
+                    .await
+                {
+                    Ok(Ok(state)) => Ok(state.read_log_id().index()),
+                    Ok(Err(_)) => {
+                        Err(self.unavailable("timed out waiting to apply the read index"))
+                    }
+                    Err(fatal) => Err(self.unavailable(fatal)),
+                }
+            }
+        }
+    }
+
+    /// `add_learner` adds a non-voting member and waits until the change is
+    /// committed (not until the learner caught up).
+    pub async fn add_learner(&self, id: NodeId, grpc_addr: String) -> Result<(), GroupError> {
+        self.membership_result(
+            self.raft
+                .add_learner(id.0, NodeAddr { grpc_addr }, true)
+                .await,
+        )
+    }
+
+    /// `promote` makes learners voters.
+    pub async fn promote(&self, ids: BTreeSet<NodeId>) -> Result<(), GroupError> {
+        let ids = ids.into_iter().map(|i| i.0).collect();
+        self.membership_result(
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds(ids), true)
+                .await,
+        )
+    }
+
+    /// `remove` takes voters out of the group (they are not kept as learners).
+    pub async fn remove(&self, ids: BTreeSet<NodeId>) -> Result<(), GroupError> {
+        let ids: BTreeSet<u64> = ids.into_iter().map(|i| i.0).collect();
+        let r = self
+            .raft
+            .change_membership(ChangeMembers::RemoveVoters(ids.clone()), false)
+            .await;
+        self.membership_result(r)?;
+        self.membership_result(
+            self.raft
+                .change_membership(ChangeMembers::RemoveNodes(ids), false)
+                .await,
+        )
+    }
+
+    fn membership_result<T>(
+        &self,
+        r: Result<
+            T,
+            openraft::error::RaftError<
+                crate::types::TypeConfig,
+                openraft::error::ClientWriteError<crate::types::TypeConfig>,
+            >,
+        >,
+    ) -> Result<(), GroupError> {
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => match e.forward_to_leader() {
+                Some(f) => Err(self.not_leader(f)),
+                None => Err(GroupError::Refused {
+                    group: self.group,
+                    reason: e.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// `transfer_leader` asks the current leader (this node) to hand over to
+    /// `to`.
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<(), GroupError> {
+        self.raft
+            .trigger()
+            .transfer_leader(to.0)
+            .await
+            .map_err(|e| self.unavailable(e))
+    }
+
+    /// `snapshot_now` builds a snapshot on this node.
+    pub async fn snapshot_now(&self) -> Result<(), GroupError> {
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| self.unavailable(e))
+    }
+
+    /// `purge_log_up_to` discards log entries up to `index` that a snapshot
+    /// covers.
+    pub async fn purge_log_up_to(&self, index: u64) -> Result<(), GroupError> {
+        self.raft
+            .trigger()
+            .purge_log(index)
+            .await
+            .map_err(|e| self.unavailable(e))
+    }
+
+    /// `metrics` reports the group's Raft state on this node.
+    pub fn metrics(&self) -> GroupMetrics {
+        use openraft::async_runtime::WatchReceiver;
+        let m = self.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        GroupMetrics {
+            group: self.group,
+            term: m.current_term,
+            is_leader: m.state == ServerState::Leader,
+            role: role_name(m.state),
+            leader: m.current_leader.map(NodeId),
+            last_log_index: m.last_log_index,
+            commit_index: m.local_committed.map(|l| l.index),
+            applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
+            voters: membership.voter_ids().map(NodeId).collect(),
+            learners: membership.learner_ids().map(NodeId).collect(),
+        }
+    }
+}
+
+/// `RaftHost` is a node's replication layer.
+pub struct RaftHost {
+    config: HostConfig,
+    raft_config: Arc<openraft::Config>,
+    log: SharedLog,
+    peers: Arc<Peers>,
+    registry: Registry,
+    groups: Mutex<BTreeMap<GroupId, GroupHandle>>,
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RaftHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftHost")
+            .field("node", &self.config.node_id)
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl RaftHost {
+    /// `start` opens the shared log (recovering it), binds the gRPC server
+    /// and starts serving every group registered later.
+    pub async fn start(config: HostConfig) -> Result<RaftHost, HostError> {
+        let raft_config = config.openraft_config()?;
+        let (log, _report) = SharedLog::open_fs(&config.data_dir.join("wal"), config.wal.clone())
+            .map_err(|e| HostError::Storage(e.to_string()))?;
+        let peers = Arc::new(Peers::new(config.node_id, config.net.clone()));
+        let registry: Registry = Arc::default();
+        let listener = tokio::net::TcpListener::bind(config.listen_addr)
+            .await
+            .map_err(|source| HostError::Bind {
+                addr: config.listen_addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| HostError::Bind {
+            addr: config.listen_addr,
+            source,
+        })?;
+        let service = RaftService::new(registry.clone(), config.snapshot_bytes_max);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let server = crate::rt::spawn(config.seed, async move {
+            let result = tonic::transport::Server::builder()
+                .add_service(crate::service::server(service))
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "raft gRPC server stopped");
+            }
+        });
+        Ok(RaftHost {
+            config,
+            raft_config,
+            log,
+            peers,
+            registry,
+            groups: Mutex::new(BTreeMap::new()),
+            addr,
+            shutdown: Some(tx),
+            server: Some(server),
+        })
+    }
+
+    /// `addr` is the bound gRPC address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `node_id` is this node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.config.node_id
+    }
+
+    /// `log` is the shared durable log (for its statistics).
+    pub fn log(&self) -> &SharedLog {
+        &self.log
+    }
+
+    /// `create_group` starts group `group` on this node with `sm` as its
+    /// state machine (restored from the group's stored snapshot, then the
+    /// log). The group then needs `initialize` on one member, or to be added
+    /// by the current leader.
+    pub async fn create_group(
+        &self,
+        group: GroupId,
+        sm: Box<dyn GroupStateMachine>,
+    ) -> Result<GroupHandle, HostError> {
+        let store: Arc<dyn SnapshotStore> = Arc::new(
+            FsSnapshotStore::new(&self.config.data_dir.join("snapshots"), group)
+                .map_err(|e| HostError::Storage(e.to_string()))?,
+        );
+        self.create_group_with_store(group, sm, store).await
+    }
+
+    /// `create_group_with_store` is [`RaftHost::create_group`] with the
+    /// snapshot store given (tests, the simulator).
+    pub async fn create_group_with_store(
+        &self,
+        group: GroupId,
+        sm: Box<dyn GroupStateMachine>,
+        store: Arc<dyn SnapshotStore>,
+    ) -> Result<GroupHandle, HostError> {
+        let mut groups = self.groups.lock().await;
+        if groups.contains_key(&group) {
+            return Err(HostError::GroupExists(group));
+        }
+        let adapter = SmAdapter::new(sm, store).map_err(|e| HostError::Storage(e.to_string()))?;
+        let log_store = self.log.group_store(group);
+        let network = GroupNetworkFactory::new(self.peers.clone(), group);
+        let seed = crate::rt::seed_for(self.config.seed, self.config.node_id.0, group.0);
+        let raft = crate::rt::scope(
+            seed,
+            GroupRaft::new(
+                self.config.node_id.0,
+                self.raft_config.clone(),
+                network,
+                log_store,
+                adapter.clone(),
+            ),
+        )
+        .await
+        .map_err(|e| HostError::Raft(e.to_string()))?;
+        if let Ok(mut reg) = self.registry.write() {
+            reg.insert(group, raft.clone());
+        }
+        let handle = GroupHandle {
+            group,
+            node: self.config.node_id,
+            raft,
+            sm: adapter,
+            peers: self.peers.clone(),
+            read_timeout: Duration::from_millis(self.config.election_timeout_ms.1 * 4),
+        };
+        groups.insert(group, handle.clone());
+        Ok(handle)
+    }
+
+    /// `group` returns the handle of a group hosted here.
+    pub async fn group(&self, group: GroupId) -> Option<GroupHandle> {
+        self.groups.lock().await.get(&group).cloned()
+    }
+
+    /// `groups` lists the groups hosted here, in id order.
+    pub async fn groups(&self) -> Vec<GroupHandle> {
+        self.groups.lock().await.values().cloned().collect()
+    }
+
+    /// `remove_group` stops group `group` on this node (it should first be
+    /// removed from the group's membership by its leader).
+    pub async fn remove_group(&self, group: GroupId) -> Result<(), HostError> {
+        let handle = self.groups.lock().await.remove(&group);
+        if let Ok(mut reg) = self.registry.write() {
+            reg.remove(&group);
+        }
+        if let Some(h) = handle {
+            h.raft
+                .shutdown()
+                .await
+                .map_err(|e| HostError::Raft(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// `shutdown` stops every group and the server; the log stays
+    /// consistent on disk.
+    pub async fn shutdown(mut self) {
+        let groups: Vec<GroupHandle> = std::mem::take(&mut *self.groups.lock().await)
+            .into_values()
+            .collect();
+        for g in groups {
+            let _ = g.raft.shutdown().await;
+        }
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}

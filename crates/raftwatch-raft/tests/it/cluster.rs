@@ -1,0 +1,425 @@
+//! Three nodes × two groups over real gRPC and real logs: election,
+//! 10,000 committed entries, leader loss, restart with catch-up by log and
+//! by snapshot, linearizable and stale reads, membership changes while
+//! writing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use raftwatch_raft::{
+    GroupHandle, GroupId, GroupStateMachine, HostConfig, NodeId, RaftHost, ReadConsistency,
+};
+
+/// A key-value state machine: commands `put <key> <value>`, queries
+/// `get <key>` and `len`.
+#[derive(Default)]
+struct Kv {
+    map: BTreeMap<String, String>,
+}
+
+impl GroupStateMachine for Kv {
+    fn apply(&mut self, _index: u64, command: &[u8]) -> Vec<u8> {
+        let text = String::from_utf8_lossy(command);
+        let mut parts = text.splitn(3, ' ');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("put"), Some(k), Some(v)) => {
+                self.map.insert(k.to_string(), v.to_string());
+                b"ok".to_vec()
+            }
+            _ => b"bad command".to_vec(),
+        }
+    }
+
+    fn query(&self, request: &[u8]) -> Vec<u8> {
+        let text = String::from_utf8_lossy(request);
+        if text == "len" {
+            return self.map.len().to_string().into_bytes();
+        }
+        if text == "keys" {
+            return self
+                .map
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+                .into_bytes();
+        }
+        let key = text.strip_prefix("get ").unwrap_or("");
+        self.map.get(key).cloned().unwrap_or_default().into_bytes()
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (k, v) in &self.map {
+            out.extend_from_slice(format!("{k}\t{v}\n").as_bytes());
+        }
+        out
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        let text = std::str::from_utf8(snapshot).map_err(|e| e.to_string())?;
+        let mut map = BTreeMap::new();
+        for line in text.lines() {
+            let (k, v) = line.split_once('\t').ok_or("malformed snapshot line")?;
+            map.insert(k.to_string(), v.to_string());
+        }
+        self.map = map;
+        Ok(())
+    }
+}
+
+const GROUPS: [GroupId; 2] = [GroupId(1), GroupId(2)];
+
+struct Node {
+    id: NodeId,
+    dir: PathBuf,
+    addr: SocketAddr,
+    host: Option<RaftHost>,
+}
+
+fn config(id: NodeId, dir: PathBuf, addr: SocketAddr) -> HostConfig {
+    let mut c = HostConfig::new(id, dir, addr);
+    c.election_timeout_ms = (400, 800);
+    c.heartbeat_interval_ms = 100;
+    c.snapshot_after_entries = 2_000;
+    c.log_entries_kept_after_snapshot = 100;
+    c
+}
+
+impl Node {
+    async fn start(&mut self) {
+        let host = RaftHost::start(config(self.id, self.dir.clone(), self.addr))
+            .await
+            .unwrap();
+        self.addr = host.addr();
+        for g in GROUPS {
+            host.create_group(g, Box::new(Kv::default())).await.unwrap();
+        }
+        self.host = Some(host);
+    }
+
+    async fn group(&self, g: GroupId) -> GroupHandle {
+        self.host.as_ref().unwrap().group(g).await.unwrap()
+    }
+
+    async fn stop(&mut self) {
+        if let Some(h) = self.host.take() {
+            h.shutdown().await;
+        }
+    }
+}
+
+async fn cluster(tmp: &tempfile::TempDir, n: u64) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for id in 1..=n {
+        let mut node = Node {
+            id: NodeId(id),
+            dir: tmp.path().join(format!("node-{id}")),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            host: None,
+        };
+        node.start().await;
+        nodes.push(node);
+    }
+    nodes
+}
+
+fn members(nodes: &[Node]) -> BTreeMap<NodeId, String> {
+    nodes.iter().map(|n| (n.id, n.addr.to_string())).collect()
+}
+
+/// Finds the node leading group `g` among the running nodes, waiting.
+async fn leader_of(nodes: &[Node], g: GroupId) -> usize {
+    for _ in 0..200 {
+        for (i, n) in nodes.iter().enumerate() {
+            if n.host.is_some() && n.group(g).await.metrics().is_leader {
+                return i;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no leader for group {g:?}");
+}
+
+/// Writes `put k<i> v<i>` for `range` with `concurrency` writers, retrying
+/// on a leader change; returns when every write was acknowledged.
+async fn write_range(nodes: &[Node], g: GroupId, range: std::ops::Range<u64>, concurrency: u64) {
+    let next = Arc::new(AtomicU64::new(range.start));
+    let mut handles = Vec::new();
+    for _ in 0..concurrency {
+        let next = next.clone();
+        let end = range.end;
+        let mut groups = Vec::new();
+        for n in nodes.iter().filter(|n| n.host.is_some()) {
+            groups.push(n.group(g).await);
+        }
+        handles.push(raftwatch_raft::rt::spawn(0, async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= end {
+                    return;
+                }
+                let cmd = format!("put k{i} v{i}").into_bytes();
+                let mut attempt = 0;
+                loop {
+                    let target = &groups[attempt % groups.len()];
+                    match target.write(cmd.clone()).await {
+                        Ok(r) => {
+                            assert_eq!(r, b"ok");
+                            break;
+                        }
+                        Err(_) => {
+                            attempt += 1;
+                            assert!(attempt < 2_000, "write {i} never succeeded");
+                            if attempt % groups.len() == 0 {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+}
+
+async fn read(n: &Node, g: GroupId, q: &str, c: ReadConsistency) -> String {
+    let r = n.group(g).await.read(q.as_bytes(), c).await.unwrap();
+    String::from_utf8(r.response).unwrap()
+}
+
+async fn wait_applied(n: &Node, g: GroupId, index: u64) {
+    let h = n.group(g).await;
+    for _ in 0..600 {
+        if h.metrics().applied_index >= Some(index) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "node {:?} group {g:?} never applied {index}: {:?}",
+        n.id,
+        h.metrics()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_two_groups_survive_leader_loss_and_catch_up_by_log_and_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(&tmp, 3).await;
+    let m = members(&nodes);
+    for g in GROUPS {
+        nodes[0].group(g).await.initialize(m.clone()).await.unwrap();
+        nodes[0]
+            .group(g)
+            .await
+            .wait_for_leader(Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+
+    // 10,000 committed entries in group 1, 1,000 in group 2.
+    write_range(&nodes, GROUPS[0], 0..10_000, 64).await;
+    write_range(&nodes, GROUPS[1], 0..1_000, 16).await;
+    for n in &nodes {
+        // Linearizable reads on every replica, followers included.
+        assert_eq!(
+            read(n, GROUPS[0], "get k9999", ReadConsistency::Linearizable).await,
+            "v9999"
+        );
+        assert_eq!(
+            read(n, GROUPS[0], "len", ReadConsistency::Linearizable).await,
+            "10000"
+        );
+        assert_eq!(
+            read(n, GROUPS[1], "len", ReadConsistency::Linearizable).await,
+            "1000"
+        );
+    }
+
+    // Stop group 1's leader; a new leader commits more.
+    let old = leader_of(&nodes, GROUPS[0]).await;
+    nodes[old].stop().await;
+    write_range(&nodes, GROUPS[0], 10_000..10_500, 16).await;
+    let new = leader_of(&nodes, GROUPS[0]).await;
+    assert_ne!(new, old);
+
+    // Restart the old leader from its data dir: it catches up by log.
+    nodes[old].start().await;
+    let target = nodes[new]
+        .group(GROUPS[0])
+        .await
+        .metrics()
+        .applied_index
+        .unwrap();
+    wait_applied(&nodes[old], GROUPS[0], target).await;
+    assert_eq!(
+        read(
+            &nodes[old],
+            GROUPS[0],
+            "get k10499",
+            ReadConsistency::Linearizable
+        )
+        .await,
+        "v10499"
+    );
+
+    // Stop a follower, write past the snapshot threshold so the leader purges
+    // what the follower lacks, restart it: it catches up by snapshot.
+    let leader = leader_of(&nodes, GROUPS[0]).await;
+    let follower = (0..3).find(|&i| i != leader).unwrap();
+    let follower_applied = nodes[follower]
+        .group(GROUPS[0])
+        .await
+        .metrics()
+        .applied_index
+        .unwrap();
+    nodes[follower].stop().await;
+    write_range(&nodes, GROUPS[0], 10_500..15_000, 32).await;
+    let lh = nodes[leader].group(GROUPS[0]).await;
+    lh.snapshot_now().await.unwrap();
+    let applied = lh.metrics().applied_index.unwrap();
+    for _ in 0..200 {
+        if lh.metrics().snapshot_index >= Some(follower_applied + 1_000) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    lh.purge_log_up_to(applied).await.unwrap();
+    for _ in 0..200 {
+        if lh.metrics().purged_index > Some(follower_applied + 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        lh.metrics().purged_index > Some(follower_applied + 1),
+        "leader did not purge: {:?}",
+        lh.metrics()
+    );
+    nodes[follower].start().await;
+    wait_applied(&nodes[follower], GROUPS[0], applied).await;
+    let fm = nodes[follower].group(GROUPS[0]).await.metrics();
+    assert!(
+        fm.snapshot_index.is_some(),
+        "follower should have installed a snapshot: {fm:?}"
+    );
+    assert_eq!(
+        read(&nodes[follower], GROUPS[0], "len", ReadConsistency::Stale).await,
+        "15000"
+    );
+    assert_eq!(
+        read(
+            &nodes[follower],
+            GROUPS[0],
+            "get k14999",
+            ReadConsistency::Linearizable
+        )
+        .await,
+        "v14999"
+    );
+
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_while_writing_lose_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(&tmp, 4).await;
+    let g = GROUPS[0];
+    let m: BTreeMap<NodeId, String> = members(&nodes[..3]);
+    nodes[0].group(g).await.initialize(m).await.unwrap();
+    nodes[0]
+        .group(g)
+        .await
+        .wait_for_leader(Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let writer = {
+        let groups: Vec<GroupHandle> = {
+            let mut v = Vec::new();
+            for n in &nodes {
+                v.push(n.group(g).await);
+            }
+            v
+        };
+        let stop = stop.clone();
+        let acked = acked.clone();
+        raftwatch_raft::rt::spawn(0, async move {
+            let mut i = 0u64;
+            let mut attempt = 0usize;
+            while !stop.load(Ordering::SeqCst) {
+                let cmd = format!("put w{i} x").into_bytes();
+                match groups[attempt % groups.len()].write(cmd).await {
+                    Ok(_) => {
+                        acked.lock().unwrap().insert(i);
+                        i += 1;
+                    }
+                    Err(_) => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+        })
+    };
+
+    // A committed write implies the initial membership is committed too;
+    // before that a change is refused as concurrent.
+    for _ in 0..400 {
+        if !acked.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let leader = leader_of(&nodes, g).await;
+    let lh = nodes[leader].group(g).await;
+    lh.add_learner(nodes[3].id, nodes[3].addr.to_string())
+        .await
+        .unwrap();
+    lh.promote(BTreeSet::from([nodes[3].id])).await.unwrap();
+    let remove = (0..3).find(|&i| i != leader).unwrap();
+    lh.remove(BTreeSet::from([nodes[remove].id])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    writer.await.unwrap();
+
+    let acked: Vec<u64> = acked.lock().unwrap().iter().copied().collect();
+    assert!(
+        acked.len() > 10,
+        "the writer made progress: {}",
+        acked.len()
+    );
+    let voters = lh.metrics().voters;
+    assert!(
+        voters.contains(&nodes[3].id) && !voters.contains(&nodes[remove].id),
+        "voters {voters:?}"
+    );
+    for (i, n) in nodes.iter().enumerate() {
+        if i == remove {
+            continue;
+        }
+        let keys = read(n, g, "keys", ReadConsistency::Linearizable).await;
+        let keys: BTreeSet<&str> = keys.lines().collect();
+        for k in &acked {
+            assert!(
+                keys.contains(format!("w{k}").as_str()),
+                "node {i} lost acknowledged write w{k}"
+            );
+        }
+    }
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
