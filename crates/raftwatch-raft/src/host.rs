@@ -479,8 +479,23 @@ impl RaftHost {
     /// and starts serving every group registered later.
     pub async fn start(config: HostConfig) -> Result<RaftHost, HostError> {
         let raft_config = config.openraft_config()?;
-        let (log, _report) = SharedLog::open_fs(&config.data_dir.join("wal"), config.wal.clone())
+        let (log, report) = SharedLog::open_fs(&config.data_dir.join("wal"), config.wal.clone())
             .map_err(|e| HostError::Storage(e.to_string()))?;
+        if let Some(torn) = &report.torn_tail {
+            // Expected after a crash mid-write: the tail was never
+            // acknowledged, so dropping it loses nothing promised.
+            tracing::warn!(
+                node_id = config.node_id.0,
+                ?torn,
+                "repaired a torn tail of the log"
+            );
+        }
+        tracing::info!(
+            node_id = config.node_id.0,
+            segments = report.segments_count,
+            records = report.records_count,
+            "log recovered"
+        );
         let peers = Arc::new(Peers::new(config.node_id, config.net.clone()));
         let registry: Registry = Arc::default();
         let listener = tokio::net::TcpListener::bind(config.listen_addr)

@@ -191,18 +191,25 @@ impl<S: KvStore> Tsdb<S> {
         Ok(db)
     }
 
-    fn load_series(&mut self) -> Result<(), TsdbError> {
-        let start = [keys::SERIES_PREFIX];
-        let end = [keys::SERIES_PREFIX + 1];
-        let mut loaded = Vec::new();
-        for kv in self.store.scan(&start, Some(&end)) {
+    /// Reads every `prefix ‖ u64be` key with its value, in key order.
+    fn scan_by_ref(&self, prefix: u8, what: &str) -> Result<Vec<(SeriesRef, Vec<u8>)>, TsdbError> {
+        let mut out = Vec::new();
+        for kv in self.store.scan(&[prefix], Some(&[prefix + 1])) {
             let (k, v) = kv?;
             let r = keys::parse_series_ref(&k)
                 .filter(|_| k.len() == 9)
                 .ok_or_else(|| TsdbError::Corruption {
-                    what: "series key".into(),
+                    what: format!("{what} key"),
                     reason: format!("{k:?}"),
                 })?;
+            out.push((r, v));
+        }
+        Ok(out)
+    }
+
+    fn load_series(&mut self) -> Result<(), TsdbError> {
+        let mut loaded = Vec::new();
+        for (r, v) in self.scan_by_ref(keys::SERIES_PREFIX, "series")? {
             let rec = SeriesRecord::decode(&v).map_err(|reason| TsdbError::Corruption {
                 what: format!("series record {r}"),
                 reason,
@@ -222,17 +229,7 @@ impl<S: KvStore> Tsdb<S> {
     fn load_heads(&mut self) -> Result<(), TsdbError> {
         // series → (min_time, num_samples, payload)
         let mut heads: BTreeMap<SeriesRef, (i64, u64, Vec<u8>)> = BTreeMap::new();
-        for kv in self
-            .store
-            .scan(&[keys::HEAD_PREFIX], Some(&[keys::HEAD_PREFIX + 1]))
-        {
-            let (k, v) = kv?;
-            let r = keys::parse_series_ref(&k)
-                .filter(|_| k.len() == 9)
-                .ok_or_else(|| TsdbError::Corruption {
-                    what: "head key".into(),
-                    reason: format!("{k:?}"),
-                })?;
+        for (r, v) in self.scan_by_ref(keys::HEAD_PREFIX, "head")? {
             let rec = ChunkRecord::decode(&v).map_err(|e| TsdbError::Corruption {
                 what: format!("head chunk of series {r}"),
                 reason: e.to_string(),
@@ -244,20 +241,10 @@ impl<S: KvStore> Tsdb<S> {
             );
         }
         let mut first_seq = None;
-        for kv in self
-            .store
-            .scan(&[keys::HEAD_LOG_PREFIX], Some(&[keys::HEAD_LOG_PREFIX + 1]))
-        {
-            let (k, v) = kv?;
-            let seq = keys::parse_series_ref(&k)
-                .filter(|_| k.len() == 9)
-                .map(|s| s.0);
-            let Some(seq) = seq else {
-                return Err(TsdbError::Corruption {
-                    what: "head-log key".into(),
-                    reason: format!("{k:?}"),
-                });
-            };
+        // Head-log keys are `0x05 ‖ u64be(seq)`: the same shape as a series
+        // key, so the same scan reads them.
+        for (seq, v) in self.scan_by_ref(keys::HEAD_LOG_PREFIX, "head-log")? {
+            let seq = seq.0;
             first_seq.get_or_insert(seq);
             self.log_bytes += v.len();
             let what = || format!("head-log record {seq}");
