@@ -36,6 +36,12 @@ pub struct HostConfig {
     pub heartbeat_interval_ms: u64,
     /// Build a snapshot once this many entries were applied since the last.
     pub snapshot_after_entries: u64,
+    /// Also build one once this many bytes of entries were appended to the
+    /// group's log since the last (checked every `snapshot_check_interval`):
+    /// a few huge entries fill the disk long before the entry count trips.
+    pub snapshot_after_bytes: u64,
+    /// How often the byte budget above is checked.
+    pub snapshot_check_interval: Duration,
     /// Entries kept in the log behind a snapshot (for lagging followers).
     pub log_entries_kept_after_snapshot: u64,
     /// Maximum entries per append-entries message.
@@ -63,6 +69,8 @@ impl HostConfig {
             election_timeout_ms: (1_000, 2_000),
             heartbeat_interval_ms: 300,
             snapshot_after_entries: 10_000,
+            snapshot_after_bytes: 64 << 20,
+            snapshot_check_interval: Duration::from_secs(1),
             log_entries_kept_after_snapshot: 1_000,
             append_entries_max: 256,
             net: NetConfig::default(),
@@ -206,6 +214,10 @@ pub struct GroupHandle {
     group: GroupId,
     node: NodeId,
     raft: GroupRaft,
+    /// Entry bytes appended to this group's log, and the value at the last
+    /// byte-triggered snapshot.
+    appended_bytes: Arc<std::sync::atomic::AtomicU64>,
+    snapshot_baseline_bytes: Arc<std::sync::atomic::AtomicU64>,
     sm: SmAdapter,
     peers: Arc<Peers>,
     read_timeout: Duration,
@@ -424,6 +436,27 @@ impl GroupHandle {
             .map_err(|e| self.unavailable(e))
     }
 
+    /// `appended_bytes_since_snapshot` is how many entry bytes were appended
+    /// since the last byte-triggered snapshot (or since start).
+    pub fn appended_bytes_since_snapshot(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        self.appended_bytes
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.snapshot_baseline_bytes.load(Ordering::Relaxed))
+    }
+
+    /// Triggers a snapshot if more than `budget` bytes were appended since
+    /// the last one this check triggered; returns whether it did.
+    async fn snapshot_if_over(&self, budget: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = self.appended_bytes.load(Ordering::Relaxed);
+        if now.saturating_sub(self.snapshot_baseline_bytes.load(Ordering::Relaxed)) < budget {
+            return false;
+        }
+        self.snapshot_baseline_bytes.store(now, Ordering::Relaxed);
+        self.raft.trigger().snapshot().await.is_ok()
+    }
+
     /// `purge_log_up_to` discards log entries up to `index` that a snapshot
     /// covers.
     pub async fn purge_log_up_to(&self, index: u64) -> Result<(), GroupError> {
@@ -463,10 +496,11 @@ pub struct RaftHost {
     log: SharedLog,
     peers: Arc<Peers>,
     registry: Registry,
-    groups: Mutex<BTreeMap<GroupId, GroupHandle>>,
+    groups: Arc<Mutex<BTreeMap<GroupId, GroupHandle>>>,
     addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    snapshotter: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for RaftHost {
@@ -526,16 +560,36 @@ impl RaftHost {
                 tracing::error!(error = %e, "raft gRPC server stopped");
             }
         });
+        let groups: Arc<Mutex<BTreeMap<GroupId, GroupHandle>>> = Arc::default();
+        let snapshotter = {
+            let groups = groups.clone();
+            let (budget, every) = (config.snapshot_after_bytes, config.snapshot_check_interval);
+            crate::rt::spawn(config.seed, async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let handles: Vec<GroupHandle> = groups.lock().await.values().cloned().collect();
+                    for h in handles {
+                        if h.snapshot_if_over(budget).await {
+                            tracing::info!(
+                                group = h.group.0,
+                                "snapshot triggered by the log byte budget"
+                            );
+                        }
+                    }
+                }
+            })
+        };
         Ok(RaftHost {
             config,
             raft_config,
             log,
             peers,
             registry,
-            groups: Mutex::new(BTreeMap::new()),
+            groups,
             addr,
             shutdown: Some(tx),
             server: Some(server),
+            snapshotter,
         })
     }
 
@@ -584,6 +638,7 @@ impl RaftHost {
         }
         let adapter = SmAdapter::new(sm, store).map_err(|e| HostError::Storage(e.to_string()))?;
         let log_store = self.log.group_store(group);
+        let appended_bytes = log_store.appended_bytes();
         let network = GroupNetworkFactory::new(self.peers.clone(), group);
         let seed = crate::rt::seed_for(self.config.seed, self.config.node_id.0, group.0);
         let raft = crate::rt::scope(
@@ -605,6 +660,8 @@ impl RaftHost {
             group,
             node: self.config.node_id,
             raft,
+            appended_bytes,
+            snapshot_baseline_bytes: Arc::default(),
             sm: adapter,
             peers: self.peers.clone(),
             read_timeout: Duration::from_millis(self.config.election_timeout_ms.1 * 4),
@@ -642,6 +699,7 @@ impl RaftHost {
     /// `shutdown` stops every group and the server; the log stays
     /// consistent on disk.
     pub async fn shutdown(mut self) {
+        self.snapshotter.abort();
         let groups: Vec<GroupHandle> = std::mem::take(&mut *self.groups.lock().await)
             .into_values()
             .collect();

@@ -215,6 +215,7 @@ impl SharedLog {
         GroupLogStore {
             group,
             core: self.core.clone(),
+            appended_bytes: Arc::default(),
         }
     }
 
@@ -391,6 +392,9 @@ fn closed(group: GroupId) -> io::Error {
 pub struct GroupLogStore {
     group: GroupId,
     core: Arc<Core>,
+    /// Encoded entry bytes appended through this store (and its clones)
+    /// since it was created; the host snapshots on a byte budget with it.
+    appended_bytes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl fmt::Debug for GroupLogStore {
@@ -402,6 +406,12 @@ impl fmt::Debug for GroupLogStore {
 }
 
 impl GroupLogStore {
+    /// `appended_bytes` counts the encoded entry bytes appended through this
+    /// store and its clones since it was created.
+    pub fn appended_bytes(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.appended_bytes.clone()
+    }
+
     /// `group` is the store's group.
     pub fn group(&self) -> GroupId {
         self.group
@@ -626,6 +636,9 @@ impl RaftLogStorage<TypeConfig> for GroupLogStore {
                 (e, bytes)
             })
             .collect();
+        let appended: usize = encoded.iter().map(|(_, b)| b.len()).sum();
+        self.appended_bytes
+            .fetch_add(appended as u64, std::sync::atomic::Ordering::Relaxed);
         if encoded.is_empty() {
             // Nothing to write, but the callback still waits for every
             // earlier write (openraft's I/O order).

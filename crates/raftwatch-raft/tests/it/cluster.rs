@@ -502,3 +502,64 @@ async fn a_node_with_a_corrupted_log_refuses_to_start_naming_file_and_offset() {
         n.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_also_taken_on_a_log_byte_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = Vec::new();
+    for id in 1..=3u64 {
+        let dir = tmp.path().join(format!("node-{id}"));
+        let mut c = config(NodeId(id), dir.clone(), "127.0.0.1:0".parse().unwrap());
+        // Entry count alone would never trigger a snapshot here.
+        c.snapshot_after_entries = 1_000_000;
+        c.snapshot_after_bytes = 100_000;
+        c.snapshot_check_interval = Duration::from_millis(100);
+        let host = RaftHost::start(c).await.unwrap();
+        host.create_group(GROUPS[0], Box::new(Kv::default()))
+            .await
+            .unwrap();
+        nodes.push(Node {
+            id: NodeId(id),
+            dir,
+            addr: host.addr(),
+            host: Some(host),
+        });
+    }
+    let g = GROUPS[0];
+    nodes[0]
+        .group(g)
+        .await
+        .initialize(members(&nodes))
+        .await
+        .unwrap();
+    let big = "x".repeat(2_000);
+    let h = nodes[leader_of(&nodes, g).await].group(g).await;
+    for i in 0..100 {
+        loop {
+            if h.write(format!("put b{i} {big}").into_bytes())
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for n in &nodes {
+        let gh = n.group(g).await;
+        for _ in 0..100 {
+            if gh.metrics().snapshot_index.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            gh.metrics().snapshot_index.is_some(),
+            "node {:?}: no snapshot after ~200 KB of entries",
+            n.id
+        );
+    }
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
