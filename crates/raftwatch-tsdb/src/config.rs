@@ -50,6 +50,39 @@ pub struct TsdbConfig {
     pub series_hash: fn(&Labels) -> SeriesHash,
 }
 
+impl TsdbConfig {
+    /// `validate` refuses settings the engine cannot honour, naming them.
+    pub fn validate(&self) -> Result<(), crate::TsdbError> {
+        let bad = |m: String| Err(crate::TsdbError::InvalidConfig(m));
+        let samples_max = raftwatch_chunk::RECORD_SAMPLES_MAX as usize;
+        if self.chunk_samples_max == 0 || self.chunk_samples_max > samples_max {
+            return bad(format!(
+                "chunk_samples_max = {} (must be 1..={samples_max})",
+                self.chunk_samples_max
+            ));
+        }
+        if self.ooo_buffer_samples_max == 0 || self.ooo_buffer_samples_max > samples_max {
+            return bad(format!(
+                "ooo_buffer_samples_max = {} (must be 1..={samples_max})",
+                self.ooo_buffer_samples_max
+            ));
+        }
+        if self.chunk_span_ms_max <= 0 {
+            return bad(format!(
+                "chunk_span_ms_max = {} (must be positive)",
+                self.chunk_span_ms_max
+            ));
+        }
+        if self.out_of_order_window_ms < 0 {
+            return bad(format!(
+                "out_of_order_window_ms = {} (must not be negative)",
+                self.out_of_order_window_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for TsdbConfig {
     fn default() -> Self {
         TsdbConfig {

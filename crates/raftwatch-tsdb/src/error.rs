@@ -30,6 +30,9 @@ pub enum TsdbError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The configuration is unusable (names the setting).
+    #[error("invalid engine configuration: {0}")]
+    InvalidConfig(String),
     /// A snapshot stream could not be restored.
     #[error("invalid snapshot: {0}")]
     InvalidSnapshot(String),

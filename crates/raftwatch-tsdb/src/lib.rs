@@ -155,6 +155,7 @@ impl<S: KvStore> Tsdb<S> {
     /// lazily. Fails with [`TsdbError::Corruption`] naming the record if
     /// anything read is damaged.
     pub fn open(store: S, config: TsdbConfig) -> Result<Tsdb<S>, TsdbError> {
+        config.validate()?;
         let meta = match store.get(keys::META_KEY)? {
             Some(b) => Meta::decode(&b).map_err(|reason| TsdbError::Corruption {
                 what: "engine meta record".into(),

@@ -351,3 +351,43 @@ fn head_log_records_and_checkpoints_alternate_and_replay_exactly() {
         "a checkpoint must replace the head log"
     );
 }
+
+#[test]
+fn unusable_configuration_is_refused_naming_the_setting() {
+    for (config, setting) in [
+        (
+            TsdbConfig {
+                chunk_samples_max: 70_000,
+                ..TsdbConfig::default()
+            },
+            "chunk_samples_max",
+        ),
+        (
+            TsdbConfig {
+                chunk_samples_max: 0,
+                ..TsdbConfig::default()
+            },
+            "chunk_samples_max",
+        ),
+        (
+            TsdbConfig {
+                chunk_span_ms_max: 0,
+                ..TsdbConfig::default()
+            },
+            "chunk_span_ms_max",
+        ),
+        (
+            TsdbConfig {
+                out_of_order_window_ms: -1,
+                ..TsdbConfig::default()
+            },
+            "out_of_order_window_ms",
+        ),
+    ] {
+        let err = Tsdb::open(MemStore::new(), config).unwrap_err();
+        assert!(
+            matches!(err, TsdbError::InvalidConfig(ref m) if m.contains(setting)),
+            "{err}"
+        );
+    }
+}
