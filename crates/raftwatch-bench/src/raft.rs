@@ -155,11 +155,17 @@ async fn run_async(args: RaftArgs) -> anyhow::Result<RaftReport> {
 
     if args.idle_groups.is_some() {
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let idle_fsyncs0: u64 = hosts.iter().map(|h| h.log().stats().fsyncs_count).sum();
         let cpu0 = process_cpu_seconds()?;
         let t0 = clock.now_mono();
         tokio::time::sleep(Duration::from_secs(args.seconds)).await;
         let cpu = process_cpu_seconds()? - cpu0;
         let wall = clock.now_mono().nanos_since(t0) as f64 / 1e9;
+        let idle_fsyncs: u64 = hosts
+            .iter()
+            .map(|h| h.log().stats().fsyncs_count)
+            .sum::<u64>()
+            - idle_fsyncs0;
         for h in hosts {
             h.shutdown().await;
         }
@@ -168,7 +174,7 @@ async fn run_async(args: RaftArgs) -> anyhow::Result<RaftReport> {
             bytes_per_sec: 0.0,
             p50_ms: 0.0,
             p99_ms: 0.0,
-            fsyncs_per_sec: 0.0,
+            fsyncs_per_sec: idle_fsyncs as f64 / wall / args.nodes as f64,
             groups: group_count,
             nodes: args.nodes,
             entry_bytes: args.entry_bytes,
