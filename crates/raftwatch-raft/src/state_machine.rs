@@ -331,3 +331,58 @@ impl RaftStateMachine<crate::types::TypeConfig> for SmAdapter {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn meta() -> SnapshotMeta {
+        let nodes: BTreeMap<u64, crate::types::NodeAddr> = (1u64..=3)
+            .map(|id| {
+                (
+                    id,
+                    crate::types::NodeAddr {
+                        grpc_addr: format!("127.0.0.1:{id}"),
+                    },
+                )
+            })
+            .collect();
+        let membership =
+            openraft::Membership::new(vec![BTreeSet::from([1u64, 2, 3])], nodes).unwrap();
+        let log_id = LogId::new(
+            openraft::impls::leader_id_adv::LeaderId {
+                term: 3,
+                node_id: 1,
+            },
+            42,
+        );
+        SnapshotMeta {
+            last_log_id: Some(log_id),
+            last_membership: StoredMembership::new(Some(log_id), membership),
+        }
+    }
+
+    #[test]
+    fn snapshot_files_round_trip_and_refuse_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsSnapshotStore::new(dir.path(), GroupId(7)).unwrap();
+        assert!(store.load().unwrap().is_none());
+        store.save(&meta(), b"state bytes").unwrap();
+        let (m, data) = store.load().unwrap().unwrap();
+        assert_eq!(m, meta());
+        assert_eq!(data, b"state bytes");
+
+        let path = dir.path().join("group-7.snapshot");
+        let good = std::fs::read(&path).unwrap();
+        for i in [0, 4, 6, good.len() / 2, good.len() - 1] {
+            let mut bad = good.clone();
+            bad[i] ^= 0x01;
+            std::fs::write(&path, &bad).unwrap();
+            let err = store.load().unwrap_err();
+            assert!(err.to_string().contains("group-7.snapshot"), "{err}");
+        }
+        std::fs::write(&path, &good[..good.len() - 3]).unwrap();
+        assert!(store.load().is_err());
+    }
+}
