@@ -41,6 +41,10 @@ pub struct RaftArgs {
     /// Instead of writing, host this many idle groups and report CPU use.
     #[arg(long)]
     idle_groups: Option<u64>,
+    /// Leader heartbeat interval in ms (the election timeout follows at 3–6×;
+    /// default: the node's default).
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
 }
 
 /// The printed result.
@@ -126,6 +130,10 @@ async fn run_async(args: RaftArgs) -> anyhow::Result<RaftReport> {
             "127.0.0.1:0".parse()?,
         );
         c.snapshot_after_entries = 100_000;
+        if let Some(hb) = args.heartbeat_ms {
+            c.heartbeat_interval_ms = hb;
+            c.election_timeout_ms = (hb * 3, hb * 6);
+        }
         hosts.push(RaftHost::start(c).await?);
     }
     let members = hosts
