@@ -229,15 +229,17 @@ pub(super) fn process(core: &Core, batch: Vec<Req>) {
             // queued so far; if it fails, the guard reports the failure.
             let _ = wal.append(Vec::new(), Box::new(move |r| guard.finish(r)));
         }
+        // Count before the flush: it fires the callbacks, and whoever a
+        // callback wakes may read these counters at once.
+        let c = &core.counters;
+        c.entries_appended.fetch_add(entries, Ordering::Relaxed);
+        c.batches.fetch_add(1, Ordering::Relaxed);
+        c.requests.fetch_add(requests, Ordering::Relaxed);
         if let Err(e) = wal.flush_pending() {
             tracing::error!(error = %e, "log flush failed; the log is poisoned until the node restarts");
         }
         core.counters.store_wal(&wal.stats());
     }
-    let c = &core.counters;
-    c.entries_appended.fetch_add(entries, Ordering::Relaxed);
-    c.batches.fetch_add(1, Ordering::Relaxed);
-    c.requests.fetch_add(requests, Ordering::Relaxed);
     core.lock_front().evict(last_seq);
 }
 
