@@ -6,111 +6,52 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, TryStreamExt};
 use openraft::impls::leader_id_adv::LeaderId;
-use openraft::storage::{
-    EntryResponder, IOFlushed, RaftLogStorage, RaftSnapshotBuilder, RaftStateMachine,
-};
+use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::type_config::TypeConfigExt;
-use openraft::{EntryPayload, OptionalSend, RaftLogReader, StorageError};
+use openraft::{EntryPayload, RaftLogReader, StorageError};
+use raftwatch_raft::GroupStateMachine;
 use raftwatch_raft::log_store::{FlushMode, GroupLogStore, SharedLog};
-use raftwatch_raft::types::{
-    Entry, GroupId, LogId, Request, Response, Snapshot, SnapshotData, SnapshotMeta,
-    StoredMembership, TypeConfig, Vote,
-};
+use raftwatch_raft::state_machine::{MemSnapshotStore, SmAdapter};
+use raftwatch_raft::types::{Entry, GroupId, LogId, Request, TypeConfig, Vote};
 use raftwatch_wal::{MemDisk, WalConfig};
 
-// ------------------------------------------------ a tiny state machine
+// ------------------------------------------------ the state machine
 
-/// The suite also exercises a state machine; this one only tracks what
-/// openraft looks at (last applied, membership, current snapshot).
+/// The suite also exercises a state machine: it runs on our real adapter
+/// (`SmAdapter`, with an in-memory snapshot store) around a counter.
 #[derive(Default)]
-struct SmInner {
-    last_applied: Option<LogId>,
-    last_membership: StoredMembership,
-    applied_count: u64,
-    current: Option<(SnapshotMeta, SnapshotData)>,
+struct Counter {
+    applied: u64,
 }
 
-#[derive(Clone, Default)]
-struct TestSm {
-    inner: Arc<tokio::sync::Mutex<SmInner>>,
-}
-
-impl RaftSnapshotBuilder<TypeConfig> for TestSm {
-    type SnapshotData = SnapshotData;
-
-    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let mut inner = self.inner.lock().await;
-        let data = inner.applied_count.to_le_bytes().to_vec();
-        let meta = SnapshotMeta {
-            last_log_id: inner.last_applied,
-            last_membership: inner.last_membership.clone(),
-        };
-        inner.current = Some((meta.clone(), data.clone()));
-        Ok(Snapshot {
-            meta,
-            snapshot: data,
-        })
+impl GroupStateMachine for Counter {
+    fn apply(&mut self, _index: u64, _command: &[u8]) -> Vec<u8> {
+        self.applied += 1;
+        Vec::new()
     }
-}
-
-impl RaftStateMachine<TypeConfig> for TestSm {
-    type SnapshotData = SnapshotData;
-    type SnapshotBuilder = Self;
-
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
-        let inner = self.inner.lock().await;
-        Ok((inner.last_applied, inner.last_membership.clone()))
+    fn query(&self, _request: &[u8]) -> Vec<u8> {
+        self.applied.to_le_bytes().to_vec()
     }
-
-    async fn apply<S>(&mut self, mut entries: S) -> Result<(), io::Error>
-    where
-        S: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
-    {
-        let mut inner = self.inner.lock().await;
-        while let Some((entry, responder)) = entries.try_next().await? {
-            inner.last_applied = Some(entry.log_id);
-            inner.applied_count += 1;
-            if let EntryPayload::Membership(m) = entry.payload {
-                inner.last_membership = StoredMembership::new(Some(entry.log_id), m);
-            }
-            if let Some(r) = responder {
-                r.send(Response(Vec::new()));
-            }
-        }
-        Ok(())
+    fn snapshot(&self) -> Vec<u8> {
+        self.applied.to_le_bytes().to_vec()
     }
-
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta,
-        snapshot: SnapshotData,
-    ) -> Result<(), io::Error> {
-        let mut inner = self.inner.lock().await;
-        let count: [u8; 8] = snapshot
-            .as_slice()
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        let b: [u8; 8] = snapshot
             .try_into()
-            .map_err(|_| io::Error::other("bad test snapshot"))?;
-        inner.applied_count = u64::from_le_bytes(count);
-        inner.last_applied = meta.last_log_id;
-        inner.last_membership = meta.last_membership.clone();
-        inner.current = Some((meta.clone(), snapshot));
+            .map_err(|_| "bad test snapshot".to_string())?;
+        self.applied = u64::from_le_bytes(b);
         Ok(())
     }
+}
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let inner = self.inner.lock().await;
-        Ok(inner
-            .current
-            .clone()
-            .map(|(meta, snapshot)| Snapshot { meta, snapshot }))
-    }
+fn state_machine() -> SmAdapter {
+    SmAdapter::new(
+        Box::<Counter>::default(),
+        Arc::new(MemSnapshotStore::default()),
+    )
+    .unwrap()
 }
 
 // ------------------------------------------------ conformance suite
@@ -119,12 +60,14 @@ const GROUP: GroupId = GroupId(7);
 
 struct MemBuilder;
 
-impl StoreBuilder<TypeConfig, GroupLogStore, TestSm, SharedLog> for MemBuilder {
-    async fn build(&self) -> Result<(SharedLog, GroupLogStore, TestSm), StorageError<TypeConfig>> {
+impl StoreBuilder<TypeConfig, GroupLogStore, SmAdapter, SharedLog> for MemBuilder {
+    async fn build(
+        &self,
+    ) -> Result<(SharedLog, GroupLogStore, SmAdapter), StorageError<TypeConfig>> {
         let (log, _) =
             SharedLog::open_mem(MemDisk::new(), WalConfig::default(), FlushMode::Thread).unwrap();
         let store = log.group_store(GROUP);
-        Ok((log, store, TestSm::default()))
+        Ok((log, store, state_machine()))
     }
 }
 
@@ -136,8 +79,8 @@ struct FsGuard {
 
 struct FsBuilder;
 
-impl StoreBuilder<TypeConfig, GroupLogStore, TestSm, FsGuard> for FsBuilder {
-    async fn build(&self) -> Result<(FsGuard, GroupLogStore, TestSm), StorageError<TypeConfig>> {
+impl StoreBuilder<TypeConfig, GroupLogStore, SmAdapter, FsGuard> for FsBuilder {
+    async fn build(&self) -> Result<(FsGuard, GroupLogStore, SmAdapter), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = SharedLog::open_fs(dir.path(), WalConfig::default()).unwrap();
         let store = log.group_store(GROUP);
@@ -147,7 +90,7 @@ impl StoreBuilder<TypeConfig, GroupLogStore, TestSm, FsGuard> for FsBuilder {
                 _dir: dir,
             },
             store,
-            TestSm::default(),
+            state_machine(),
         ))
     }
 }
