@@ -445,6 +445,37 @@ impl GroupNetwork {
     }
 }
 
+impl GroupNetwork {
+    /// Sends a vote or (with `pre_vote`) a pre-vote request: the same
+    /// message and answer, a different RPC.
+    async fn send_vote(
+        &self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+        pre_vote: bool,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let req = convert::vote_request_to_proto(self.group, &rpc);
+        let resp = self
+            .peers
+            .call(
+                self.target,
+                &self.addr,
+                option.soft_ttl(),
+                |mut c| async move {
+                    if pre_vote {
+                        c.pre_vote(req).await
+                    } else {
+                        c.vote(req).await
+                    }
+                },
+            )
+            .await
+            .map_err(|e| self.rpc_error(RPCTypes::Vote, e))?;
+        convert::vote_response_from_proto(resp)
+            .map_err(|e| self.rpc_error(RPCTypes::Vote, e.into()))
+    }
+}
+
 impl RaftNetworkV2<TypeConfig> for GroupNetwork {
     type SnapshotData = crate::types::SnapshotData;
 
@@ -473,19 +504,7 @@ impl RaftNetworkV2<TypeConfig> for GroupNetwork {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let req = convert::vote_request_to_proto(self.group, &rpc);
-        let resp = self
-            .peers
-            .call(
-                self.target,
-                &self.addr,
-                option.soft_ttl(),
-                |mut c| async move { c.vote(req).await },
-            )
-            .await
-            .map_err(|e| self.rpc_error(RPCTypes::Vote, e))?;
-        convert::vote_response_from_proto(resp)
-            .map_err(|e| self.rpc_error(RPCTypes::Vote, e.into()))
+        self.send_vote(rpc, option, false).await
     }
 
     /// `pre_vote` asks for real: openraft's default grants every pre-vote,
@@ -496,19 +515,7 @@ impl RaftNetworkV2<TypeConfig> for GroupNetwork {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let req = convert::vote_request_to_proto(self.group, &rpc);
-        let resp = self
-            .peers
-            .call(
-                self.target,
-                &self.addr,
-                option.soft_ttl(),
-                |mut c| async move { c.pre_vote(req).await },
-            )
-            .await
-            .map_err(|e| self.rpc_error(RPCTypes::Vote, e))?;
-        convert::vote_response_from_proto(resp)
-            .map_err(|e| self.rpc_error(RPCTypes::Vote, e.into()))
+        self.send_vote(rpc, option, true).await
     }
 
     /// `full_snapshot` streams the snapshot (header, then bounded data

@@ -56,6 +56,25 @@ pub struct RaftService {
 }
 
 impl RaftService {
+    /// Serves a vote or (with `pre_vote`) a pre-vote request: the same
+    /// message and answer, a different openraft call.
+    async fn handle_vote(
+        &self,
+        request: Request<pb::VoteRequest>,
+        pre_vote: bool,
+    ) -> Result<Response<pb::VoteResponse>, Status> {
+        let (group, req) =
+            convert::vote_request_from_proto(request.into_inner()).map_err(bad_request)?;
+        let raft = self.group(group)?;
+        let resp = if pre_vote {
+            crate::rt::scope(self.seed, raft.pre_vote(req)).await
+        } else {
+            crate::rt::scope(self.seed, raft.vote(req)).await
+        }
+        .map_err(|e| raft_error(group, e))?;
+        Ok(Response::new(convert::vote_response_to_proto(&resp)))
+    }
+
     /// `new` serves the groups of `registry`, refusing snapshots larger
     /// than `snapshot_bytes_max` bytes of data.
     pub fn new(registry: Registry, snapshot_bytes_max: u64) -> Self {
@@ -255,26 +274,14 @@ impl Raft for RaftService {
         &self,
         request: Request<pb::VoteRequest>,
     ) -> Result<Response<pb::VoteResponse>, Status> {
-        let (group, req) =
-            convert::vote_request_from_proto(request.into_inner()).map_err(bad_request)?;
-        let raft = self.group(group)?;
-        let resp = crate::rt::scope(self.seed, raft.vote(req))
-            .await
-            .map_err(|e| raft_error(group, e))?;
-        Ok(Response::new(convert::vote_response_to_proto(&resp)))
+        self.handle_vote(request, false).await
     }
 
     async fn pre_vote(
         &self,
         request: Request<pb::VoteRequest>,
     ) -> Result<Response<pb::VoteResponse>, Status> {
-        let (group, req) =
-            convert::vote_request_from_proto(request.into_inner()).map_err(bad_request)?;
-        let raft = self.group(group)?;
-        let resp = crate::rt::scope(self.seed, raft.pre_vote(req))
-            .await
-            .map_err(|e| raft_error(group, e))?;
-        Ok(Response::new(convert::vote_response_to_proto(&resp)))
+        self.handle_vote(request, true).await
     }
 
     async fn install_snapshot(

@@ -563,3 +563,95 @@ async fn snapshots_are_also_taken_on_a_log_byte_budget() {
         n.stop().await;
     }
 }
+
+/// Pre-vote is answered for real (openraft's default grants it): a voter
+/// that hears from a live leader refuses a pre-vote even for a higher term
+/// and an up-to-date log, and its term does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_vote_is_refused_while_the_leader_is_alive() {
+    use raftwatch_proto::v1 as pb;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(&tmp, 3).await;
+    let g = GROUPS[0];
+    nodes[0]
+        .group(g)
+        .await
+        .initialize(members(&nodes))
+        .await
+        .unwrap();
+    write_range(&nodes, g, 0..20, 4).await;
+    let leader = leader_of(&nodes, g).await;
+    let follower = (leader + 1) % 3;
+    let candidate = (leader + 2) % 3;
+    let lm = nodes[leader].group(g).await.metrics();
+    wait_applied(&nodes[follower], g, lm.last_log_index.unwrap()).await;
+    let term_before = nodes[follower].group(g).await.metrics().term;
+    let request = pb::VoteRequest {
+        group_id: g.0,
+        vote: Some(pb::Vote {
+            leader_id: Some(pb::LeaderId {
+                term: term_before + 5,
+                node_id: nodes[candidate].id.0,
+            }),
+            committed: false,
+        }),
+        last_log_id: Some(pb::LogId {
+            leader_id: Some(pb::LeaderId {
+                term: lm.term,
+                node_id: nodes[leader].id.0,
+            }),
+            index: lm.last_log_index.unwrap(),
+        }),
+        leadership_transfer: false,
+    };
+    let mut client =
+        pb::raft_client::RaftClient::connect(format!("http://{}", nodes[follower].addr))
+            .await
+            .unwrap();
+    let resp = client.pre_vote(request).await.unwrap().into_inner();
+    assert!(
+        !resp.vote_granted,
+        "a follower with a live leader granted a pre-vote: {resp:?}"
+    );
+    assert_eq!(nodes[follower].group(g).await.metrics().term, term_before);
+
+    // The same through our client side, which openraft would otherwise
+    // answer locally with "granted" without sending anything.
+    use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
+    let peers = std::sync::Arc::new(raftwatch_raft::network::Peers::new(
+        nodes[candidate].id,
+        raftwatch_raft::network::NetConfig::default(),
+    ));
+    let mut factory = raftwatch_raft::network::GroupNetworkFactory::new(peers, g);
+    let target = raftwatch_raft::NodeAddr {
+        grpc_addr: nodes[follower].addr.to_string(),
+    };
+    let mut net = factory.new_client(nodes[follower].id.0, &target).await;
+    let lid = |term, node| openraft::impls::leader_id_adv::LeaderId {
+        term,
+        node_id: node,
+    };
+    let rpc = openraft::raft::VoteRequest::new(
+        openraft::impls::Vote {
+            leader_id: lid(term_before + 5, nodes[candidate].id.0),
+            committed: false,
+        },
+        Some(openraft::LogId::new(
+            lid(lm.term, nodes[leader].id.0),
+            lm.last_log_index.unwrap(),
+        )),
+    );
+    let resp = net
+        .pre_vote(rpc, RPCOption::new(Duration::from_secs(2)))
+        .await
+        .unwrap();
+    assert!(
+        !resp.vote_granted,
+        "pre-vote through GroupNetwork was granted: {resp:?}"
+    );
+    assert_eq!(nodes[follower].group(g).await.metrics().term, term_before);
+    assert!(nodes[leader].group(g).await.metrics().is_leader);
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
