@@ -206,6 +206,9 @@ pub struct GroupMetrics {
     pub voters: Vec<NodeId>,
     /// Learner ids.
     pub learners: Vec<NodeId>,
+    /// On the leader: each follower's and learner's last matched log index
+    /// (`None`: nothing matched yet). Empty elsewhere.
+    pub matched: BTreeMap<NodeId, Option<u64>>,
 }
 
 /// `GroupHandle` operates one group on this node.
@@ -485,6 +488,15 @@ impl GroupHandle {
             purged_index: m.purged.map(|l| l.index),
             voters: membership.voter_ids().map(NodeId).collect(),
             learners: membership.learner_ids().map(NodeId).collect(),
+            matched: m
+                .replication
+                .as_ref()
+                .map(|r| {
+                    r.iter()
+                        .map(|(id, l)| (NodeId(*id), l.as_ref().map(|l| l.index)))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -498,8 +510,8 @@ pub struct RaftHost {
     registry: Registry,
     groups: Arc<Mutex<BTreeMap<GroupId, GroupHandle>>>,
     addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
+    shutdown: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    server: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     snapshotter: tokio::task::JoinHandle<()>,
 }
 
@@ -516,6 +528,16 @@ impl RaftHost {
     /// `start` opens the shared log (recovering it), binds the gRPC server
     /// and starts serving every group registered later.
     pub async fn start(config: HostConfig) -> Result<RaftHost, HostError> {
+        RaftHost::start_with_routes(config, tonic::service::RoutesBuilder::default()).await
+    }
+
+    /// `start_with_routes` is [`RaftHost::start`] with more gRPC services
+    /// served beside the Raft transport on the same address (a node's
+    /// public API shares its one port).
+    pub async fn start_with_routes(
+        config: HostConfig,
+        mut routes: tonic::service::RoutesBuilder,
+    ) -> Result<RaftHost, HostError> {
         let raft_config = config.openraft_config()?;
         let (log, report) = SharedLog::open_fs(&config.data_dir.join("wal"), config.wal.clone())
             .map_err(|e| HostError::Storage(e.to_string()))?;
@@ -559,9 +581,11 @@ impl RaftHost {
                 })
             },
         );
+        routes.add_service(crate::service::server(service));
+        let routes = routes.routes();
         let server = crate::rt::spawn(config.seed, async move {
             let result = tonic::transport::Server::builder()
-                .add_service(crate::service::server(service))
+                .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = rx.await;
                 })
@@ -597,8 +621,8 @@ impl RaftHost {
             registry,
             groups,
             addr,
-            shutdown: Some(tx),
-            server: Some(server),
+            shutdown: std::sync::Mutex::new(Some(tx)),
+            server: std::sync::Mutex::new(Some(server)),
             snapshotter,
         })
     }
@@ -708,7 +732,8 @@ impl RaftHost {
 
     /// `shutdown` stops every group and the server; the log stays
     /// consistent on disk.
-    pub async fn shutdown(mut self) {
+    /// Calling it again does nothing.
+    pub async fn shutdown(&self) {
         self.snapshotter.abort();
         let groups: Vec<GroupHandle> = std::mem::take(&mut *self.groups.lock().await)
             .into_values()
@@ -716,10 +741,15 @@ impl RaftHost {
         for g in groups {
             let _ = g.raft.shutdown().await;
         }
-        if let Some(tx) = self.shutdown.take() {
+        if let Ok(mut reg) = self.registry.write() {
+            reg.clear();
+        }
+        let tx = self.shutdown.lock().ok().and_then(|mut t| t.take());
+        if let Some(tx) = tx {
             let _ = tx.send(());
         }
-        if let Some(server) = self.server.take() {
+        let server = self.server.lock().ok().and_then(|mut s| s.take());
+        if let Some(server) = server {
             let _ = server.await;
         }
     }

@@ -820,8 +820,8 @@ mod tests {
         fn query(&self, _request: &[u8]) -> Vec<u8> {
             self.0.to_le_bytes().to_vec()
         }
-        fn snapshot(&self) -> Vec<u8> {
-            self.0.to_le_bytes().to_vec()
+        fn snapshot(&self) -> Result<Vec<u8>, String> {
+            Ok(self.0.to_le_bytes().to_vec())
         }
         fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
             let bytes: [u8; 8] = snapshot

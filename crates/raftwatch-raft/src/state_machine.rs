@@ -30,8 +30,9 @@ pub trait GroupStateMachine: Send + Sync + 'static {
     fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8>;
     /// `query` answers a read-only request against the current state.
     fn query(&self, request: &[u8]) -> Vec<u8>;
-    /// `snapshot` serialises the whole state.
-    fn snapshot(&self) -> Vec<u8>;
+    /// `snapshot` serialises the whole state. An error (e.g. the state's
+    /// store could not be read) fails the snapshot; nothing is purged.
+    fn snapshot(&self) -> Result<Vec<u8>, String>;
     /// `restore` replaces the whole state with a snapshot's. On error the
     /// state must be unchanged.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
@@ -257,7 +258,7 @@ impl RaftSnapshotBuilder<crate::types::TypeConfig> for SmAdapter {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let mut inner = self.inner.lock().await;
-        let data = inner.sm.snapshot();
+        let data = inner.sm.snapshot().map_err(io::Error::other)?;
         let meta = SnapshotMeta {
             last_log_id: inner.last_applied,
             last_membership: inner.last_membership.clone(),

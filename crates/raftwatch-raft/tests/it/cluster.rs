@@ -52,12 +52,14 @@ impl GroupStateMachine for Kv {
         self.map.get(key).cloned().unwrap_or_default().into_bytes()
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (k, v) in &self.map {
-            out.extend_from_slice(format!("{k}\t{v}\n").as_bytes());
-        }
-        out
+    fn snapshot(&self) -> Result<Vec<u8>, String> {
+        Ok({
+            let mut out = Vec::new();
+            for (k, v) in &self.map {
+                out.extend_from_slice(format!("{k}\t{v}\n").as_bytes());
+            }
+            out
+        })
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {

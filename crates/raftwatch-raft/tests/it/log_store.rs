@@ -34,8 +34,8 @@ impl GroupStateMachine for Counter {
     fn query(&self, _request: &[u8]) -> Vec<u8> {
         self.applied.to_le_bytes().to_vec()
     }
-    fn snapshot(&self) -> Vec<u8> {
-        self.applied.to_le_bytes().to_vec()
+    fn snapshot(&self) -> Result<Vec<u8>, String> {
+        Ok(self.applied.to_le_bytes().to_vec())
     }
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
         let b: [u8; 8] = snapshot

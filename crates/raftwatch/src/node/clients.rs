@@ -1,0 +1,116 @@
+//! Channels to other nodes' gRPC servers (one per address, created lazily,
+//! evicted on transport errors) and the mapping of errors to gRPC status.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use raftwatch_control::Refusal;
+use raftwatch_raft::host::GroupError;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// The metadata key carrying the leader's gRPC address on `UNAVAILABLE`.
+pub const LEADER_ADDR_KEY: &str = "raftwatch-leader-addr";
+
+/// `Clients` caches one channel per peer address.
+#[derive(Debug)]
+pub struct Clients {
+    channels: Mutex<BTreeMap<String, Channel>>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl Clients {
+    /// `new` bounds every connection attempt and every request.
+    pub fn new(connect_timeout: Duration, request_timeout: Duration) -> Clients {
+        Clients {
+            channels: Mutex::default(),
+            connect_timeout,
+            request_timeout,
+        }
+    }
+
+    /// `channel` is the (lazily connecting) channel to `addr` (`host:port`).
+    pub fn channel(&self, addr: &str) -> Result<Channel, Status> {
+        if let Ok(map) = self.channels.lock() {
+            if let Some(c) = map.get(addr) {
+                return Ok(c.clone());
+            }
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| Status::invalid_argument(format!("bad address {addr:?}: {e}")))?
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout)
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
+        if let Ok(mut map) = self.channels.lock() {
+            map.insert(addr.to_string(), channel.clone());
+        }
+        Ok(channel)
+    }
+
+    /// `evict` drops `addr`'s channel after a transport error, so the next
+    /// call dials again.
+    pub fn evict(&self, addr: &str) {
+        if let Ok(mut map) = self.channels.lock() {
+            map.remove(addr);
+        }
+    }
+}
+
+/// `leader_hint` reads the leader address a peer attached to a status.
+pub fn leader_hint(status: &Status) -> Option<String> {
+    status
+        .metadata()
+        .get(LEADER_ADDR_KEY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// `unavailable_with_leader` is `UNAVAILABLE` carrying a leader hint.
+pub fn unavailable_with_leader(message: String, leader_addr: Option<&str>) -> Status {
+    let mut status = Status::unavailable(message);
+    if let Some(addr) = leader_addr {
+        if let Ok(v) = addr.parse() {
+            status.metadata_mut().insert(LEADER_ADDR_KEY, v);
+        }
+    }
+    status
+}
+
+/// `group_status` maps a group error: not-leader and unavailable are
+/// retryable (`UNAVAILABLE`, with the leader when known); a refused request
+/// is not (`FAILED_PRECONDITION`).
+pub fn group_status(e: GroupError) -> Status {
+    match &e {
+        GroupError::NotLeader { leader_addr, .. } => {
+            unavailable_with_leader(e.to_string(), leader_addr.as_deref())
+        }
+        GroupError::Unavailable { .. } => Status::unavailable(e.to_string()),
+        GroupError::Refused { .. } => Status::failed_precondition(e.to_string()),
+    }
+}
+
+/// `refusal_status` maps a control-plane refusal to its status code.
+pub fn refusal_status(r: &Refusal) -> Status {
+    let code = match r {
+        Refusal::NotBootstrapped => Code::Unavailable,
+        Refusal::Invalid { .. } => Code::InvalidArgument,
+        Refusal::UnknownNode { .. } | Refusal::UnknownShard { .. } => Code::NotFound,
+        Refusal::AlreadyBootstrapped
+        | Refusal::VersionMismatch { .. }
+        | Refusal::Precondition { .. } => Code::FailedPrecondition,
+    };
+    Status::new(code, r.to_string())
+}
+
+/// `retryable` is whether a call that failed with `status` may succeed if
+/// repeated (elsewhere or later). Defaults to no.
+pub fn retryable(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled
+    )
+}

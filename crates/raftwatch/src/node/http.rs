@@ -1,0 +1,83 @@
+//! The node's HTTP endpoint: health, readiness and the node's own metrics.
+//! (The Prometheus-compatible query and write APIs join it later.)
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+use super::{CONTROL_GROUP, Node};
+
+/// `serve` binds the HTTP address and serves until the process exits.
+pub(crate) async fn serve(node: Arc<Node>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(node.config.http_addr)
+        .await
+        .with_context(|| format!("cannot bind HTTP {}", node.config.http_addr))?;
+    tracing::info!(http = %node.config.http_addr, "HTTP serving");
+    let app = Router::new()
+        .route("/-/healthy", get(|| async { "ok\n" }))
+        .route("/-/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(node.clone());
+    raftwatch_raft::rt::spawn(node.config.node_id, async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    Ok(())
+}
+
+/// Ready once the control group and every local shard group has a leader.
+async fn ready(State(node): State<Arc<Node>>) -> (StatusCode, String) {
+    let status = node.local_status().await;
+    let control = status
+        .iter()
+        .any(|g| g.group == CONTROL_GROUP && g.leader.is_some());
+    let waiting: Vec<u64> = status
+        .iter()
+        .filter(|g| g.leader.is_none())
+        .map(|g| g.group.0)
+        .collect();
+    if control && waiting.is_empty() {
+        (StatusCode::OK, "ready\n".into())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: groups without a leader: {waiting:?}\n"),
+        )
+    }
+}
+
+/// Per-group Raft state in Prometheus text format.
+async fn metrics(State(node): State<Arc<Node>>) -> String {
+    let mut out = String::new();
+    let id = node.id.0;
+    out.push_str("# HELP raftwatch_group_term Current Raft term of each group on this node.\n# TYPE raftwatch_group_term gauge\n");
+    let status = node.local_status().await;
+    for g in &status {
+        out.push_str(&format!(
+            "raftwatch_group_term{{node=\"{id}\",group=\"{}\"}} {}\n",
+            g.group.0, g.term
+        ));
+    }
+    out.push_str("# HELP raftwatch_group_is_leader Whether this node leads the group.\n# TYPE raftwatch_group_is_leader gauge\n");
+    for g in &status {
+        out.push_str(&format!(
+            "raftwatch_group_is_leader{{node=\"{id}\",group=\"{}\"}} {}\n",
+            g.group.0,
+            u8::from(g.is_leader)
+        ));
+    }
+    out.push_str("# HELP raftwatch_group_applied_index Last applied log index.\n# TYPE raftwatch_group_applied_index gauge\n");
+    for g in &status {
+        out.push_str(&format!(
+            "raftwatch_group_applied_index{{node=\"{id}\",group=\"{}\"}} {}\n",
+            g.group.0,
+            g.applied_index.unwrap_or(0)
+        ));
+    }
+    out
+}

@@ -1,0 +1,744 @@
+//! One raftwatch node: the multi-Raft host with the control group (0) and
+//! the shard groups it holds, the gRPC API (Admin, Ingest, Query,
+//! NodeInternal and the Raft transport on one port), the HTTP endpoint,
+//! the agent that makes the local groups follow the shard map, and, on the
+//! control leader, the placement driver.
+
+mod api;
+mod clients;
+mod driver;
+mod http;
+mod shards;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use raftwatch_control::sm::{decode_outcome, decode_state, encode_query};
+use raftwatch_control::state::encode_command;
+use raftwatch_control::{
+    Applied, Command, ControlQuery, ControlState, ControlStateMachine, MemberState, ShardId,
+};
+use raftwatch_proto::v1 as pb;
+use raftwatch_raft::host::{GroupError, GroupMetrics};
+use raftwatch_raft::{GroupHandle, GroupId, HostConfig, NodeId, RaftHost, ReadConsistency};
+use raftwatch_shard::ShardStateMachine;
+use tonic::Status;
+use tracing::Instrument;
+
+use crate::config::ServerConfig;
+use clients::{Clients, group_status, leader_hint, refusal_status, retryable};
+
+/// The control plane's Raft group.
+pub const CONTROL_GROUP: GroupId = GroupId(0);
+/// How long a forwarded or retried operation may take in all.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
+/// Agent and driver period.
+const TICK: Duration = Duration::from_millis(500);
+
+/// `GroupOp` is an operation that only a group's leader can perform.
+#[derive(Clone, Debug)]
+pub(crate) enum GroupOp {
+    /// Propose a command; the answer is the state machine's response.
+    Propose(Vec<u8>),
+    /// Add a learner.
+    AddLearner(NodeId, String),
+    /// Make a learner a voter.
+    Promote(NodeId),
+    /// Remove a member.
+    Remove(NodeId),
+    /// Hand leadership to a member.
+    TransferLeader(NodeId),
+}
+
+impl GroupOp {
+    fn name(&self) -> &'static str {
+        match self {
+            GroupOp::Propose(_) => "propose",
+            GroupOp::AddLearner(..) => "add-learner",
+            GroupOp::Promote(_) => "promote",
+            GroupOp::Remove(_) => "remove",
+            GroupOp::TransferLeader(_) => "transfer-leader",
+        }
+    }
+}
+
+/// `Node` is the running node, shared by its services and background tasks.
+pub struct Node {
+    pub(crate) id: NodeId,
+    pub(crate) config: ServerConfig,
+    pub(crate) host: RaftHost,
+    pub(crate) clients: Clients,
+    /// The latest control state this node has read (any consistency).
+    state_cache: RwLock<Option<Arc<ControlState>>>,
+    /// Serialises the agent's group creation and removal.
+    groups_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("id", &self.id).finish()
+    }
+}
+
+/// `NodeCell` lets the gRPC services exist before the node they serve (the
+/// host binds the port before the node is assembled).
+pub(crate) type NodeCell = Arc<OnceLock<Arc<Node>>>;
+
+/// `run` runs the node until `shutdown` resolves, then shuts down cleanly:
+/// background tasks stop, every group stops (the log is durable at every
+/// acknowledged point), the gRPC server stops.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let span = tracing::info_span!("node", node_id = config.node_id);
+    async move {
+        let node = start(config).await?;
+        shutdown.await;
+        tracing::info!("shutting down");
+        node.stop().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+/// `start` brings a node up and returns once it serves.
+pub(crate) async fn start(config: ServerConfig) -> anyhow::Result<Arc<Node>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let id = NodeId(config.node_id);
+    let mut host_config = HostConfig::new(id, config.data_dir.clone(), config.grpc_addr);
+    host_config.heartbeat_interval_ms = config.heartbeat_interval_ms;
+    host_config.election_timeout_ms = (
+        config.election_timeout_ms_min,
+        config.election_timeout_ms_max,
+    );
+    let cell: NodeCell = Arc::default();
+    let host = RaftHost::start_with_routes(host_config, api::routes(cell.clone()))
+        .await
+        .context("starting the Raft host")?;
+    let node = Arc::new(Node {
+        id,
+        config: config.clone(),
+        host,
+        clients: Clients::new(Duration::from_secs(2), Duration::from_secs(20)),
+        state_cache: RwLock::default(),
+        groups_lock: tokio::sync::Mutex::default(),
+    });
+    let _ = cell.set(node.clone());
+    node.host
+        .create_group(CONTROL_GROUP, Box::new(ControlStateMachine::new()))
+        .await
+        .context("opening the control group")?;
+    tracing::info!(grpc = %node.host.addr(), "gRPC serving");
+    http::serve(node.clone()).await?;
+    if !config.initial_cluster.is_empty() {
+        node.bootstrap_control().await?;
+    }
+    let seed = config.node_id;
+    {
+        let node = node.clone();
+        raftwatch_raft::rt::spawn(seed, async move { node.background().await });
+    }
+    Ok(node)
+}
+
+impl Node {
+    async fn stop(&self) {
+        self.host.shutdown().await;
+    }
+
+    pub(crate) fn advertised_grpc(&self) -> &str {
+        &self.config.advertise_grpc_addr
+    }
+
+    /// Initialises the control group on the lowest-id initial member when
+    /// its log is empty. The other members wait to hear from it; the
+    /// `Bootstrap` command is proposed by the background loop.
+    async fn bootstrap_control(&self) -> anyhow::Result<()> {
+        let lowest = self.config.initial_cluster.keys().next().copied();
+        if lowest != Some(self.id.0) {
+            return Ok(());
+        }
+        let handle = self
+            .host
+            .group(CONTROL_GROUP)
+            .await
+            .context("control group missing")?;
+        let m = handle.metrics();
+        if m.last_log_index.is_some() || m.term > 0 {
+            return Ok(()); // Already initialised by an earlier run.
+        }
+        let voters: BTreeMap<NodeId, String> = self
+            .config
+            .initial_cluster
+            .iter()
+            .take(raftwatch_control::state::CONTROL_VOTERS_MAX)
+            .map(|(id, addr)| (NodeId(*id), addr.clone()))
+            .collect();
+        match handle.initialize(voters).await {
+            Ok(()) => tracing::info!("initialised the control group"),
+            Err(e) => tracing::info!(error = %e, "control group already initialised"),
+        }
+        Ok(())
+    }
+
+    /// The node's background loop: bootstrap, join, register, agent and
+    /// (on the control leader) the placement driver.
+    async fn background(self: Arc<Self>) {
+        let mut joined = self.config.join.is_none();
+        let mut registered = false;
+        loop {
+            tokio::time::sleep(TICK).await;
+            if !self.config.initial_cluster.is_empty() {
+                self.try_bootstrap_command().await;
+            }
+            if !joined {
+                joined = self.try_join().await;
+            }
+            if let Err(e) = self.agent_tick().await {
+                tracing::debug!(error = %e, "agent tick");
+            }
+            if !registered {
+                registered = self.try_register().await;
+            }
+            if self.is_control_leader().await {
+                if let Err(e) = driver::tick(&self).await {
+                    tracing::debug!(error = %e, "driver tick");
+                }
+            }
+        }
+    }
+
+    async fn try_bootstrap_command(&self) {
+        if self.cached_state().is_some_and(|s| s.bootstrapped) {
+            return;
+        }
+        let members = self
+            .config
+            .initial_cluster
+            .iter()
+            .map(|(id, addr)| {
+                let http = if *id == self.id.0 {
+                    self.config.advertise_http_addr.clone()
+                } else {
+                    String::new()
+                };
+                (NodeId(*id), addr.clone(), http)
+            })
+            .collect();
+        let cmd = Command::Bootstrap {
+            members,
+            shards: self.config.shards,
+            replication_factor: self.config.replicas,
+        };
+        match self.control_write(&cmd).await {
+            Ok(_) => tracing::info!("bootstrapped the cluster"),
+            Err(e) if e.code() == tonic::Code::FailedPrecondition => {}
+            Err(e) => tracing::debug!(error = %e, "bootstrap command not committed yet"),
+        }
+        let _ = self.control_state(ReadConsistency::Stale).await;
+    }
+
+    /// Registers this node's advertised addresses (the HTTP address of
+    /// initial members is not in `--initial-cluster`).
+    async fn try_register(&self) -> bool {
+        let Some(state) = self.cached_state() else {
+            return false;
+        };
+        match state.members.get(&self.id) {
+            Some(m) if m.http_addr == self.config.advertise_http_addr => true,
+            Some(m) if m.state == MemberState::Removed => true,
+            Some(_) => {
+                let cmd = Command::AddMember {
+                    id: self.id,
+                    grpc_addr: self.config.advertise_grpc_addr.clone(),
+                    http_addr: self.config.advertise_http_addr.clone(),
+                    expected_version: None,
+                };
+                self.control_write(&cmd).await.is_ok()
+            }
+            None => false,
+        }
+    }
+
+    async fn try_join(&self) -> bool {
+        let Some(target) = self.config.join.clone() else {
+            return true;
+        };
+        let channel = match self.clients.channel(&target) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot join");
+                return false;
+            }
+        };
+        let mut client = pb::admin_client::AdminClient::new(channel);
+        let req = pb::JoinRequest {
+            node_id: self.id.0,
+            grpc_addr: self.config.advertise_grpc_addr.clone(),
+            http_addr: self.config.advertise_http_addr.clone(),
+        };
+        match client.join(req).await {
+            Ok(_) => {
+                tracing::info!(via = %target, "joined the cluster as a learner of the control group");
+                true
+            }
+            Err(e) => {
+                if !retryable(&e) {
+                    tracing::error!(error = %e, "join refused");
+                }
+                self.clients.evict(&target);
+                false
+            }
+        }
+    }
+
+    // ---- Control plane ----
+
+    pub(crate) fn cached_state(&self) -> Option<Arc<ControlState>> {
+        self.state_cache.read().ok().and_then(|s| s.clone())
+    }
+
+    fn cache_state(&self, state: Arc<ControlState>) {
+        if let Ok(mut slot) = self.state_cache.write() {
+            // Never go back to an older state.
+            if slot.as_ref().is_none_or(|s| s.version <= state.version) {
+                *slot = Some(state);
+            }
+        }
+    }
+
+    /// `control_state` reads the control state at `consistency`. A
+    /// linearizable read on a follower asks the leader for its read index.
+    pub(crate) async fn control_state(
+        &self,
+        consistency: ReadConsistency,
+    ) -> Result<Arc<ControlState>, Status> {
+        let handle = self
+            .host
+            .group(CONTROL_GROUP)
+            .await
+            .ok_or_else(|| Status::unavailable("the control group is not open"))?;
+        let r = handle
+            .read(&encode_query(&ControlQuery::State), consistency)
+            .await
+            .map_err(group_status)?;
+        let state = Arc::new(decode_state(&r.response).map_err(Status::internal)?);
+        self.cache_state(state.clone());
+        Ok(state)
+    }
+
+    /// `control_write` commits `cmd` through the control leader and returns
+    /// its outcome; a refusal maps to its status code.
+    pub(crate) async fn control_write(&self, cmd: &Command) -> Result<Applied, Status> {
+        let candidates = self.control_candidates();
+        let bytes = self
+            .leader_call(
+                CONTROL_GROUP,
+                GroupOp::Propose(encode_command(cmd)),
+                &candidates,
+            )
+            .await?;
+        let outcome = decode_outcome(&bytes).map_err(Status::internal)?;
+        let applied = outcome.map_err(|r| refusal_status(&r))?;
+        // Read back so this node's cache reflects its own write.
+        let _ = self.control_state(ReadConsistency::Stale).await;
+        Ok(applied)
+    }
+
+    fn control_candidates(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .cached_state()
+            .map(|s| {
+                s.members
+                    .values()
+                    .filter(|m| m.state != MemberState::Removed)
+                    .map(|m| m.grpc_addr.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.extend(self.config.initial_cluster.values().cloned());
+        out.extend(self.config.join.clone());
+        out.dedup();
+        out
+    }
+
+    pub(crate) async fn is_control_leader(&self) -> bool {
+        match self.host.group(CONTROL_GROUP).await {
+            Some(h) => h.metrics().is_leader,
+            None => false,
+        }
+    }
+
+    // ---- Groups ----
+
+    /// `shard_candidates` are the gRPC addresses of a shard's replicas (and
+    /// of a move's target), for forwarding.
+    pub(crate) fn shard_candidates(&self, shard: ShardId) -> Vec<String> {
+        let Some(state) = self.cached_state() else {
+            return vec![];
+        };
+        let mut ids: BTreeSet<NodeId> = state
+            .shards
+            .get(&shard)
+            .map(|s| s.replicas.iter().copied().collect())
+            .unwrap_or_default();
+        ids.extend(
+            state
+                .tasks
+                .values()
+                .filter(|t| t.shard == shard)
+                .map(|t| t.to),
+        );
+        ids.iter()
+            .filter_map(|id| state.members.get(id).map(|m| m.grpc_addr.clone()))
+            .collect()
+    }
+
+    /// `exec_local` runs `op` on the local replica of `group`.
+    pub(crate) async fn exec_local(
+        &self,
+        handle: &GroupHandle,
+        op: &GroupOp,
+    ) -> Result<Vec<u8>, GroupError> {
+        let fut = async {
+            match op {
+                GroupOp::Propose(cmd) => handle.write(cmd.clone()).await,
+                GroupOp::AddLearner(id, addr) => {
+                    handle.add_learner(*id, addr.clone()).await.map(|_| vec![])
+                }
+                GroupOp::Promote(id) => handle.promote([*id].into()).await.map(|_| vec![]),
+                GroupOp::Remove(id) => handle.remove([*id].into()).await.map(|_| vec![]),
+                GroupOp::TransferLeader(id) => {
+                    let m = handle.metrics();
+                    if !m.is_leader {
+                        return Err(GroupError::NotLeader {
+                            group: handle.group(),
+                            leader: m.leader,
+                            leader_addr: None,
+                        });
+                    }
+                    handle.transfer_leader(*id).await.map(|_| vec![])
+                }
+            }
+        };
+        match tokio::time::timeout(OPERATION_TIMEOUT, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(GroupError::Unavailable {
+                group: handle.group(),
+                reason: format!("{} timed out", op.name()),
+            }),
+        }
+    }
+
+    /// `leader_call` performs `op` on `group`'s leader: locally when this
+    /// node leads, otherwise on the node a not-leader answer names, or else
+    /// on each candidate in turn, retrying retryable failures with capped
+    /// exponential backoff until [`OPERATION_TIMEOUT`].
+    pub(crate) async fn leader_call(
+        &self,
+        group: GroupId,
+        op: GroupOp,
+        candidates: &[String],
+    ) -> Result<Vec<u8>, Status> {
+        let deadline = tokio::time::sleep(OPERATION_TIMEOUT);
+        tokio::pin!(deadline);
+        let mut hint: Option<String> = None;
+        let mut next_candidate = 0usize;
+        let mut backoff = Duration::from_millis(20);
+        let mut last_error = Status::unavailable(format!("no leader found for group {group}"));
+        loop {
+            let local = self.host.group(group).await;
+            let target = match (&hint, &local) {
+                (Some(h), _) if h != self.advertised_grpc() => Some(h.clone()),
+                (_, Some(_)) => None,
+                (_, None) => {
+                    if candidates.is_empty() {
+                        return Err(Status::unavailable(format!(
+                            "no replica of group {group} is known"
+                        )));
+                    }
+                    let c = candidates[next_candidate % candidates.len()].clone();
+                    next_candidate += 1;
+                    Some(c)
+                }
+            };
+            hint = None;
+            let result = match (target, local) {
+                (None, Some(handle)) => match self.exec_local(&handle, &op).await {
+                    Ok(r) => return Ok(r),
+                    Err(GroupError::NotLeader {
+                        leader,
+                        leader_addr,
+                        ..
+                    }) => {
+                        hint = leader_addr.or_else(|| {
+                            let l = leader?;
+                            self.cached_state()?
+                                .members
+                                .get(&l)
+                                .map(|m| m.grpc_addr.clone())
+                        });
+                        if hint.is_none() && !candidates.is_empty() {
+                            hint = Some(candidates[next_candidate % candidates.len()].clone());
+                            next_candidate += 1;
+                        }
+                        Err(Status::unavailable(format!(
+                            "group {group} has no leader here"
+                        )))
+                    }
+                    Err(e) => Err(group_status(e)),
+                },
+                (Some(addr), _) => {
+                    let r = self.remote_group_op(&addr, group, &op).await;
+                    if let Err(status) = &r {
+                        hint = leader_hint(status);
+                        if matches!(
+                            status.code(),
+                            tonic::Code::Unavailable | tonic::Code::Unknown
+                        ) && hint.is_none()
+                        {
+                            self.clients.evict(&addr);
+                        }
+                    }
+                    match r {
+                        Err(s) if s.code() == tonic::Code::NotFound => {
+                            Err(Status::unavailable(s.message().to_string()))
+                        }
+                        other => other,
+                    }
+                }
+                (None, None) => Err(last_error.clone()),
+            };
+            match result {
+                Ok(r) => return Ok(r),
+                Err(status) if !retryable(&status) => return Err(status),
+                Err(status) => last_error = status,
+            }
+            if hint.is_some() {
+                continue_after(&mut backoff, Duration::from_millis(5), &mut deadline).await?;
+            } else {
+                let wait = backoff;
+                continue_after(&mut backoff, wait, &mut deadline).await?;
+            }
+            if deadline.is_elapsed() {
+                return Err(last_error);
+            }
+        }
+    }
+
+    async fn remote_group_op(
+        &self,
+        addr: &str,
+        group: GroupId,
+        op: &GroupOp,
+    ) -> Result<Vec<u8>, Status> {
+        let channel = self.clients.channel(addr)?;
+        let mut client = pb::node_internal_client::NodeInternalClient::new(channel);
+        match op {
+            GroupOp::Propose(cmd) => client
+                .propose(pb::ProposeRequest {
+                    group: group.0,
+                    command: cmd.clone(),
+                    epoch: 0,
+                })
+                .await
+                .map(|r| r.into_inner().response),
+            other => {
+                let (node_id, addr) = match other {
+                    GroupOp::AddLearner(id, a) => (id.0, a.clone()),
+                    GroupOp::Promote(id) | GroupOp::Remove(id) | GroupOp::TransferLeader(id) => {
+                        (id.0, String::new())
+                    }
+                    GroupOp::Propose(_) => (0, String::new()),
+                };
+                client
+                    .group_membership(pb::GroupMembershipRequest {
+                        group: group.0,
+                        op: other.name().to_string(),
+                        node_id,
+                        addr,
+                    })
+                    .await
+                    .map(|_| vec![])
+            }
+        }
+    }
+
+    /// `group_read` answers a read-only request on `group` at
+    /// `consistency`: locally when this node hosts a replica, otherwise on
+    /// a replica among `candidates` (trying each until one answers).
+    pub(crate) async fn group_read(
+        &self,
+        group: GroupId,
+        request: Vec<u8>,
+        consistency: ReadConsistency,
+        candidates: &[String],
+    ) -> Result<Vec<u8>, Status> {
+        if let Some(handle) = self.host.group(group).await {
+            match handle.read(&request, consistency).await {
+                Ok(r) => return Ok(r.response),
+                Err(e) if candidates.is_empty() => return Err(group_status(e)),
+                Err(e) => tracing::debug!(error = %e, "local read failed; asking another replica"),
+            }
+        }
+        let mut last = Status::unavailable(format!("no replica of group {group} answered"));
+        let deadline = tokio::time::sleep(OPERATION_TIMEOUT);
+        tokio::pin!(deadline);
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            for addr in candidates {
+                if addr == self.advertised_grpc() {
+                    continue;
+                }
+                let channel = self.clients.channel(addr)?;
+                let mut client = pb::node_internal_client::NodeInternalClient::new(channel);
+                let consistency = match consistency {
+                    ReadConsistency::Linearizable => pb::Consistency::Linearizable,
+                    ReadConsistency::Stale => pb::Consistency::Stale,
+                };
+                match client
+                    .group_read(pb::GroupReadRequest {
+                        group: group.0,
+                        request: request.clone(),
+                        consistency: consistency as i32,
+                    })
+                    .await
+                {
+                    Ok(r) => return Ok(r.into_inner().response),
+                    Err(s) if retryable(&s) || s.code() == tonic::Code::NotFound => {
+                        self.clients.evict(addr);
+                        last = s;
+                    }
+                    Err(s) => return Err(s),
+                }
+            }
+            let wait = backoff;
+            continue_after(&mut backoff, wait, &mut deadline).await?;
+            if deadline.is_elapsed() {
+                return Err(last);
+            }
+        }
+    }
+
+    /// `local_status` reports every group hosted here.
+    pub(crate) async fn local_status(&self) -> Vec<GroupMetrics> {
+        self.host
+            .groups()
+            .await
+            .iter()
+            .map(|g| g.metrics())
+            .collect()
+    }
+
+    // ---- The agent: local groups follow the shard map ----
+
+    async fn agent_tick(&self) -> Result<(), Status> {
+        let state = self.control_state(ReadConsistency::Stale).await?;
+        if !state.bootstrapped {
+            return Ok(());
+        }
+        let _guard = self.groups_lock.lock().await;
+        for shard in state.shards.values() {
+            if !state.hosts(shard.id, self.id) {
+                continue;
+            }
+            let handle = match self.host.group(shard.id.group()).await {
+                Some(h) => h,
+                None => match self.open_shard(shard.id).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::error!(shard = shard.id.0, error = %e, "cannot open shard");
+                        continue;
+                    }
+                },
+            };
+            // The initial replica set is created by its lowest member; a
+            // replica added by a move joins through the leader instead.
+            let initial = shard.epoch == 1 && !state.tasks.values().any(|t| t.shard == shard.id);
+            if initial && shard.replicas.first() == Some(&self.id) {
+                let m = handle.metrics();
+                if m.last_log_index.is_none() && m.term == 0 {
+                    let members: BTreeMap<NodeId, String> = shard
+                        .replicas
+                        .iter()
+                        .filter_map(|r| state.members.get(r).map(|m| (*r, m.grpc_addr.clone())))
+                        .collect();
+                    match handle.initialize(members).await {
+                        Ok(()) => tracing::info!(shard = shard.id.0, "initialised shard group"),
+                        Err(e) => tracing::debug!(shard = shard.id.0, error = %e, "shard init"),
+                    }
+                }
+            }
+        }
+        // Groups this node should no longer host. Confirmed with a
+        // linearizable read first: a stale view must never delete a
+        // replica that a newer shard map still counts on.
+        let local: Vec<GroupId> = self
+            .host
+            .groups()
+            .await
+            .iter()
+            .map(|g| g.group())
+            .filter(|g| *g != CONTROL_GROUP)
+            .collect();
+        let doomed: Vec<GroupId> = local
+            .into_iter()
+            .filter(|g| !state.hosts(ShardId(g.0), self.id))
+            .collect();
+        if !doomed.is_empty() {
+            let fresh = self.control_state(ReadConsistency::Linearizable).await?;
+            for g in doomed {
+                if fresh.hosts(ShardId(g.0), self.id) || !fresh.shards.contains_key(&ShardId(g.0)) {
+                    continue;
+                }
+                tracing::info!(shard = g.0, "removing a replica this node no longer holds");
+                if let Err(e) = self.host.remove_group(g).await {
+                    tracing::warn!(shard = g.0, error = %e, "stopping the group failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn open_shard(&self, shard: ShardId) -> anyhow::Result<GroupHandle> {
+        let dir = self
+            .config
+            .data_dir
+            .join("shards")
+            .join(format!("shard-{}", shard.0));
+        let sm = ShardStateMachine::open(
+            raftwatch_tsdb::TsdbConfig::default(),
+            Box::new(shards::SledShardStores::new(dir)),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let handle = self
+            .host
+            .create_group(shard.group(), Box::new(sm))
+            .await
+            .context("creating the shard group")?;
+        tracing::info!(shard = shard.0, "opened shard replica");
+        Ok(handle)
+    }
+}
+
+/// Sleeps `wait` (then doubles `backoff`, capped at 1 s) unless the deadline
+/// passes first.
+async fn continue_after(
+    backoff: &mut Duration,
+    wait: Duration,
+    deadline: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+) -> Result<(), Status> {
+    tokio::select! {
+        biased; // No thread-local randomness in branch choice.
+        _ = tokio::time::sleep(wait) => {}
+        _ = deadline.as_mut() => {}
+    }
+    *backoff = (*backoff * 2).min(Duration::from_secs(1));
+    Ok(())
+}
