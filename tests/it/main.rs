@@ -3,4 +3,5 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod cluster;
 mod dependency_rules;
