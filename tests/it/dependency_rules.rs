@@ -144,3 +144,37 @@ fn the_rule_checker_finds_real_chains() {
     assert_eq!(path.first().map(String::as_str), Some("raftwatch-bench"));
     assert_eq!(path.last().map(String::as_str), Some("sled"));
 }
+
+#[test]
+fn the_cli_never_links_server_internals() {
+    // raftwatchctl talks gRPC only: it must not reach the engine, the
+    // replication core, the state machines or the server crate.
+    let graph = dependency_graph();
+    assert!(graph.contains_key("raftwatchctl"), "raftwatchctl missing");
+    for forbidden in [
+        "raftwatch",
+        "raftwatch-raft",
+        "raftwatch-tsdb",
+        "raftwatch-control",
+        "raftwatch-shard",
+        "raftwatch-wal",
+        "openraft",
+        "sled",
+    ] {
+        if let Some(path) = path_to(&graph, "raftwatchctl", forbidden) {
+            panic!("raftwatchctl reaches {forbidden}: {}", path.join(" -> "));
+        }
+    }
+}
+
+#[test]
+fn state_machines_do_not_choose_their_store() {
+    // The shard and control state machines take their store from outside
+    // (sled in the server, memory in the simulator): they never name sled.
+    let graph = dependency_graph();
+    for krate in ["raftwatch-shard", "raftwatch-control"] {
+        if let Some(path) = path_to(&graph, krate, "sled") {
+            panic!("{krate} reaches sled: {}", path.join(" -> "));
+        }
+    }
+}
