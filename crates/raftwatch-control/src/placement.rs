@@ -10,11 +10,20 @@ use crate::state::{ControlState, MemberState, Shard, ShardId};
 
 /// `initial_shard_map` splits the 64-bit series-hash space into `shards`
 /// contiguous, equal ranges (the last one takes the remainder) and places
-/// replica `k` of shard `i` (0-based) on `nodes[(i + k) % n]`: every node
-/// gets the same number of replicas ±1 and consecutive shards start on
+/// replicas so that every node gets the same number ±1. Requires
+/// `replication_factor <= nodes.len()`, which keeps a shard's replicas
+/// distinct. Shards in whole rounds over the `n` nodes put replica `k` of
+/// shard `i` (0-based) on `nodes[(i + k) % n]`: each round gives every node
+/// exactly `replication_factor` replicas, and consecutive shards start on
 /// consecutive nodes, so leaders (initially the lowest replica) spread too.
+/// The last `shards % n` shards deal their replicas round-robin instead
+/// (the `j`-th of them on `nodes[(j * replication_factor + k) % n]`):
+/// consecutive starts would pile their overlapping windows onto the first
+/// nodes (4 nodes, 2 shards, RF 2 gave them 1, 2, 1 and 0 replicas).
 pub fn initial_shard_map(nodes: &[NodeId], shards: u32, replication_factor: u32) -> Vec<Shard> {
     let n = nodes.len().max(1);
+    let rf = replication_factor as usize;
+    let whole_round_shards = shards as usize / n * n;
     let width = u64::MAX / u64::from(shards.max(1));
     (0..shards)
         .map(|i| {
@@ -24,8 +33,14 @@ pub fn initial_shard_map(nodes: &[NodeId], shards: u32, replication_factor: u32)
             } else {
                 width * u64::from(i + 1) - 1
             };
-            let mut replicas: Vec<NodeId> = (0..replication_factor as usize)
-                .filter_map(|k| nodes.get((i as usize + k) % n).copied())
+            let i_usize = i as usize;
+            let first = if i_usize < whole_round_shards {
+                i_usize
+            } else {
+                (i_usize - whole_round_shards) * rf
+            };
+            let mut replicas: Vec<NodeId> = (0..rf)
+                .filter_map(|k| nodes.get((first + k) % n).copied())
                 .collect();
             replicas.sort();
             replicas.dedup();
@@ -35,6 +50,7 @@ pub fn initial_shard_map(nodes: &[NodeId], shards: u32, replication_factor: u32)
                 range_end: end,
                 replicas,
                 epoch: 1,
+                leader_hint: None,
             }
         })
         .collect()

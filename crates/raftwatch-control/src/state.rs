@@ -89,6 +89,10 @@ pub struct Shard {
     pub replicas: Vec<NodeId>,
     /// Bumped whenever `replicas` changes. Starts at 1.
     pub epoch: u64,
+    /// The replica last seen leading the shard (advisory: routing tries it
+    /// first; a stale hint costs one redirect, never correctness).
+    #[serde(default)]
+    pub leader_hint: Option<NodeId>,
 }
 
 /// `MoveStep` is the next step of a replica move. A move never takes the
@@ -188,6 +192,8 @@ pub enum Command {
         expected_version: Option<u64>,
     },
     /// Starts draining a member: plans a move for each of its replicas.
+    /// On a draining member, plans moves for its replicas that have none
+    /// yet (their shard had a move in flight, or no target, before).
     Drain {
         /// The node.
         id: NodeId,
@@ -225,6 +231,12 @@ pub enum Command {
         id: u64,
         /// The step that was executed (must be the task's current step).
         done: MoveStep,
+    },
+    /// Records the leaders the driver observed (advisory). Does not bump
+    /// `version`: leader changes must not fail operators' compare-and-set.
+    SetLeaderHints {
+        /// (shard, leader) pairs; unknown shards and non-replicas are ignored.
+        hints: Vec<(ShardId, NodeId)>,
     },
     /// Sets a cluster setting.
     SetSetting {
@@ -323,7 +335,9 @@ impl ControlState {
     pub fn apply(&mut self, command: &Command) -> Outcome {
         let mut next = self.clone();
         let tasks = next.apply_inner(command)?;
-        next.version += 1;
+        if !matches!(command, Command::SetLeaderHints { .. }) {
+            next.version += 1;
+        }
         *self = next;
         Ok(Applied {
             version: self.version,
@@ -486,7 +500,14 @@ impl ControlState {
                 self.check_version(*expected_version)?;
                 let m = self.member(*id)?;
                 match m.state {
-                    MemberState::Draining => return Ok(vec![]),
+                    // Again: plan moves for replicas that have none yet. The
+                    // first drain skips shards with a move in flight, and a
+                    // move onto this node may land after it; nothing else
+                    // moves replicas off a draining node.
+                    MemberState::Draining => {
+                        let planned = placement::plan_drain(self, *id);
+                        return Ok(self.record_moves(planned, "drain"));
+                    }
                     MemberState::Removed => {
                         return Err(Refusal::precondition(format!("node {id} was removed")));
                     }
@@ -592,6 +613,16 @@ impl ControlState {
                             s.epoch += 1;
                         }
                         self.tasks.remove(id);
+                    }
+                }
+                Ok(vec![])
+            }
+            Command::SetLeaderHints { hints } => {
+                for (shard, leader) in hints {
+                    if let Some(s) = self.shards.get_mut(shard) {
+                        if s.replicas.contains(leader) {
+                            s.leader_hint = Some(*leader);
+                        }
                     }
                 }
                 Ok(vec![])

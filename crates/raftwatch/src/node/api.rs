@@ -192,6 +192,7 @@ impl Node {
                     commit_index: best.map(|b| b.commit_index).unwrap_or(0),
                     applied_index: best.map(|b| b.applied_index).unwrap_or(0),
                     learners: leader.map(|l| l.learners.clone()).unwrap_or_default(),
+                    leader_hint: s.leader_hint.map(|l| l.0).unwrap_or(0),
                 }
             })
             .collect()

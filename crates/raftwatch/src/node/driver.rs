@@ -25,10 +25,20 @@ pub(crate) async fn tick(node: &Node) -> Result<(), Status> {
         return Ok(());
     }
     reconcile_with(node, &state).await?;
-    if state.tasks.is_empty() {
-        return Ok(());
-    }
     let reports = node.reports(&state).await;
+    let hints: Vec<_> = state
+        .shards
+        .values()
+        .filter_map(|s| {
+            let b = reports.best(s.id.0).filter(|b| b.role == "leader")?;
+            let leader = NodeId(b.leader);
+            (s.leader_hint != Some(leader)).then_some((s.id, leader))
+        })
+        .collect();
+    if !hints.is_empty() {
+        node.control_write(&Command::SetLeaderHints { hints })
+            .await?;
+    }
     for task in state.tasks.values() {
         if let Err(e) = step(node, &state, &reports, task).await {
             tracing::info!(task = task.id, shard = task.shard.0, step = task.step.name(), error = %e, "placement step not done yet");

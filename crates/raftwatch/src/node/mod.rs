@@ -383,11 +383,12 @@ impl Node {
         let Some(state) = self.cached_state() else {
             return vec![];
         };
-        let mut ids: BTreeSet<NodeId> = state
-            .shards
-            .get(&shard)
-            .map(|s| s.replicas.iter().copied().collect())
-            .unwrap_or_default();
+        let mut ids: Vec<NodeId> = Vec::new();
+        if let Some(s) = state.shards.get(&shard) {
+            // The last known leader first: usually no redirect at all.
+            ids.extend(s.leader_hint);
+            ids.extend(s.replicas.iter().copied());
+        }
         ids.extend(
             state
                 .tasks
@@ -395,6 +396,8 @@ impl Node {
                 .filter(|t| t.shard == shard)
                 .map(|t| t.to),
         );
+        let mut seen = BTreeSet::new();
+        ids.retain(|id| seen.insert(*id));
         ids.iter()
             .filter_map(|id| state.members.get(id).map(|m| m.grpc_addr.clone()))
             .collect()
