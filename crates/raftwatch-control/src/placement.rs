@@ -200,12 +200,12 @@ pub fn plan_leader_transfers(
             .filter(|r| *r != leader && count.contains_key(r))
             .min_by_key(|r| (count.get(r).copied().unwrap_or(0), **r))
             .copied();
-        if let Some(to) = target {
-            if count.get(&to).copied().unwrap_or(0) < cap {
-                *count.entry(*leader).or_default() -= 1;
-                *count.entry(to).or_default() += 1;
-                out.push((*shard, to));
-            }
+        if let Some(to) = target
+            && count.get(&to).copied().unwrap_or(0) < cap
+        {
+            *count.entry(*leader).or_default() -= 1;
+            *count.entry(to).or_default() += 1;
+            out.push((*shard, to));
         }
     }
     out

@@ -598,12 +598,12 @@ impl ControlState {
                     MoveStep::Promote => {
                         // The arriving replica is a voter now: the map says so
                         // before the leaving one goes, never fewer than RF.
-                        if let Some(s) = self.shards.get_mut(&task.shard) {
-                            if !s.replicas.contains(&task.to) {
-                                s.replicas.push(task.to);
-                                s.replicas.sort();
-                                s.epoch += 1;
-                            }
+                        if let Some(s) = self.shards.get_mut(&task.shard)
+                            && !s.replicas.contains(&task.to)
+                        {
+                            s.replicas.push(task.to);
+                            s.replicas.sort();
+                            s.epoch += 1;
                         }
                         self.set_step(*id, MoveStep::RemoveOld);
                     }
@@ -619,10 +619,10 @@ impl ControlState {
             }
             Command::SetLeaderHints { hints } => {
                 for (shard, leader) in hints {
-                    if let Some(s) = self.shards.get_mut(shard) {
-                        if s.replicas.contains(leader) {
-                            s.leader_hint = Some(*leader);
-                        }
+                    if let Some(s) = self.shards.get_mut(shard)
+                        && s.replicas.contains(leader)
+                    {
+                        s.leader_hint = Some(*leader);
                     }
                 }
                 Ok(vec![])

@@ -1,1 +1,899 @@
-fn main() {}
+//! raftwatchctl: the operator CLI. It talks gRPC (`raftwatch.v1.Admin`,
+//! `Ingest`, `Query`) to any node and never links server internals.
+//!
+//! Exit status: 0 on success; 1 when an operation was refused or failed
+//! (a gRPC error, a rejected sample, input malformed in a way clap cannot
+//! see), with the reason on stderr; 2 for a usage error (clap's default).
+//! A gRPC error is printed as `error: <CODE>: <message>`, with the
+//! canonical upper-case code name (`UNAVAILABLE`, `INVALID_ARGUMENT`, ...).
+
+mod output;
+mod selector;
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use raftwatch_proto::v1::{
+    AddMemberRequest, ClusterStatusRequest, Consistency, Label, LabelMatcher, ListMembersRequest,
+    ListShardsRequest, MatchType, MemberRequest, MemberResponse, MoveShardRequest,
+    RebalanceRequest, Sample, SelectRequest, Series, TransferShardLeaderRequest, WriteRequest,
+    admin_client::AdminClient, ingest_client::IngestClient, query_client::QueryClient,
+};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::selector::MatchOp;
+
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7600";
+
+/// The window a `query` reads when given only `--time`: the last five
+/// minutes, Prometheus's default lookback.
+const QUERY_LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+/// The metadata key in which a node names the leader on UNAVAILABLE.
+const LEADER_ADDR_METADATA: &str = "raftwatch-leader-addr";
+
+/// Operator CLI for a raftwatch cluster; talks gRPC to any node.
+#[derive(Debug, Parser)]
+#[command(name = "raftwatchctl", version)]
+struct Cli {
+    /// gRPC address of any node.
+    #[arg(
+        long,
+        global = true,
+        env = "RAFTWATCH_ENDPOINT",
+        default_value = DEFAULT_ENDPOINT,
+        value_name = "http://HOST:PORT"
+    )]
+    endpoint: String,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
+
+    /// Deadline of every RPC, in seconds (fractions allowed).
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        default_value = "10",
+        value_parser = parse_timeout
+    )]
+    timeout: Duration,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    /// Aligned text for people.
+    Table,
+    /// One JSON object on stdout, for tools.
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+enum ConsistencyArg {
+    /// Reflects every write acknowledged before the read began.
+    #[default]
+    Linearizable,
+    /// The answering node's local state, which may lag (works without a leader).
+    Stale,
+}
+
+impl ConsistencyArg {
+    fn to_proto(self) -> i32 {
+        match self {
+            ConsistencyArg::Linearizable => Consistency::Linearizable as i32,
+            ConsistencyArg::Stale => Consistency::Stale as i32,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Cluster-wide views.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Cluster membership.
+    #[command(subcommand)]
+    Members(MembersCommand),
+    /// Shard placement and leadership.
+    #[command(subcommand)]
+    Shards(ShardsCommand),
+    /// Write one sample of one series.
+    Write(WriteArgs),
+    /// Read the raw samples of the series a selector matches.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Members and their health, the control-plane leader, every shard with
+    /// its replicas, leader, term, commit and applied index, and the tasks
+    /// in flight.
+    Status(ReadArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReadArgs {
+    /// Read consistency.
+    #[arg(long, value_enum, default_value_t)]
+    consistency: ConsistencyArg,
+}
+
+#[derive(Debug, Args)]
+struct VersionGuard {
+    /// Apply only if the control-plane state is at this version (0: always).
+    #[arg(long, value_name = "VERSION", default_value_t = 0)]
+    expected_version: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum MembersCommand {
+    /// List the members.
+    List(ReadArgs),
+    /// Register a node that will start later with --join (state joining).
+    Add {
+        /// The new node's id.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        node_id: u64,
+        /// The new node's gRPC address.
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: String,
+        /// The new node's HTTP address.
+        #[arg(long, value_name = "HOST:PORT")]
+        http_addr: Option<String>,
+        #[command(flatten)]
+        guard: VersionGuard,
+    },
+    /// Make a joining member active (a control-group voter while there are fewer than 5).
+    Promote(MemberArgs),
+    /// Remove a drained member; refused while it still holds a shard replica.
+    Remove(MemberArgs),
+    /// Move every shard replica off a member (state draining).
+    Drain(MemberArgs),
+}
+
+#[derive(Debug, Args)]
+struct MemberArgs {
+    /// The member's node id.
+    #[arg(value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    node_id: u64,
+    #[command(flatten)]
+    guard: VersionGuard,
+}
+
+#[derive(Debug, Subcommand)]
+enum ShardsCommand {
+    /// List the shards and the placement tasks in flight.
+    List(ReadArgs),
+    /// Move one replica of a shard from one node to another (recorded as a
+    /// task; returns once recorded).
+    Move {
+        /// The shard id.
+        #[arg(value_name = "SHARD")]
+        shard: u64,
+        /// The node giving up its replica.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        from: u64,
+        /// The node receiving the replica.
+        #[arg(long, value_name = "M", value_parser = clap::value_parser!(u64).range(1..))]
+        to: u64,
+        #[command(flatten)]
+        guard: VersionGuard,
+    },
+    /// Ask a shard's Raft group to hand leadership to a replica.
+    TransferLeader {
+        /// The shard id.
+        #[arg(value_name = "SHARD")]
+        shard: u64,
+        /// The replica to lead.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        to: u64,
+    },
+    /// Plan moves and leader transfers that even out the shards over the
+    /// active members, and print the planned tasks.
+    Rebalance,
+}
+
+#[derive(Debug, Args)]
+struct WriteArgs {
+    /// The series: `metric{label="value",...}`, `metric`, or
+    /// `{__name__="metric",...}`.
+    #[arg(value_name = "SERIES")]
+    series: String,
+    /// The sample value: a number, NaN, +Inf or -Inf.
+    #[arg(value_name = "VALUE", allow_hyphen_values = true)]
+    value: String,
+    /// The sample timestamp in milliseconds since the Unix epoch (default: now).
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
+    timestamp: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// A series selector: `metric{a="b",c!="d",e=~"re",f!~"re"}`.
+    #[arg(value_name = "EXPR")]
+    expr: String,
+    /// Evaluation time in milliseconds since the Unix epoch (default: now);
+    /// reads the five minutes up to it, inclusive.
+    #[arg(long, value_name = "MS", conflicts_with_all = ["start", "end"])]
+    time: Option<i64>,
+    /// Start of the window in milliseconds, inclusive (with --end).
+    #[arg(long, value_name = "MS", requires = "end")]
+    start: Option<i64>,
+    /// End of the window in milliseconds, inclusive (with --start).
+    #[arg(long, value_name = "MS", requires = "start")]
+    end: Option<i64>,
+    /// Read consistency.
+    #[arg(long, value_enum, default_value_t)]
+    consistency: ConsistencyArg,
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Err("the timeout must be positive".to_owned());
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid timeout: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprint!("{}", render_error(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What every command needs: the channel to the node, the per-RPC
+/// deadline and the output format.
+#[derive(Debug)]
+struct Ctl {
+    channel: Channel,
+    timeout: Duration,
+    output: OutputFormat,
+}
+
+impl Ctl {
+    /// Wraps a message in a request that carries the deadline to the
+    /// server (`grpc-timeout`), so it too can give up.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.timeout);
+        request
+    }
+
+    /// Awaits an RPC for at most the deadline. The deadline covers
+    /// connecting too, since the channel connects lazily on first use.
+    async fn call<T>(
+        &self,
+        rpc: impl Future<Output = Result<tonic::Response<T>, Status>>,
+    ) -> Result<T, Status> {
+        match tokio::time::timeout(self.timeout, rpc).await {
+            Ok(result) => result.map(tonic::Response::into_inner),
+            Err(_elapsed) => Err(Status::deadline_exceeded(format!(
+                "no answer within {:?} (see --timeout)",
+                self.timeout
+            ))),
+        }
+    }
+
+    fn admin(&self) -> AdminClient<Channel> {
+        AdminClient::new(self.channel.clone())
+    }
+
+    /// Prints a table (to stdout, as is) or a JSON value (one line).
+    fn print(&self, table: impl FnOnce() -> String, json: impl FnOnce() -> serde_json::Value) {
+        match self.output {
+            OutputFormat::Table => print!("{}", table()),
+            OutputFormat::Json => println!("{}", json()),
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Input checks that need no server come first, so a malformed command
+    // fails before any connection is attempted.
+    let endpoint = endpoint(&cli.endpoint, cli.timeout)?;
+    check_command(&cli.command)?;
+    let ctl = Ctl {
+        channel: endpoint.connect_lazy(),
+        timeout: cli.timeout,
+        output: cli.output,
+    };
+    match cli.command {
+        Command::Cluster(ClusterCommand::Status(args)) => {
+            let request = ClusterStatusRequest {
+                consistency: args.consistency.to_proto(),
+            };
+            let status = ctl
+                .call(ctl.admin().cluster_status(ctl.request(request)))
+                .await?;
+            ctl.print(
+                || output::cluster_status_table(&status),
+                || output::cluster_status_json(&status),
+            );
+        }
+        Command::Members(command) => members(&ctl, command).await?,
+        Command::Shards(command) => shards(&ctl, command).await?,
+        Command::Write(args) => return write(&ctl, args).await,
+        Command::Query(args) => query(&ctl, args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Validates what clap cannot: addresses and the query window.
+fn check_command(command: &Command) -> anyhow::Result<()> {
+    match command {
+        Command::Members(MembersCommand::Add {
+            addr, http_addr, ..
+        }) => {
+            check_host_port("--addr", addr)?;
+            if let Some(http_addr) = http_addr {
+                check_host_port("--http-addr", http_addr)?;
+            }
+        }
+        Command::Query(QueryArgs {
+            start: Some(start),
+            end: Some(end),
+            ..
+        }) if start > end => {
+            bail!("--start ({start}) is after --end ({end})");
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn members(ctl: &Ctl, command: MembersCommand) -> anyhow::Result<()> {
+    let mut admin = ctl.admin();
+    let (done, node_id, response): (&str, u64, MemberResponse) = match command {
+        MembersCommand::List(args) => {
+            let request = ListMembersRequest {
+                consistency: args.consistency.to_proto(),
+            };
+            let list = ctl.call(admin.list_members(ctl.request(request))).await?;
+            ctl.print(
+                || output::members_table(&list.members),
+                || output::members_list_json(&list),
+            );
+            return Ok(());
+        }
+        MembersCommand::Add {
+            node_id,
+            addr,
+            http_addr,
+            guard,
+        } => {
+            let request = AddMemberRequest {
+                node_id,
+                grpc_addr: addr,
+                http_addr: http_addr.unwrap_or_default(),
+                expected_version: guard.expected_version,
+            };
+            let response = ctl.call(admin.add_member(ctl.request(request))).await?;
+            ("added", node_id, response)
+        }
+        MembersCommand::Promote(args) => {
+            let response = ctl
+                .call(admin.promote_member(ctl.request(member_request(&args))))
+                .await?;
+            ("promoted", args.node_id, response)
+        }
+        MembersCommand::Remove(args) => {
+            let response = ctl
+                .call(admin.remove_member(ctl.request(member_request(&args))))
+                .await?;
+            ("removed", args.node_id, response)
+        }
+        MembersCommand::Drain(args) => {
+            let response = ctl
+                .call(admin.drain_member(ctl.request(member_request(&args))))
+                .await?;
+            ("draining", args.node_id, response)
+        }
+    };
+    ctl.print(
+        || output::member_change_text(done, node_id, &response),
+        || output::member_change_json(&response),
+    );
+    Ok(())
+}
+
+fn member_request(args: &MemberArgs) -> MemberRequest {
+    MemberRequest {
+        node_id: args.node_id,
+        expected_version: args.guard.expected_version,
+    }
+}
+
+async fn shards(ctl: &Ctl, command: ShardsCommand) -> anyhow::Result<()> {
+    let mut admin = ctl.admin();
+    match command {
+        ShardsCommand::List(args) => {
+            let request = ListShardsRequest {
+                consistency: args.consistency.to_proto(),
+            };
+            let list = ctl.call(admin.list_shards(ctl.request(request))).await?;
+            ctl.print(
+                || output::shards_list_table(&list),
+                || output::shards_list_json(&list),
+            );
+        }
+        ShardsCommand::Move {
+            shard,
+            from,
+            to,
+            guard,
+        } => {
+            let request = MoveShardRequest {
+                shard,
+                from,
+                to,
+                expected_version: guard.expected_version,
+            };
+            let response = ctl.call(admin.move_shard(ctl.request(request))).await?;
+            let task = response
+                .task
+                .ok_or_else(|| anyhow!("the server recorded the move but returned no task"))?;
+            ctl.print(
+                || output::task_text(&task),
+                || serde_json::json!({ "task": output::task_json(&task) }),
+            );
+        }
+        ShardsCommand::TransferLeader { shard, to } => {
+            let request = TransferShardLeaderRequest { shard, to };
+            ctl.call(admin.transfer_shard_leader(ctl.request(request)))
+                .await?;
+            ctl.print(
+                || format!("requested leadership of shard {shard} for node {to}\n"),
+                || serde_json::json!({ "shard": shard, "to": to }),
+            );
+        }
+        ShardsCommand::Rebalance => {
+            let response = ctl
+                .call(admin.rebalance(ctl.request(RebalanceRequest {})))
+                .await?;
+            ctl.print(
+                || output::rebalance_table(&response),
+                || output::rebalance_json(&response),
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn write(ctl: &Ctl, args: WriteArgs) -> anyhow::Result<ExitCode> {
+    let labels = selector::parse_series(&args.series)
+        .with_context(|| format!("invalid series {:?}", args.series))?;
+    let value = selector::parse_value(&args.value)?;
+    let timestamp_ms = match args.timestamp {
+        Some(timestamp_ms) => timestamp_ms,
+        None => now_ms()?,
+    };
+    let request = WriteRequest {
+        series: vec![Series {
+            labels: labels
+                .into_iter()
+                .map(|(name, value)| Label { name, value })
+                .collect(),
+            samples: vec![Sample {
+                timestamp_ms,
+                value,
+            }],
+        }],
+        request_id: String::new(),
+    };
+    let mut ingest = IngestClient::new(ctl.channel.clone());
+    let response = ctl.call(ingest.write(ctl.request(request))).await?;
+    ctl.print(
+        || output::write_table(&response),
+        || output::write_json(&response),
+    );
+    if response.rejections.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprint!("{}", output::rejection_lines(&response));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn query(ctl: &Ctl, args: QueryArgs) -> anyhow::Result<()> {
+    let matchers = selector::parse_selector(&args.expr)
+        .with_context(|| format!("invalid selector {:?}", args.expr))?;
+    let (start_ms, end_ms) = match (args.start, args.end) {
+        (Some(start), Some(end)) => (start, end),
+        _ => {
+            let time = match args.time {
+                Some(time) => time,
+                None => now_ms()?,
+            };
+            (time.saturating_sub(QUERY_LOOKBACK_MS), time)
+        }
+    };
+    let request = SelectRequest {
+        matchers: matchers
+            .into_iter()
+            .map(|m| LabelMatcher {
+                r#type: match_type(m.op) as i32,
+                name: m.name,
+                value: m.value,
+            })
+            .collect(),
+        start_ms,
+        end_ms,
+        consistency: args.consistency.to_proto(),
+    };
+    let mut client = QueryClient::new(ctl.channel.clone());
+    let response = ctl.call(client.select(ctl.request(request))).await?;
+    ctl.print(
+        || output::select_table(&response),
+        || output::select_json(&response),
+    );
+    if ctl.output == OutputFormat::Table && response.series.is_empty() {
+        eprintln!("no series matched in [{start_ms}, {end_ms}]");
+    }
+    Ok(())
+}
+
+fn match_type(op: MatchOp) -> MatchType {
+    match op {
+        MatchOp::Equal => MatchType::MatchEqual,
+        MatchOp::NotEqual => MatchType::MatchNotEqual,
+        MatchOp::Regex => MatchType::MatchRegex,
+        MatchOp::NotRegex => MatchType::MatchNotRegex,
+    }
+}
+
+/// Milliseconds since the Unix epoch, from the wall clock.
+// The CLI is outside the deterministic core: it runs in an operator's
+// shell, never in the simulator, and "now" is what the operator means
+// when they give no --timestamp or --time. So it reads the clock
+// directly instead of through raftwatch_seams::Clock.
+#[allow(clippy::disallowed_methods)]
+fn now_ms() -> anyhow::Result<i64> {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?;
+    i64::try_from(since_epoch.as_millis()).context("the system clock is out of range")
+}
+
+/// Builds the endpoint from `--endpoint`: `http://HOST:PORT`, or a bare
+/// `HOST:PORT` taken as http. TLS is not built in, so https is refused
+/// here rather than failing obscurely on connect.
+fn endpoint(text: &str, timeout: Duration) -> anyhow::Result<Endpoint> {
+    let uri = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("http://{text}")
+    };
+    let endpoint = Endpoint::from_shared(uri)
+        .map_err(|_| anyhow!("invalid --endpoint {text:?}: expected http://HOST:PORT"))?;
+    let parsed = endpoint.uri();
+    if parsed.scheme_str() != Some("http") {
+        bail!("invalid --endpoint {text:?}: only http:// is supported");
+    }
+    if parsed.host().is_none_or(str::is_empty) || parsed.port_u16().is_none_or(|port| port == 0) {
+        bail!("invalid --endpoint {text:?}: expected http://HOST:PORT");
+    }
+    if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() {
+        bail!("invalid --endpoint {text:?}: expected http://HOST:PORT without a path");
+    }
+    Ok(endpoint.connect_timeout(timeout))
+}
+
+/// Checks that `value` of `flag` is `HOST:PORT`: a non-empty host (a name,
+/// an IPv4 address, or an IPv6 address in brackets) and a port in
+/// 1..=65535.
+fn check_host_port(flag: &str, value: &str) -> anyhow::Result<()> {
+    let fail = |why: &str| Err(anyhow!("invalid {flag} {value:?}: {why}"));
+    if value.contains("://") {
+        return fail("expected HOST:PORT without a scheme");
+    }
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return fail("expected HOST:PORT");
+    };
+    if host.is_empty() {
+        return fail("the host is empty");
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        let is_ipv6 = inner
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+        if !is_ipv6 {
+            return fail("a bracketed host must be an IPv6 address, as in [::1]:7600");
+        }
+    } else if host.contains(':') {
+        return fail("an IPv6 host must be in brackets, as in [::1]:7600");
+    } else if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return fail("the host may contain only letters, digits, '.', '-' and '_'");
+    }
+    let port_ok = !port.is_empty()
+        && port.chars().all(|c| c.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p != 0);
+    if !port_ok {
+        return fail("the port must be a number in 1..65535");
+    }
+    Ok(())
+}
+
+/// Renders an error for stderr: `error: <CODE>: <message>` for a gRPC
+/// status (plus a hint line when the node named the leader), else
+/// `error: <message: cause: ...>`.
+fn render_error(err: &anyhow::Error) -> String {
+    let Some(status) = err.downcast_ref::<Status>() else {
+        return format!("error: {err:#}\n");
+    };
+    let mut message = status.message().to_owned();
+    if message.is_empty() {
+        message = status.code().description().to_owned();
+    }
+    // Transport failures carry the useful part (e.g. "connection
+    // refused") only in the source chain.
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !message.contains(&cause_text) {
+            message.push_str(": ");
+            message.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    let mut out = format!("error: {}: {message}\n", code_name(status.code()));
+    if let Some(leader) = status
+        .metadata()
+        .get(LEADER_ADDR_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+    {
+        out.push_str(&format!(
+            "hint: the leader is at {leader}; retry with --endpoint http://{leader}\n"
+        ));
+    }
+    out
+}
+
+/// The canonical name of a gRPC status code, as in the gRPC docs and our
+/// contracts (`INVALID_ARGUMENT`, not tonic's `InvalidArgument`).
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("raftwatchctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_anywhere_with_defaults() {
+        let cli = parse(&["cluster", "status"]).unwrap();
+        // RAFTWATCH_ENDPOINT may be set where the tests run; only check
+        // the default when it is not.
+        if std::env::var_os("RAFTWATCH_ENDPOINT").is_none() {
+            assert_eq!(cli.endpoint, DEFAULT_ENDPOINT);
+        }
+        assert_eq!(cli.output, OutputFormat::Table);
+        assert_eq!(cli.timeout, Duration::from_secs(10));
+
+        let cli = parse(&[
+            "cluster",
+            "status",
+            "--output",
+            "json",
+            "--endpoint",
+            "http://10.0.0.1:7602",
+            "--timeout",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(cli.output, OutputFormat::Json);
+        assert_eq!(cli.endpoint, "http://10.0.0.1:7602");
+        assert_eq!(cli.timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn bad_timeouts_are_usage_errors() {
+        for bad in ["0", "-1", "NaN", "abc", "1e30"] {
+            assert!(
+                parse(&["--timeout", bad, "cluster", "status"]).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn write_takes_negative_and_infinite_values() {
+        for value in ["-Inf", "-1.5", "+Inf", "NaN"] {
+            let cli = parse(&["write", "up", value]).unwrap();
+            let Command::Write(args) = cli.command else {
+                panic!("not a write");
+            };
+            assert_eq!(args.value, value);
+            assert!(selector::parse_value(&args.value).is_ok());
+        }
+        let cli = parse(&["write", r#"up{job="x"}"#, "1", "--timestamp", "-5"]).unwrap();
+        let Command::Write(args) = cli.command else {
+            panic!("not a write");
+        };
+        assert_eq!(args.timestamp, Some(-5));
+    }
+
+    #[test]
+    fn query_window_flags() {
+        assert!(parse(&["query", "up", "--time", "1000"]).is_ok());
+        assert!(parse(&["query", "up", "--start", "1", "--end", "2"]).is_ok());
+        assert!(parse(&["query", "up", "--start", "1"]).is_err());
+        assert!(parse(&["query", "up", "--time", "5", "--start", "1", "--end", "2"]).is_err());
+        assert!(parse(&["query", "up", "--consistency", "stale"]).is_ok());
+        assert!(parse(&["query", "up", "--consistency", "eventual"]).is_err());
+
+        let cli = parse(&["query", "up", "--start", "3", "--end", "2"]).unwrap();
+        let err = check_command(&cli.command).unwrap_err();
+        assert_eq!(err.to_string(), "--start (3) is after --end (2)");
+    }
+
+    #[test]
+    fn subcommand_shapes() {
+        assert!(parse(&["members", "list"]).is_ok());
+        assert!(parse(&["members", "promote", "4"]).is_ok());
+        assert!(parse(&["members", "remove", "4", "--expected-version", "9"]).is_ok());
+        assert!(parse(&["members", "drain", "0"]).is_err());
+        assert!(parse(&["shards", "move", "3", "--from", "1", "--to", "4"]).is_ok());
+        assert!(parse(&["shards", "move", "3", "--from", "1"]).is_err());
+        assert!(parse(&["shards", "transfer-leader", "3", "--to", "2"]).is_ok());
+        assert!(parse(&["shards", "rebalance"]).is_ok());
+        assert!(parse(&["shards", "list", "--consistency", "stale"]).is_ok());
+    }
+
+    #[test]
+    fn members_add_address_is_checked_before_any_rpc() {
+        let cli = parse(&["members", "add", "--node-id", "4", "--addr", "10.0.0.4"]).unwrap();
+        let err = check_command(&cli.command).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid --addr "10.0.0.4": expected HOST:PORT"#
+        );
+
+        let cli = parse(&[
+            "members",
+            "add",
+            "--node-id",
+            "4",
+            "--addr",
+            "10.0.0.4:7606",
+            "--http-addr",
+            "10.0.0.4:0",
+        ])
+        .unwrap();
+        let err = check_command(&cli.command).unwrap_err();
+        assert!(err.to_string().starts_with("invalid --http-addr"), "{err}");
+    }
+
+    #[test]
+    fn host_port_validation() {
+        for good in [
+            "127.0.0.1:7600",
+            "node-4.example.com:1",
+            "localhost:65535",
+            "[::1]:7600",
+            "[fe80::1]:80",
+        ] {
+            assert!(check_host_port("--addr", good).is_ok(), "{good:?}");
+        }
+        for (bad, why) in [
+            ("", "expected HOST:PORT"),
+            ("host", "expected HOST:PORT"),
+            (":7600", "the host is empty"),
+            ("host:", "the port must be"),
+            ("host:0", "the port must be"),
+            ("host:65536", "the port must be"),
+            ("host:+80", "the port must be"),
+            ("host:80a", "the port must be"),
+            ("::1:7600", "must be in brackets"),
+            ("[nope]:7600", "must be an IPv6 address"),
+            ("my host:7600", "may contain only"),
+            ("http://host:7600", "without a scheme"),
+        ] {
+            let err = check_host_port("--addr", bad).expect_err(bad);
+            assert!(err.to_string().contains(why), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn endpoint_forms() {
+        let timeout = Duration::from_secs(1);
+        assert!(endpoint("http://127.0.0.1:7600", timeout).is_ok());
+        assert!(endpoint("http://127.0.0.1:7600/", timeout).is_ok());
+        assert_eq!(
+            endpoint("127.0.0.1:7600", timeout)
+                .unwrap()
+                .uri()
+                .to_string(),
+            "http://127.0.0.1:7600/"
+        );
+        for bad in [
+            "https://127.0.0.1:7600",
+            "http://127.0.0.1",
+            "http://127.0.0.1:7600/x",
+            "http://:7600",
+            "not a uri",
+        ] {
+            assert!(endpoint(bad, timeout).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn grpc_errors_use_canonical_code_names() {
+        let err = anyhow::Error::from(Status::failed_precondition("member 4 still holds shard 2"));
+        assert_eq!(
+            render_error(&err),
+            "error: FAILED_PRECONDITION: member 4 still holds shard 2\n"
+        );
+        let mut status = Status::unavailable("not the leader");
+        status
+            .metadata_mut()
+            .insert(LEADER_ADDR_METADATA, "10.0.0.2:7602".parse().unwrap());
+        assert_eq!(
+            render_error(&anyhow::Error::from(status)),
+            "error: UNAVAILABLE: not the leader\n\
+             hint: the leader is at 10.0.0.2:7602; retry with --endpoint http://10.0.0.2:7602\n"
+        );
+        assert_eq!(
+            render_error(&anyhow!("invalid series")),
+            "error: invalid series\n"
+        );
+        assert_eq!(code_name(Code::InvalidArgument), "INVALID_ARGUMENT");
+        assert_eq!(code_name(Code::ResourceExhausted), "RESOURCE_EXHAUSTED");
+    }
+}

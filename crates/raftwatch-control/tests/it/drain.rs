@@ -156,3 +156,73 @@ fn drain_skips_shards_with_a_move_in_flight() {
     assert!(applied.tasks.iter().all(|t| t.shard != shard));
     assert_eq!(applied.tasks.len(), held_by(&s, NodeId(4)).len() - 1);
 }
+
+#[test]
+fn drain_again_moves_replicas_that_arrived_after_the_first_drain() {
+    // Node 4 joins and a rebalance plans moves onto it; node 4 is drained
+    // before they finish, so the first drain has nothing to plan. Once the
+    // moves land, node 4 holds replicas again: a second drain must plan
+    // moves for them, or node 4 could never be removed (rebalance ignores
+    // draining nodes, so nothing else would move them).
+    let mut s = bootstrapped(3, 8, 3);
+    crate::support::add_and_promote(&mut s, 4);
+    let rebalance = ok(
+        &mut s,
+        &Command::Rebalance {
+            expected_version: None,
+        },
+    );
+    assert!(rebalance.tasks.iter().all(|t| t.to == NodeId(4)));
+    assert!(!rebalance.tasks.is_empty());
+    assert!(ok(&mut s, &drain(4)).tasks.is_empty());
+    run_tasks(&mut s, |_| {});
+    let stranded = held_by(&s, NodeId(4));
+    assert_eq!(stranded.len(), rebalance.tasks.len());
+    assert_precondition(&refused(&mut s, &remove(4)), "not drained");
+
+    let again = ok(&mut s, &drain(4));
+    let planned: std::collections::BTreeSet<_> = again.tasks.iter().map(|t| t.shard).collect();
+    assert_eq!(planned, stranded);
+    // Draining a third time while those moves run plans nothing new.
+    assert!(ok(&mut s, &drain(4)).tasks.is_empty());
+    run_tasks(&mut s, |_| {});
+    assert!(held_by(&s, NodeId(4)).is_empty());
+    ok(&mut s, &remove(4));
+}
+
+#[test]
+fn remove_is_refused_while_a_move_to_the_node_is_in_flight() {
+    // Node 4 is the target of a move that has not reached the replica set
+    // yet; drained meanwhile it holds no replica, but removing it would
+    // leave the move heading to a removed node.
+    let mut s = bootstrapped(3, 3, 3);
+    crate::support::add_and_promote(&mut s, 4);
+    let task = ok(
+        &mut s,
+        &Command::StartMove {
+            shard: raftwatch_control::ShardId(1),
+            from: NodeId(1),
+            to: NodeId(4),
+            reason: "operator".into(),
+            expected_version: None,
+        },
+    )
+    .tasks
+    .remove(0);
+    assert!(ok(&mut s, &drain(4)).tasks.is_empty());
+    assert!(held_by(&s, NodeId(4)).is_empty());
+    assert_precondition(&refused(&mut s, &remove(4)), "not drained");
+    ok(
+        &mut s,
+        &Command::AdvanceTask {
+            id: task.id,
+            done: MoveStep::AddLearner,
+        },
+    );
+    assert_precondition(&refused(&mut s, &remove(4)), "not drained");
+    // Once the move lands, a second drain moves the replica off again.
+    run_tasks(&mut s, |_| {});
+    assert_eq!(ok(&mut s, &drain(4)).tasks.len(), 1);
+    run_tasks(&mut s, |_| {});
+    ok(&mut s, &remove(4));
+}

@@ -58,6 +58,8 @@ struct Model {
     members: BTreeMap<u64, (String, String, MemberState)>,
     /// shard → replica ids.
     replicas: BTreeMap<u64, BTreeSet<u64>>,
+    /// shard → advisory leader hint.
+    hints: BTreeMap<u64, Option<u64>>,
     tasks: BTreeMap<u64, MTask>,
     next_task_id: u64,
     settings: BTreeMap<String, (String, u64)>,
@@ -179,22 +181,20 @@ impl Model {
         let predicted = next.predict(command, outcome)?;
         match (predicted, outcome) {
             (Ok(()), Ok(_)) => {
-                next.version += 1;
+                if !matches!(command, Command::SetLeaderHints { .. }) {
+                    next.version += 1;
+                }
                 *self = next;
                 Ok(())
             }
             (Err(k), Err(r)) if k == kind(r) => {
-                if let Refusal::VersionMismatch {
-                    expected: _,
-                    actual,
-                } = r
+                if let Refusal::VersionMismatch { actual, .. } = r
+                    && *actual != self.version
                 {
-                    if *actual != self.version {
-                        return Err(format!(
-                            "VersionMismatch reports {actual}, model at {}",
-                            self.version
-                        ));
-                    }
+                    return Err(format!(
+                        "VersionMismatch reports {actual}, model at {}",
+                        self.version
+                    ));
                 }
                 Ok(())
             }
@@ -297,15 +297,14 @@ impl Model {
                 match self.state_of(id) {
                     None => return Ok(Err(Kind::UnknownNode)),
                     Some(MemberState::Removed) => return Ok(Err(Kind::Precondition)),
-                    Some(MemberState::Draining) => {
-                        no_plans(planned)?;
-                        return Ok(Ok(()));
+                    // Again: re-plans what is left, no capacity check.
+                    Some(MemberState::Draining) => {}
+                    Some(MemberState::Joining | MemberState::Active) => {
+                        let others = self.active().into_iter().filter(|m| *m != id).count();
+                        if self.holds(id) && others < self.rf {
+                            return Ok(Err(Kind::Precondition));
+                        }
                     }
-                    Some(MemberState::Joining | MemberState::Active) => {}
-                }
-                let others = self.active().into_iter().filter(|m| *m != id).count();
-                if self.holds(id) && others < self.rf {
-                    return Ok(Err(Kind::Precondition));
                 }
                 if let Some(m) = self.members.get_mut(&id) {
                     m.2 = MemberState::Draining;
@@ -416,6 +415,21 @@ impl Model {
                 }
                 Ok(Ok(()))
             }
+            Command::SetLeaderHints { hints } => {
+                no_plans(planned)?;
+                // Advisory: hints naming an unknown shard or a non-replica
+                // are skipped, the rest kept; moves never touch hints.
+                for (shard, leader) in hints {
+                    if self
+                        .replicas
+                        .get(&shard.0)
+                        .is_some_and(|r| r.contains(&leader.0))
+                    {
+                        self.hints.insert(shard.0, Some(leader.0));
+                    }
+                }
+                Ok(Ok(()))
+            }
             Command::SetSetting {
                 key,
                 value,
@@ -451,6 +465,7 @@ impl Model {
             .values()
             .map(|s| (s.id.0, s.replicas.iter().map(|r| r.0).collect()))
             .collect();
+        self.hints = state.shards.values().map(|s| (s.id.0, None)).collect();
     }
 
     /// `matches` compares the model with the real state.
@@ -468,6 +483,11 @@ impl Model {
                 .shards
                 .values()
                 .map(|s| (s.id.0, s.replicas.iter().map(|r| r.0).collect()))
+                .collect(),
+            hints: state
+                .shards
+                .values()
+                .map(|s| (s.id.0, s.leader_hint.map(|l| l.0)))
                 .collect(),
             tasks: state
                 .tasks
@@ -510,7 +530,7 @@ proptest! {
             let before = state.clone();
             let outcome = state.apply(&command);
             let was_bootstrapped = model.bootstrapped;
-            let checked = check_transition(&before, &state, &outcome)
+            let checked = check_transition(&before, &state, &command, &outcome)
                 .and_then(|()| check_invariants(&state))
                 .and_then(|()| model.step(&command, &outcome))
                 .and_then(|()| {

@@ -258,6 +258,15 @@ fn bootstrap_refusals() {
             shards: 1,
             replication_factor: 1,
         },
+        // A bad address after good members: nothing of them may stick.
+        Command::Bootstrap {
+            members: vec![
+                (NodeId(1), addr(1), String::new()),
+                (NodeId(2), addr(2), "bad http".into()),
+            ],
+            shards: 1,
+            replication_factor: 1,
+        },
     ] {
         assert!(
             matches!(refused(&mut s, &bad), Refusal::Invalid { .. }),

@@ -51,7 +51,7 @@ pub fn ok(state: &mut ControlState, command: &Command) -> Applied {
     let before = state.clone();
     let outcome = state.apply(command);
     if let Err(e) =
-        check_transition(&before, state, &outcome).and_then(|()| check_invariants(state))
+        check_transition(&before, state, command, &outcome).and_then(|()| check_invariants(state))
     {
         panic!("{command:?}: {e}");
     }
@@ -259,13 +259,26 @@ pub fn check_invariants(state: &ControlState) -> Result<(), String> {
     check_ranges(state.shards.values())
 }
 
+/// `without_hints` is the state with every shard's advisory leader hint
+/// cleared.
+fn without_hints(state: &ControlState) -> ControlState {
+    let mut s = state.clone();
+    for sh in s.shards.values_mut() {
+        sh.leader_hint = None;
+    }
+    s
+}
+
 /// `check_transition` checks one `apply`: (a) a refusal leaves the state
 /// byte-for-byte unchanged, a success bumps `version` by exactly one and
-/// reports it; (f) no shard's epoch decreases, and an epoch rises whenever
-/// the shard's replicas change.
+/// reports it — except `SetLeaderHints`, which changes only leader hints
+/// and leaves `version` alone (so it never fails an operator's
+/// compare-and-set); (f) no shard's epoch decreases, and an epoch rises
+/// whenever the shard's replicas change.
 pub fn check_transition(
     before: &ControlState,
     after: &ControlState,
+    command: &Command,
     outcome: &Outcome,
 ) -> Result<(), String> {
     match outcome {
@@ -275,11 +288,16 @@ pub fn check_transition(
             }
         }
         Ok(applied) => {
-            if after.version != before.version + 1 {
+            let hints_only = matches!(command, Command::SetLeaderHints { .. });
+            let bump = u64::from(!hints_only);
+            if after.version != before.version + bump {
                 return Err(format!(
                     "accepted but version went {} → {}",
                     before.version, after.version
                 ));
+            }
+            if hints_only && json(&without_hints(before)) != json(&without_hints(after)) {
+                return Err("SetLeaderHints changed more than leader hints".into());
             }
             if applied.version != after.version {
                 return Err(format!(
@@ -374,6 +392,9 @@ pub enum Op {
     Drain { id: u64, cas: Cas },
     /// Remove.
     Remove { id: u64, cas: Cas },
+    /// Drain (`drain`) or Remove a node taking part in a task in flight
+    /// (its `to` or `from`): the cases where Remove must still refuse.
+    BusyNode { drain: bool, task: usize, to: bool },
     /// StartMove with arbitrary ids (mostly refused).
     MoveAny {
         shard: u64,
@@ -397,6 +418,10 @@ pub enum Op {
     AdvanceCurrent { pick: usize },
     /// SetSetting.
     SetSetting { key: usize, value: u8, cas: Cas },
+    /// SetLeaderHints: each hint is (shard, leader, plausible); plausible
+    /// ones pick an existing shard and one of its replicas, the others raw
+    /// ids (unknown shards, non-replicas: ignored).
+    LeaderHints { hints: Vec<(u64, usize, bool)> },
 }
 
 /// Setting keys; the empty one is refused.
@@ -449,6 +474,8 @@ pub fn op() -> impl Strategy<Value = Op> {
         3 => (node.clone(), cas()).prop_map(|(id, cas)| Op::Promote { id, cas }),
         2 => (node.clone(), cas()).prop_map(|(id, cas)| Op::Drain { id, cas }),
         2 => (node.clone(), cas()).prop_map(|(id, cas)| Op::Remove { id, cas }),
+        2 => (any::<bool>(), any::<usize>(), any::<bool>())
+            .prop_map(|(drain, task, to)| Op::BusyNode { drain, task, to }),
         2 => (0u64..=17, node.clone(), node, cas())
             .prop_map(|(shard, from, to, cas)| Op::MoveAny { shard, from, to, cas }),
         3 => (any::<usize>(), any::<usize>(), any::<usize>(), cas())
@@ -458,16 +485,18 @@ pub fn op() -> impl Strategy<Value = Op> {
         12 => any::<usize>().prop_map(|pick| Op::AdvanceCurrent { pick }),
         2 => (0..KEYS.len(), any::<u8>(), cas())
             .prop_map(|(key, value, cas)| Op::SetSetting { key, value, cas }),
+        2 => prop::collection::vec((0u64..=17, any::<usize>(), any::<bool>()), 0..4)
+            .prop_map(|hints| Op::LeaderHints { hints }),
     ]
 }
 
 /// `ops` is a whole generated run: a few commands before bootstrap (all
-/// refused), a bootstrap, then up to 120 commands.
+/// refused), a bootstrap, then up to 200 commands.
 pub fn ops() -> impl Strategy<Value = Vec<Op>> {
     (
         prop::collection::vec(op(), 0..3),
         bootstrap_op(),
-        prop::collection::vec(op(), 0..120),
+        prop::collection::vec(op(), 0..200),
     )
         .prop_map(|(mut pre, boot, post)| {
             pre.push(boot);
@@ -527,6 +556,24 @@ pub fn resolve(state: &ControlState, op: &Op) -> Command {
             id: NodeId(id),
             expected_version: expected(state, cas),
         },
+        Op::BusyNode { drain, task, to } => {
+            let id = state
+                .tasks
+                .values()
+                .nth(task % state.tasks.len().max(1))
+                .map_or(NodeId(1), |t| if to { t.to } else { t.from });
+            if drain {
+                Command::Drain {
+                    id,
+                    expected_version: None,
+                }
+            } else {
+                Command::Remove {
+                    id,
+                    expected_version: None,
+                }
+            }
+        }
         Op::Remove { id, cas } => Command::Remove {
             id: NodeId(id),
             expected_version: expected(state, cas),
@@ -584,6 +631,23 @@ pub fn resolve(state: &ControlState, op: &Op) -> Command {
                 },
             }
         }
+        Op::LeaderHints { ref hints } => Command::SetLeaderHints {
+            hints: hints
+                .iter()
+                .map(|&(shard, leader, plausible)| {
+                    let s = state
+                        .shards
+                        .values()
+                        .nth(shard as usize % state.shards.len().max(1));
+                    match s {
+                        Some(s) if plausible => {
+                            (s.id, s.replicas[leader % s.replicas.len().max(1)])
+                        }
+                        _ => (ShardId(shard), NodeId(leader as u64 % 10)),
+                    }
+                })
+                .collect(),
+        },
         Op::SetSetting { key, value, cas } => Command::SetSetting {
             key: KEYS[key % KEYS.len()].to_string(),
             value: value.to_string(),

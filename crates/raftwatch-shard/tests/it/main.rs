@@ -157,7 +157,10 @@ fn restore_refuses_damage_and_keeps_the_state() {
     assert_eq!(read_all(&sm), before);
 }
 
-fn arb_batch() -> impl Strategy<Value = Vec<(u8, u8, Vec<(i64, u8)>)>> {
+/// One command: (metric, job, samples as (timestamp, value)) per series.
+type Batch = Vec<(u8, u8, Vec<(i64, u8)>)>;
+
+fn arb_batch() -> impl Strategy<Value = Batch> {
     prop::collection::vec(
         (
             0u8..3,

@@ -33,10 +33,10 @@ impl Clients {
 
     /// `channel` is the (lazily connecting) channel to `addr` (`host:port`).
     pub fn channel(&self, addr: &str) -> Result<Channel, Status> {
-        if let Ok(map) = self.channels.lock() {
-            if let Some(c) = map.get(addr) {
-                return Ok(c.clone());
-            }
+        if let Ok(map) = self.channels.lock()
+            && let Some(c) = map.get(addr)
+        {
+            return Ok(c.clone());
         }
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| Status::invalid_argument(format!("bad address {addr:?}: {e}")))?
@@ -72,10 +72,10 @@ pub fn leader_hint(status: &Status) -> Option<String> {
 /// `unavailable_with_leader` is `UNAVAILABLE` carrying a leader hint.
 pub fn unavailable_with_leader(message: String, leader_addr: Option<&str>) -> Status {
     let mut status = Status::unavailable(message);
-    if let Some(addr) = leader_addr {
-        if let Ok(v) = addr.parse() {
-            status.metadata_mut().insert(LEADER_ADDR_KEY, v);
-        }
+    if let Some(addr) = leader_addr
+        && let Ok(v) = addr.parse()
+    {
+        status.metadata_mut().insert(LEADER_ADDR_KEY, v);
     }
     status
 }

@@ -142,7 +142,12 @@ pub(crate) async fn start(config: ServerConfig) -> anyhow::Result<Arc<Node>> {
     let seed = config.node_id;
     {
         let node = node.clone();
-        raftwatch_raft::rt::spawn(seed, async move { node.background().await });
+        // Spawned tasks do not inherit the caller's span: attach it.
+        let span = tracing::Span::current();
+        raftwatch_raft::rt::spawn(
+            seed,
+            async move { node.background().await }.instrument(span),
+        );
     }
     Ok(node)
 }
@@ -206,10 +211,10 @@ impl Node {
             if !registered {
                 registered = self.try_register().await;
             }
-            if self.is_control_leader().await {
-                if let Err(e) = driver::tick(&self).await {
-                    tracing::debug!(error = %e, "driver tick");
-                }
+            if self.is_control_leader().await
+                && let Err(e) = driver::tick(&self).await
+            {
+                tracing::debug!(error = %e, "driver tick");
             }
         }
     }
@@ -409,6 +414,13 @@ impl Node {
         handle: &GroupHandle,
         op: &GroupOp,
     ) -> Result<Vec<u8>, GroupError> {
+        let m = handle.metrics();
+        let span = tracing::debug_span!(
+            "group",
+            group = handle.group().0,
+            term = m.term,
+            op = op.name()
+        );
         let fut = async {
             match op {
                 GroupOp::Propose(cmd) => handle.write(cmd.clone()).await,
@@ -430,7 +442,7 @@ impl Node {
                 }
             }
         };
-        match tokio::time::timeout(OPERATION_TIMEOUT, fut).await {
+        match tokio::time::timeout(OPERATION_TIMEOUT, fut.instrument(span)).await {
             Ok(r) => r,
             Err(_) => Err(GroupError::Unavailable {
                 group: handle.group(),
