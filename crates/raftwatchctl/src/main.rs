@@ -306,8 +306,8 @@ impl Ctl {
     /// Prints a table (to stdout, as is) or a JSON value (one line).
     fn print(&self, table: impl FnOnce() -> String, json: impl FnOnce() -> serde_json::Value) {
         match self.output {
-            OutputFormat::Table => print!("{}", table()),
-            OutputFormat::Json => println!("{}", json()),
+            OutputFormat::Table => write_stdout(&table()),
+            OutputFormat::Json => write_stdout(&format!("{}\n", json())),
         }
     }
 }
@@ -699,6 +699,14 @@ fn code_name(code: Code) -> &'static str {
         Code::DataLoss => "DATA_LOSS",
         Code::Unauthenticated => "UNAUTHENTICATED",
     }
+}
+
+/// Writes to stdout; a closed pipe (`raftwatchctl ... | head`) ends the
+/// output quietly instead of panicking as `print!` would.
+fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 #[cfg(test)]

@@ -227,8 +227,9 @@ impl Node {
         version: u64,
     ) -> Result<pb::MemberResponse, Status> {
         let state = self.control_state(ReadConsistency::Linearizable).await?;
+        let reports = self.reports(&state).await;
         let member = self
-            .member_infos(&state, None)
+            .member_infos(&state, Some(&reports))
             .into_iter()
             .find(|m| m.id == id.0);
         Ok(pb::MemberResponse { member, version })
