@@ -229,7 +229,52 @@ fn joined_node_is_promoted_and_rebalance_keeps_replication_factor() {
                     .all(|s| s["replicas"].as_array().unwrap().len() == 3)
         },
     );
-    let _ = seen_moving;
+    assert!(seen_moving, "no move was ever observed in flight");
+
+    // Leadership: an explicit transfer, then rebalance evens leaders out
+    // (at most ⌈4 shards / 4 nodes⌉ = 1 per node).
+    let v = c.status();
+    let shard1 = &v["shards"][0];
+    let target = shard1["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_u64().unwrap())
+        .find(|r| Some(*r) != shard1["leader"].as_u64())
+        .unwrap();
+    let out = c.ctl(&[
+        "shards",
+        "transfer-leader",
+        "1",
+        "--to",
+        &target.to_string(),
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    c.wait_for(
+        "shard 1 led by the target",
+        Duration::from_secs(60),
+        |_| {},
+        |v| v["shards"][0]["leader"].as_u64() == Some(target),
+    );
+    let mut last_rebalance = std::time::Instant::now() - Duration::from_secs(10);
+    c.wait_for(
+        "leaders evened out",
+        Duration::from_secs(120),
+        |v| assert_rf(v, 3),
+        |v| {
+            let mut leads: BTreeMap<u64, usize> = BTreeMap::new();
+            for s in v["shards"].as_array().unwrap() {
+                *leads.entry(s["leader"].as_u64().unwrap_or(0)).or_default() += 1;
+            }
+            let balanced = !leads.contains_key(&0) && leads.values().all(|n| *n <= 1);
+            if !balanced && last_rebalance.elapsed() > Duration::from_secs(5) {
+                last_rebalance = std::time::Instant::now();
+                let out = c.ctl(&["shards", "rebalance"]);
+                assert_eq!(out.code, 0, "{out:?}");
+            }
+            balanced
+        },
+    );
 }
 
 /// Acknowledged samples by (series, timestamp) and the failed requests.
