@@ -30,7 +30,10 @@ pub struct SeriesPb {
     pub values: Vec<f64>,
 }
 
-/// `ShardCommand` is one shard log entry: a batch of samples to append.
+/// `ShardCommand` is one shard log entry: a batch of samples to append
+/// (fields 2–3), or several client requests coalesced into one entry
+/// (field 4; then fields 2–3 are empty). Each request is applied and
+/// answered on its own.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ShardCommand {
     /// Format version ([`COMMAND_VERSION`]).
@@ -41,6 +44,20 @@ pub struct ShardCommand {
     pub series: Vec<SeriesPb>,
     /// The client's request id, or empty.
     #[prost(string, tag = "3")]
+    pub request_id: String,
+    /// Coalesced requests, applied in order.
+    #[prost(message, repeated, tag = "4")]
+    pub requests: Vec<ShardRequest>,
+}
+
+/// `ShardRequest` is one client request's part for one shard.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ShardRequest {
+    /// The series and their samples.
+    #[prost(message, repeated, tag = "1")]
+    pub series: Vec<SeriesPb>,
+    /// The client's request id, or empty (no deduplication).
+    #[prost(string, tag = "2")]
     pub request_id: String,
 }
 
@@ -68,6 +85,13 @@ pub struct ShardWriteResult {
     /// Set when the command could not be applied at all on this replica.
     #[prost(string, tag = "3")]
     pub error: String,
+    /// For a command of coalesced requests: one result per request, in order.
+    #[prost(message, repeated, tag = "4")]
+    pub results: Vec<ShardWriteResult>,
+    /// This request id was applied before: the result is the stored one
+    /// and nothing was applied now.
+    #[prost(bool, tag = "5")]
+    pub deduplicated: bool,
 }
 
 /// `MatcherPb` is one label matcher; `op`: 0 `=`, 1 `!=`, 2 `=~`, 3 `!~`.

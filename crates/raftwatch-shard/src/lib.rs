@@ -7,6 +7,6 @@
 //! depends only on the shard's data and the entry.
 
 pub mod codec;
-mod sm;
+pub mod sm;
 
 pub use sm::{ShardStateMachine, StoreFactory};

@@ -6,9 +6,11 @@ use raftwatch_raft::GroupStateMachine;
 use raftwatch_storage::KvStore;
 use raftwatch_tsdb::{Tsdb, TsdbConfig};
 
+use std::collections::{BTreeMap, VecDeque};
+
 use crate::codec::{
     COMMAND_VERSION, RejectionPb, SeriesPb, ShardCommand, ShardQuery, ShardQueryResult,
-    ShardWriteResult,
+    ShardRequest, ShardWriteResult,
 };
 
 /// `StoreFactory` hands the state machine empty stores: one at start (the
@@ -28,7 +30,106 @@ pub const FLUSH_EVERY_ENTRIES: u64 = 1_024;
 /// `SNAPSHOT_PIECE_BYTES` is the engine snapshot's piece size.
 pub const SNAPSHOT_PIECE_BYTES: usize = 1 << 20;
 const SNAPSHOT_MAGIC: &[u8; 4] = b"RWSS";
-const SNAPSHOT_VERSION: u8 = 1;
+/// Version 2 adds the request-id table; version 1 is still read.
+const SNAPSHOT_VERSION: u8 = 2;
+/// `DEDUP_WINDOW_ENTRIES`: a request id is remembered until this many log
+/// entries after the one that applied it (by log index, never by time, so
+/// every replica forgets it at the same point). A client retrying within
+/// the window gets the stored result and nothing is applied twice.
+pub const DEDUP_WINDOW_ENTRIES: u64 = 200_000;
+/// `DEDUP_IDS_MAX` bounds the table's size whatever the window; the oldest
+/// ids go first.
+pub const DEDUP_IDS_MAX: usize = 500_000;
+/// `REQUEST_ID_BYTES_MAX` bounds one request id.
+pub const REQUEST_ID_BYTES_MAX: usize = 128;
+
+/// The request-id table: id → (log index that applied it, its result).
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Dedup {
+    by_id: BTreeMap<String, (u64, ShardWriteResult)>,
+    order: VecDeque<(u64, String)>,
+}
+
+impl Dedup {
+    fn get(&self, id: &str) -> Option<&ShardWriteResult> {
+        self.by_id.get(id).map(|(_, r)| r)
+    }
+
+    fn insert(&mut self, index: u64, id: String, result: ShardWriteResult) {
+        self.order.push_back((index, id.clone()));
+        self.by_id.insert(id, (index, result));
+        while self.order.len() > DEDUP_IDS_MAX {
+            self.pop_oldest();
+        }
+    }
+
+    fn expire(&mut self, index: u64) {
+        while let Some((i, _)) = self.order.front() {
+            if i.saturating_add(DEDUP_WINDOW_ENTRIES) >= index {
+                break;
+            }
+            self.pop_oldest();
+        }
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some((i, id)) = self.order.pop_front() {
+            // Only if not re-inserted later (ids are unique while remembered).
+            if self.by_id.get(&id).is_some_and(|(at, _)| *at == i) {
+                self.by_id.remove(&id);
+            }
+        }
+    }
+
+    /// `u32 count | (u64 index | u32 id_len | id | u32 result_len | result)*`
+    /// in application order.
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.order.len() as u32).to_le_bytes());
+        for (i, id) in &self.order {
+            let result = self
+                .by_id
+                .get(id)
+                .map(|(_, r)| r.encode_to_vec())
+                .unwrap_or_default();
+            out.extend_from_slice(&i.to_le_bytes());
+            out.extend_from_slice(&(id.len() as u32).to_le_bytes());
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(&(result.len() as u32).to_le_bytes());
+            out.extend_from_slice(&result);
+        }
+    }
+
+    fn decode(mut b: &[u8]) -> Result<(Dedup, &[u8]), String> {
+        fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+            if b.len() < n {
+                return Err("truncated request-id table".into());
+            }
+            let (head, tail) = b.split_at(n);
+            *b = tail;
+            Ok(head)
+        }
+        fn u32_at(b: &mut &[u8]) -> Result<u32, String> {
+            let h = take(b, 4)?;
+            Ok(u32::from_le_bytes([h[0], h[1], h[2], h[3]]))
+        }
+        let count = u32_at(&mut b)? as usize;
+        let mut d = Dedup::default();
+        for _ in 0..count {
+            let h = take(&mut b, 8)?;
+            let mut idx = [0u8; 8];
+            idx.copy_from_slice(h);
+            let index = u64::from_le_bytes(idx);
+            let n = u32_at(&mut b)? as usize;
+            let id = String::from_utf8(take(&mut b, n)?.to_vec())
+                .map_err(|_| "request id is not UTF-8".to_string())?;
+            let n = u32_at(&mut b)? as usize;
+            let result = ShardWriteResult::decode(take(&mut b, n)?)
+                .map_err(|e| format!("request-id table: {e}"))?;
+            d.insert(index, id, result);
+        }
+        Ok((d, b))
+    }
+}
 
 /// `ShardStateMachine` applies [`ShardCommand`]s to a [`Tsdb`].
 pub struct ShardStateMachine<S: KvStore> {
@@ -36,6 +137,7 @@ pub struct ShardStateMachine<S: KvStore> {
     config: TsdbConfig,
     factory: Box<dyn StoreFactory<S>>,
     applied_since_flush: u64,
+    dedup: Dedup,
     /// Set when the local engine failed (an I/O error); the replica then
     /// refuses reads rather than serve a state that may differ from its
     /// peers'. A restart rebuilds it from the snapshot and the log.
@@ -63,6 +165,7 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
             config,
             factory,
             applied_since_flush: 0,
+            dedup: Dedup::default(),
             failed: None,
         })
     }
@@ -72,7 +175,7 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
         self.db.as_ref()
     }
 
-    fn apply_command(&mut self, command: &[u8]) -> ShardWriteResult {
+    fn apply_command(&mut self, index: u64, command: &[u8]) -> ShardWriteResult {
         let fail = |error: String| ShardWriteResult {
             error,
             ..Default::default()
@@ -90,15 +193,74 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
                 cmd.version
             ));
         }
+        self.dedup.expire(index);
+        let result = if cmd.requests.is_empty() {
+            self.apply_request(
+                index,
+                ShardRequest {
+                    series: cmd.series,
+                    request_id: cmd.request_id,
+                },
+            )
+        } else {
+            let results = cmd
+                .requests
+                .into_iter()
+                .map(|r| self.apply_request(index, r))
+                .collect();
+            ShardWriteResult {
+                results,
+                ..Default::default()
+            }
+        };
+        self.applied_since_flush += 1;
+        if self.applied_since_flush >= FLUSH_EVERY_ENTRIES {
+            self.applied_since_flush = 0;
+            if let Some(db) = self.db.as_mut()
+                && let Err(e) = db.flush()
+            {
+                let msg = e.to_string();
+                tracing::error!(error = %msg, "shard engine flush failed");
+                self.failed = Some(msg);
+            }
+        }
+        result
+    }
+
+    /// Applies one request, or answers a remembered request id's result.
+    fn apply_request(&mut self, index: u64, request: ShardRequest) -> ShardWriteResult {
+        if !request.request_id.is_empty() {
+            if let Some(r) = self.dedup.get(&request.request_id) {
+                let mut r = r.clone();
+                r.deduplicated = true;
+                return r;
+            }
+        }
+        let id = request.request_id.clone();
+        let result = self.append(request.series);
+        if !id.is_empty() && id.len() <= REQUEST_ID_BYTES_MAX && result.error.is_empty() {
+            self.dedup.insert(index, id, result.clone());
+        }
+        result
+    }
+
+    fn append(&mut self, series: Vec<SeriesPb>) -> ShardWriteResult {
+        let fail = |error: String| ShardWriteResult {
+            error,
+            ..Default::default()
+        };
+        if let Some(f) = &self.failed {
+            return fail(format!("replica failed: {f}"));
+        }
         let Some(db) = self.db.as_mut() else {
             return fail("no engine".into());
         };
         let limits = db.config().label_limits;
-        let mut batch = Vec::with_capacity(cmd.series.len());
+        let mut batch = Vec::with_capacity(series.len());
         let mut rejections = Vec::new();
         let mut index: u32 = 0;
         let mut skipped: Vec<(u32, usize, String)> = Vec::new();
-        for s in cmd.series {
+        for s in series {
             let n = s.timestamps.len().min(s.values.len());
             let labels: Vec<Label> = s
                 .labels
@@ -164,19 +326,10 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
             }
         }
         rejections.sort_by_key(|r| r.index);
-        self.applied_since_flush += 1;
-        if self.applied_since_flush >= FLUSH_EVERY_ENTRIES {
-            self.applied_since_flush = 0;
-            if let Err(e) = db.flush() {
-                let msg = e.to_string();
-                tracing::error!(error = %msg, "shard engine flush failed");
-                self.failed = Some(msg);
-            }
-        }
         ShardWriteResult {
             accepted: (report.accepted + report.duplicates) as u64,
             rejections,
-            error: String::new(),
+            ..Default::default()
         }
     }
 
@@ -261,20 +414,22 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
 }
 
 impl<S: KvStore + Send + Sync + 'static> GroupStateMachine for ShardStateMachine<S> {
-    fn apply(&mut self, _index: u64, command: &[u8]) -> Vec<u8> {
-        self.apply_command(command).encode_to_vec()
+    fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
+        self.apply_command(index, command).encode_to_vec()
     }
 
     fn query(&self, request: &[u8]) -> Vec<u8> {
         self.run_query(request).encode_to_vec()
     }
 
-    /// Layout: `b"RWSS" | version u8 | (u32 LE length | engine piece)*`;
-    /// the engine's pieces carry their own checksums and last-piece flag.
+    /// Layout: `b"RWSS" | version u8 | request-id table (version ≥ 2) |
+    /// (u32 LE length | engine piece)*`; the engine's pieces carry their own
+    /// checksums and last-piece flag.
     fn snapshot(&self) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
         out.extend_from_slice(SNAPSHOT_MAGIC);
         out.push(SNAPSHOT_VERSION);
+        self.dedup.encode(&mut out);
         if let Some(db) = &self.db {
             for piece in db.snapshot(SNAPSHOT_PIECE_BYTES) {
                 let piece = piece.map_err(|e| e.to_string())?;
@@ -289,10 +444,12 @@ impl<S: KvStore + Send + Sync + 'static> GroupStateMachine for ShardStateMachine
         let body = snapshot
             .strip_prefix(SNAPSHOT_MAGIC.as_slice())
             .ok_or("not a shard snapshot (bad magic)")?;
-        let (&version, mut rest) = body.split_first().ok_or("truncated shard snapshot")?;
-        if version != SNAPSHOT_VERSION {
-            return Err(format!("shard snapshot version {version} is not supported"));
-        }
+        let (&version, rest) = body.split_first().ok_or("truncated shard snapshot")?;
+        let (dedup, mut rest) = match version {
+            1 => (Dedup::default(), rest),
+            2 => Dedup::decode(rest)?,
+            v => return Err(format!("shard snapshot version {v} is not supported")),
+        };
         let mut pieces = Vec::new();
         while !rest.is_empty() {
             let (len, tail) = rest
@@ -310,6 +467,7 @@ impl<S: KvStore + Send + Sync + 'static> GroupStateMachine for ShardStateMachine
         if let Some(old) = self.db.replace(db) {
             self.factory.retire(old.into_store());
         }
+        self.dedup = dedup;
         self.failed = None;
         self.applied_since_flush = 0;
         Ok(())

@@ -11,7 +11,7 @@ use prost::Message;
 use raftwatch_raft::GroupStateMachine;
 use raftwatch_shard::codec::{
     COMMAND_VERSION, LabelPb, MatcherPb, SeriesPb, ShardCommand, ShardQuery, ShardQueryResult,
-    ShardWriteResult,
+    ShardRequest, ShardWriteResult,
 };
 use raftwatch_shard::{ShardStateMachine, StoreFactory};
 use raftwatch_storage::MemStore;
@@ -51,6 +51,7 @@ fn command(series: Vec<SeriesPb>) -> Vec<u8> {
         version: COMMAND_VERSION,
         series,
         request_id: String::new(),
+        requests: vec![],
     }
     .encode_to_vec()
 }
@@ -121,6 +122,77 @@ fn rejections_are_numbered_in_the_command_including_invalid_series() {
     assert!(r.rejections[2].reason.contains("duplicate"));
 }
 
+fn coalesced(requests: Vec<(&str, Vec<SeriesPb>)>) -> Vec<u8> {
+    ShardCommand {
+        version: COMMAND_VERSION,
+        series: vec![],
+        request_id: String::new(),
+        requests: requests
+            .into_iter()
+            .map(|(id, series)| ShardRequest {
+                series,
+                request_id: id.into(),
+            })
+            .collect(),
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn a_request_id_is_applied_once_and_remembered_across_snapshots() {
+    let mut sm = sm();
+    let first = apply(
+        &mut sm,
+        1,
+        &coalesced(vec![
+            ("r1", vec![series("a", "j", &[(10, 1.0), (10, 2.0)])]),
+            ("r2", vec![series("b", "j", &[(10, 1.0)])]),
+        ]),
+    );
+    assert_eq!(first.results.len(), 2);
+    assert_eq!(first.results[0].accepted, 1);
+    assert_eq!(first.results[0].rejections.len(), 1);
+    assert!(!first.results[0].deduplicated);
+    // Meanwhile series a moves on, so a re-applied old sample would now be
+    // refused as out of order: the retry must get the stored answer.
+    apply(
+        &mut sm,
+        2,
+        &coalesced(vec![("r3", vec![series("a", "j", &[(20, 3.0)])])]),
+    );
+    let before = read_all(&sm);
+    let mut restored = self::sm();
+    restored.restore(&sm.snapshot().unwrap()).unwrap();
+    for m in [&mut sm, &mut restored] {
+        let retry = apply(
+            m,
+            3,
+            &coalesced(vec![(
+                "r1",
+                vec![series("a", "j", &[(10, 1.0), (10, 2.0)])],
+            )]),
+        );
+        assert!(retry.results[0].deduplicated);
+        assert_eq!(retry.results[0].accepted, first.results[0].accepted);
+        assert_eq!(retry.results[0].rejections, first.results[0].rejections);
+        assert_eq!(read_all(m), before);
+    }
+}
+
+#[test]
+fn request_ids_expire_by_log_index() {
+    let mut sm = sm();
+    let cmd = coalesced(vec![("r1", vec![series("a", "j", &[(10, 1.0)])])]);
+    apply(&mut sm, 1, &cmd);
+    let window = raftwatch_shard::sm::DEDUP_WINDOW_ENTRIES;
+    let inside = apply(&mut sm, 1 + window, &cmd);
+    assert!(inside.results[0].deduplicated);
+    let outside = apply(&mut sm, 2 + window, &cmd);
+    // Forgotten: applied again (an identical sample is a no-op).
+    assert!(!outside.results[0].deduplicated);
+    assert_eq!(outside.results[0].accepted, 1);
+}
+
 #[test]
 fn undecodable_and_future_commands_change_nothing() {
     let mut sm = sm();
@@ -132,6 +204,7 @@ fn undecodable_and_future_commands_change_nothing() {
         version: COMMAND_VERSION + 1,
         series: vec![series("a", "j", &[(2, 2.0)])],
         request_id: String::new(),
+        requests: vec![],
     }
     .encode_to_vec();
     let r = apply(&mut sm, 3, &future);
