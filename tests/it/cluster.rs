@@ -331,6 +331,7 @@ impl Writer {
                             .write(pb::WriteRequest {
                                 series,
                                 request_id: String::new(),
+                                shard_map_epoch: 0,
                             })
                             .await
                             .ok()

@@ -5,3 +5,5 @@
 
 mod cluster;
 mod dependency_rules;
+mod query_api;
+mod write_path;

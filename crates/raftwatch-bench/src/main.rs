@@ -1,9 +1,18 @@
 //! raftwatch-bench: load generators and benchmarks. Every subcommand prints
 //! one JSON object on stdout (see `CONTRACTS.md`); progress goes to stderr.
+//! Exit status: 0 on success, 1 when a run failed, 2 for a usage error or
+//! a request the bench cannot serve yet.
 
+mod cpu;
+mod grpc;
+mod ingest;
 mod nodegen;
+mod query;
 mod raft;
+mod selector;
 mod tsdb;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -25,14 +34,38 @@ enum Command {
     /// Replicate entries through 3 in-process nodes over real gRPC on
     /// loopback with the real durable log.
     Raft(raft::RaftArgs),
+    /// Write node_exporter-like series to a running cluster and measure
+    /// throughput, latency and the cluster's CPU per sample.
+    Ingest(ingest::IngestArgs),
+    /// Send one series selector to a running cluster repeatedly and measure
+    /// latency.
+    Query(query::QueryArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let out = match cli.command {
+    match run(cli.command) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<grpc::Unsupported>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<String> {
+    let out = match command {
         Command::Tsdb(args) => serde_json::to_value(tsdb::run(&args)?)?,
         Command::Raft(args) => serde_json::to_value(raft::run(&args)?)?,
+        Command::Ingest(args) => serde_json::to_value(ingest::run(&args)?)?,
+        Command::Query(args) => serde_json::to_value(query::run(&args)?)?,
     };
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    Ok(serde_json::to_string_pretty(&out)?)
 }

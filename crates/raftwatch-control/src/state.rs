@@ -727,6 +727,13 @@ impl ControlState {
             .find(|s| s.range_start <= hash && hash <= s.range_end)
     }
 
+    /// `map_epoch` identifies the shard map's shape: the sum of the shard
+    /// epochs, which only grow, so it changes whenever any shard's replica
+    /// set changes (and shards are never removed).
+    pub fn map_epoch(&self) -> u64 {
+        self.shards.values().map(|s| s.epoch).sum()
+    }
+
     /// `active_members` are the members eligible for replicas, by id.
     pub fn active_members(&self) -> Vec<NodeId> {
         self.members

@@ -7,6 +7,7 @@
 //! depends only on the shard's data and the entry.
 
 pub mod codec;
+pub mod query;
 pub mod sm;
 
 pub use sm::{ShardStateMachine, StoreFactory};

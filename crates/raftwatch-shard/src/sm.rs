@@ -229,12 +229,12 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
 
     /// Applies one request, or answers a remembered request id's result.
     fn apply_request(&mut self, index: u64, request: ShardRequest) -> ShardWriteResult {
-        if !request.request_id.is_empty() {
-            if let Some(r) = self.dedup.get(&request.request_id) {
-                let mut r = r.clone();
-                r.deduplicated = true;
-                return r;
-            }
+        if !request.request_id.is_empty()
+            && let Some(r) = self.dedup.get(&request.request_id)
+        {
+            let mut r = r.clone();
+            r.deduplicated = true;
+            return r;
         }
         let id = request.request_id.clone();
         let result = self.append(request.series);
@@ -419,6 +419,13 @@ impl<S: KvStore + Send + Sync + 'static> GroupStateMachine for ShardStateMachine
     }
 
     fn query(&self, request: &[u8]) -> Vec<u8> {
+        // Instant, range, series and label queries (`query.rs`); kind 0,
+        // the raw select, below.
+        if let Some(answer) =
+            crate::query::answer(self.db.as_ref(), self.failed.as_deref(), request)
+        {
+            return answer;
+        }
         self.run_query(request).encode_to_vec()
     }
 

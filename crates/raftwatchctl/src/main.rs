@@ -504,6 +504,7 @@ async fn write(ctl: &Ctl, args: WriteArgs) -> anyhow::Result<ExitCode> {
             }],
         }],
         request_id: String::new(),
+        shard_map_epoch: 0,
     };
     let mut ingest = IngestClient::new(ctl.channel.clone());
     let response = ctl.call(ingest.write(ctl.request(request))).await?;

@@ -484,6 +484,7 @@ mod tests {
                 step: "add-learner".to_owned(),
             }],
             version: 41,
+            map_epoch: 8,
             replication_factor: 3,
         }
     }
@@ -619,6 +620,7 @@ TASK  KIND  SHARD  FROM  TO  STEP
             shards: status().shards,
             tasks: vec![],
             version: 6,
+            map_epoch: 8,
         };
         let v = shards_list_json(&shards);
         assert_eq!(keys(&v), ["shards", "tasks", "version"]);

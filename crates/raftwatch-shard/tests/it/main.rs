@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod query;
+
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use prost::Message;
 use raftwatch_control::{Command, ControlState, Member, MemberState, ShardId, Task};
-use raftwatch_model::{Label, LabelLimits, Labels};
 use raftwatch_proto::v1 as pb;
 use raftwatch_raft::{GroupId, NodeId, ReadConsistency};
 use raftwatch_shard::codec as sc;
@@ -27,9 +26,16 @@ pub(crate) fn routes(cell: NodeCell) -> tonic::service::RoutesBuilder {
     let mut routes = tonic::service::RoutesBuilder::default();
     routes
         .add_service(pb::admin_server::AdminServer::new(api.clone()))
-        .add_service(pb::ingest_server::IngestServer::new(api.clone()))
+        .add_service(
+            pb::ingest_server::IngestServer::new(api.clone())
+                .max_decoding_message_size(super::ingest::REQUEST_BYTES_MAX),
+        )
         .add_service(pb::query_server::QueryServer::new(api.clone()))
-        .add_service(pb::node_internal_server::NodeInternalServer::new(api));
+        .add_service(
+            pb::node_internal_server::NodeInternalServer::new(api)
+                .max_decoding_message_size(super::ingest::REQUEST_BYTES_MAX)
+                .max_encoding_message_size(super::ingest::REQUEST_BYTES_MAX),
+        );
     routes
 }
 
@@ -218,6 +224,7 @@ impl Node {
             tasks: state.tasks.values().map(task_info).collect(),
             version: state.version,
             replication_factor: state.replication_factor,
+            map_epoch: state.map_epoch(),
         })
     }
 
@@ -406,6 +413,7 @@ impl pb::admin_server::Admin for Api {
             shards: node.shard_infos(&state, Some(&reports)),
             tasks: state.tasks.values().map(task_info).collect(),
             version: state.version,
+            map_epoch: state.map_epoch(),
         }))
     }
 
@@ -495,12 +503,6 @@ impl pb::admin_server::Admin for Api {
     }
 }
 
-// ---- Data path (the minimal form; batching, idempotency and limits are
-// the write-path issue's) ----
-
-/// Requests larger than this are refused by the transport.
-pub(crate) const SERIES_PER_REQUEST_MAX: usize = 100_000;
-
 #[tonic::async_trait]
 impl pb::ingest_server::Ingest for Api {
     async fn write(
@@ -508,112 +510,7 @@ impl pb::ingest_server::Ingest for Api {
         request: Request<pb::WriteRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let node = self.node()?;
-        let req = request.into_inner();
-        if req.series.len() > SERIES_PER_REQUEST_MAX {
-            return Err(Status::invalid_argument(format!(
-                "{} series in one request; the limit is {SERIES_PER_REQUEST_MAX}",
-                req.series.len()
-            )));
-        }
-        let state = match node.cached_state() {
-            Some(s) if s.bootstrapped => s,
-            _ => node.control_state(ReadConsistency::Linearizable).await?,
-        };
-        let limits = LabelLimits::default();
-        let mut rejections = Vec::new();
-        // Shard → (command, mapping of its sample indices to the request's).
-        let mut parts: BTreeMap<ShardId, (sc::ShardCommand, Vec<(u32, u32)>)> = BTreeMap::new();
-        for (si, s) in req.series.into_iter().enumerate() {
-            let labels: Vec<Label> = s
-                .labels
-                .iter()
-                .map(|l| Label::new(l.name.clone(), l.value.clone()))
-                .collect();
-            let labels = match Labels::new(labels, &limits) {
-                Ok(l) => l,
-                Err(e) => {
-                    for k in 0..s.samples.len() {
-                        rejections.push(pb::Rejection {
-                            series_index: si as u32,
-                            sample_index: k as u32,
-                            reason: format!("invalid series labels: {e}"),
-                        });
-                    }
-                    continue;
-                }
-            };
-            let Some(shard) = state.shard_for_hash(labels.hash().0) else {
-                return Err(Status::unavailable(
-                    "the shard map covers no shard for a series",
-                ));
-            };
-            let (cmd, map) = parts.entry(shard.id).or_insert_with(|| {
-                (
-                    sc::ShardCommand {
-                        version: sc::COMMAND_VERSION,
-                        series: vec![],
-                        request_id: req.request_id.clone(),
-                    },
-                    vec![],
-                )
-            });
-            for k in 0..s.samples.len() {
-                map.push((si as u32, k as u32));
-            }
-            cmd.series.push(sc::SeriesPb {
-                labels: labels
-                    .iter()
-                    .map(|l| sc::LabelPb {
-                        name: l.name.clone(),
-                        value: l.value.clone(),
-                    })
-                    .collect(),
-                timestamps: s.samples.iter().map(|x| x.timestamp_ms).collect(),
-                values: s.samples.iter().map(|x| x.value).collect(),
-            });
-        }
-        let calls = parts.into_iter().map(|(shard, (cmd, map))| {
-            let node = node.clone();
-            async move {
-                let bytes = node
-                    .leader_call(
-                        shard.group(),
-                        GroupOp::Propose(cmd.encode_to_vec()),
-                        &node.shard_candidates(shard),
-                    )
-                    .await?;
-                let result = sc::ShardWriteResult::decode(bytes.as_slice())
-                    .map_err(|e| Status::internal(format!("shard {shard} answer: {e}")))?;
-                if !result.error.is_empty() {
-                    return Err(Status::unavailable(format!(
-                        "shard {shard}: {}",
-                        result.error
-                    )));
-                }
-                Ok::<_, Status>((result, map))
-            }
-        });
-        let mut accepted = 0;
-        for r in futures::future::join_all(calls).await {
-            let (result, map) = r?;
-            accepted += result.accepted;
-            for rej in result.rejections {
-                let (series_index, sample_index) = map
-                    .get(rej.index as usize)
-                    .copied()
-                    .unwrap_or((u32::MAX, u32::MAX));
-                rejections.push(pb::Rejection {
-                    series_index,
-                    sample_index,
-                    reason: rej.reason,
-                });
-            }
-        }
-        rejections.sort_by_key(|r| (r.series_index, r.sample_index));
-        Ok(Response::new(pb::WriteResponse {
-            samples_accepted: accepted,
-            rejections,
-        }))
+        Ok(Response::new(node.write(request.into_inner()).await?))
     }
 }
 
@@ -724,6 +621,58 @@ impl pb::query_server::Query for Api {
         });
         Ok(Response::new(pb::SelectResponse { series }))
     }
+
+    // Instant, range, series and label queries: `query.rs`.
+
+    async fn instant(
+        &self,
+        request: Request<pb::InstantRequest>,
+    ) -> Result<Response<pb::InstantResponse>, Status> {
+        let node = self.node()?;
+        Ok(Response::new(
+            super::query::instant(&node, request.into_inner()).await?,
+        ))
+    }
+
+    async fn range(
+        &self,
+        request: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
+        let node = self.node()?;
+        Ok(Response::new(
+            super::query::range(&node, request.into_inner()).await?,
+        ))
+    }
+
+    async fn series(
+        &self,
+        request: Request<pb::SeriesRequest>,
+    ) -> Result<Response<pb::SeriesResponse>, Status> {
+        let node = self.node()?;
+        Ok(Response::new(
+            super::query::series(&node, request.into_inner()).await?,
+        ))
+    }
+
+    async fn label_names(
+        &self,
+        request: Request<pb::LabelNamesRequest>,
+    ) -> Result<Response<pb::LabelNamesResponse>, Status> {
+        let node = self.node()?;
+        Ok(Response::new(
+            super::query::label_names(&node, request.into_inner()).await?,
+        ))
+    }
+
+    async fn label_values(
+        &self,
+        request: Request<pb::LabelValuesRequest>,
+    ) -> Result<Response<pb::LabelValuesResponse>, Status> {
+        let node = self.node()?;
+        Ok(Response::new(
+            super::query::label_values(&node, request.into_inner()).await?,
+        ))
+    }
 }
 
 #[tonic::async_trait]
@@ -775,6 +724,21 @@ impl pb::node_internal_server::NodeInternal for Api {
         Ok(Response::new(pb::GroupReadResponse {
             response: result.response,
             applied_index: result.applied_index.unwrap_or(0),
+            read_index: result.read_index.unwrap_or(0),
+        }))
+    }
+
+    async fn shard_write(
+        &self,
+        request: Request<pb::ShardWriteRequest>,
+    ) -> Result<Response<pb::ShardWriteResponse>, Status> {
+        let node = self.node()?;
+        let r = request.into_inner();
+        let part = raftwatch_shard::codec::ShardRequest::decode(r.request.as_slice())
+            .map_err(|e| Status::invalid_argument(format!("undecodable shard request: {e}")))?;
+        let result = node.enqueue_local(ShardId(r.shard), part).await?;
+        Ok(Response::new(pb::ShardWriteResponse {
+            result: result.encode_to_vec(),
         }))
     }
 
@@ -808,7 +772,7 @@ impl pb::node_internal_server::NodeInternal for Api {
 
 /// A not-leader error with the leader's address filled in from the control
 /// state when openraft did not know it.
-fn with_leader_addr(node: &Node, e: raftwatch_raft::host::GroupError) -> Status {
+pub(crate) fn with_leader_addr(node: &Node, e: raftwatch_raft::host::GroupError) -> Status {
     if let raftwatch_raft::host::GroupError::NotLeader {
         leader: Some(l),
         leader_addr: None,

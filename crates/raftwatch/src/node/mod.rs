@@ -8,6 +8,8 @@ mod api;
 mod clients;
 mod driver;
 mod http;
+mod ingest;
+mod query;
 mod shards;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,7 +35,7 @@ use clients::{Clients, group_status, leader_hint, refusal_status, retryable};
 /// The control plane's Raft group.
 pub const CONTROL_GROUP: GroupId = GroupId(0);
 /// How long a forwarded or retried operation may take in all.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
 /// Agent and driver period.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -74,6 +76,8 @@ pub struct Node {
     state_cache: RwLock<Option<Arc<ControlState>>>,
     /// Serialises the agent's group creation and removal.
     groups_lock: tokio::sync::Mutex<()>,
+    /// Proposal queues of the shards this node leads.
+    batchers: ingest::Batchers,
 }
 
 impl std::fmt::Debug for Node {
@@ -128,6 +132,7 @@ pub(crate) async fn start(config: ServerConfig) -> anyhow::Result<Arc<Node>> {
         clients: Clients::new(Duration::from_secs(2), Duration::from_secs(20)),
         state_cache: RwLock::default(),
         groups_lock: tokio::sync::Mutex::default(),
+        batchers: ingest::Batchers::default(),
     });
     let _ = cell.set(node.clone());
     node.host
@@ -595,9 +600,24 @@ impl Node {
         consistency: ReadConsistency,
         candidates: &[String],
     ) -> Result<Vec<u8>, Status> {
+        self.group_read_with_index(group, request, consistency, candidates)
+            .await
+            .map(|r| r.response)
+    }
+
+    /// `group_read_with_index` is [`Node::group_read`] that also says which
+    /// log position the answer reflects: the answering replica's applied
+    /// index and, for a linearizable read, the read index it waited for.
+    pub(crate) async fn group_read_with_index(
+        &self,
+        group: GroupId,
+        request: Vec<u8>,
+        consistency: ReadConsistency,
+        candidates: &[String],
+    ) -> Result<raftwatch_raft::host::ReadResult, Status> {
         if let Some(handle) = self.host.group(group).await {
             match handle.read(&request, consistency).await {
-                Ok(r) => return Ok(r.response),
+                Ok(r) => return Ok(r),
                 Err(e) if candidates.is_empty() => return Err(group_status(e)),
                 Err(e) => tracing::debug!(error = %e, "local read failed; asking another replica"),
             }
@@ -612,8 +632,9 @@ impl Node {
                     continue;
                 }
                 let channel = self.clients.channel(addr)?;
-                let mut client = pb::node_internal_client::NodeInternalClient::new(channel);
-                let consistency = match consistency {
+                let mut client = pb::node_internal_client::NodeInternalClient::new(channel)
+                    .max_decoding_message_size(query::SHARD_ANSWER_BYTES_MAX);
+                let wire = match consistency {
                     ReadConsistency::Linearizable => pb::Consistency::Linearizable,
                     ReadConsistency::Stale => pb::Consistency::Stale,
                 };
@@ -621,11 +642,19 @@ impl Node {
                     .group_read(pb::GroupReadRequest {
                         group: group.0,
                         request: request.clone(),
-                        consistency: consistency as i32,
+                        consistency: wire as i32,
                     })
                     .await
                 {
-                    Ok(r) => return Ok(r.into_inner().response),
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        let linearizable = consistency == ReadConsistency::Linearizable;
+                        return Ok(raftwatch_raft::host::ReadResult {
+                            response: r.response,
+                            applied_index: Some(r.applied_index),
+                            read_index: linearizable.then_some(r.read_index),
+                        });
+                    }
                     Err(s) if retryable(&s) || s.code() == tonic::Code::NotFound => {
                         self.clients.evict(addr);
                         last = s;

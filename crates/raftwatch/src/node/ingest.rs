@@ -1,0 +1,438 @@
+//! The write path: validate and route a client's write, then per shard
+//! hand its part to the shard leader's proposal queue, which coalesces
+//! queued requests into one Raft entry.
+//!
+//! Durability point: a shard part is answered only after its entry is
+//! committed (on a majority's fsynced log) and applied; the client is
+//! answered only after every part was. Every queue is bounded: a full
+//! shard queue answers `RESOURCE_EXHAUSTED` with a retry-after hint.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use raftwatch_control::ShardId;
+use raftwatch_model::{Label, LabelLimits, Labels};
+use raftwatch_proto::v1 as pb;
+use raftwatch_raft::ReadConsistency;
+use raftwatch_shard::codec as sc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tonic::Status;
+
+use super::clients::{leader_hint, retryable, unavailable_with_leader};
+use super::{GroupOp, Node, OPERATION_TIMEOUT};
+
+/// `SERIES_PER_REQUEST_MAX`: series in one write request.
+pub const SERIES_PER_REQUEST_MAX: usize = 50_000;
+/// `SAMPLES_PER_REQUEST_MAX`: samples in one write request.
+pub const SAMPLES_PER_REQUEST_MAX: usize = 500_000;
+/// `REQUEST_BYTES_MAX`: an encoded write request (enforced by the gRPC
+/// server's decoder, which answers `OUT_OF_RANGE` above it).
+pub const REQUEST_BYTES_MAX: usize = 32 << 20;
+/// `SHARD_QUEUE_REQUESTS_MAX`: requests waiting for one shard's proposer.
+pub const SHARD_QUEUE_REQUESTS_MAX: usize = 512;
+/// `BATCH_BYTES_MAX`: encoded requests coalesced into one Raft entry.
+pub const BATCH_BYTES_MAX: usize = 4 << 20;
+/// `BATCH_REQUESTS_MAX`: requests coalesced into one Raft entry.
+pub const BATCH_REQUESTS_MAX: usize = 256;
+/// `INFLIGHT_ENTRIES_MAX`: proposals of one shard in flight at once; while
+/// they are, new requests queue up and form the next batch.
+pub const INFLIGHT_ENTRIES_MAX: usize = 4;
+/// `RETRY_AFTER_MS`: the hint sent with a full queue.
+pub const RETRY_AFTER_MS: u64 = 100;
+
+const _: () = assert!(SAMPLES_PER_REQUEST_MAX >= SERIES_PER_REQUEST_MAX);
+const _: () = assert!(BATCH_BYTES_MAX <= REQUEST_BYTES_MAX);
+
+/// One queued shard request and where its answer goes.
+struct Item {
+    request: sc::ShardRequest,
+    reply: oneshot::Sender<Result<sc::ShardWriteResult, Status>>,
+}
+
+/// `Batchers` holds each led shard's proposal queue.
+#[derive(Default)]
+pub(crate) struct Batchers {
+    queues: std::sync::Mutex<BTreeMap<ShardId, mpsc::Sender<Item>>>,
+}
+
+impl std::fmt::Debug for Batchers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Batchers")
+    }
+}
+
+fn exhausted(shard: ShardId) -> Status {
+    let mut s = Status::resource_exhausted(format!(
+        "shard {shard}'s write queue is full ({SHARD_QUEUE_REQUESTS_MAX} requests); retry after {RETRY_AFTER_MS} ms"
+    ));
+    if let Ok(v) = RETRY_AFTER_MS.to_string().parse() {
+        s.metadata_mut().insert("retry-after-ms", v);
+    }
+    s
+}
+
+impl Node {
+    fn queue(self: &Arc<Self>, shard: ShardId) -> mpsc::Sender<Item> {
+        let mut queues = match self.batchers.queues.lock() {
+            Ok(q) => q,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(tx) = queues.get(&shard)
+            && !tx.is_closed()
+        {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::channel(SHARD_QUEUE_REQUESTS_MAX);
+        queues.insert(shard, tx.clone());
+        let weak = Arc::downgrade(self);
+        raftwatch_raft::rt::spawn(self.id.0 ^ shard.0, run_proposer(weak, shard, rx));
+        tx
+    }
+
+    /// `enqueue_local` queues `request` for this node's replica of
+    /// `shard`, which must lead it, and waits for its result.
+    pub(crate) async fn enqueue_local(
+        self: &Arc<Self>,
+        shard: ShardId,
+        request: sc::ShardRequest,
+    ) -> Result<sc::ShardWriteResult, Status> {
+        let handle = self
+            .host
+            .group(shard.group())
+            .await
+            .ok_or_else(|| Status::not_found(format!("shard {shard} is not hosted here")))?;
+        let m = handle.metrics();
+        if !m.is_leader {
+            let addr = m.leader.and_then(|l| {
+                self.cached_state()?
+                    .members
+                    .get(&l)
+                    .map(|x| x.grpc_addr.clone())
+            });
+            return Err(unavailable_with_leader(
+                format!("node {} does not lead shard {shard}", self.id),
+                addr.as_deref(),
+            ));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.queue(shard)
+            .try_send(Item { request, reply })
+            .map_err(|_| exhausted(shard))?;
+        rx.await
+            .map_err(|_| Status::unavailable(format!("shard {shard}'s proposer stopped")))?
+    }
+
+    /// `shard_write` applies one request's part on `shard` through its
+    /// leader (local queue, or the leader's queue over `ShardWrite`),
+    /// following leader hints and retrying retryable failures with capped
+    /// backoff until [`OPERATION_TIMEOUT`]. The part carries the request id,
+    /// so a retry after an ambiguous failure is answered from the shard's
+    /// memory instead of being applied twice.
+    pub(crate) async fn shard_write(
+        self: &Arc<Self>,
+        shard: ShardId,
+        request: sc::ShardRequest,
+    ) -> Result<sc::ShardWriteResult, Status> {
+        let candidates = self.shard_candidates(shard);
+        let deadline = tokio::time::sleep(OPERATION_TIMEOUT);
+        tokio::pin!(deadline);
+        let mut backoff = Duration::from_millis(10);
+        let mut hint: Option<String> = None;
+        let mut next = 0usize;
+        let mut last;
+        loop {
+            let leads_here = match self.host.group(shard.group()).await {
+                Some(h) => h.metrics().is_leader,
+                None => false,
+            };
+            let result = if leads_here && hint.is_none() {
+                self.enqueue_local(shard, request.clone()).await
+            } else {
+                let target = match hint.take() {
+                    Some(h) => h,
+                    None if candidates.is_empty() => {
+                        return Err(Status::unavailable(format!(
+                            "no replica of shard {shard} is known"
+                        )));
+                    }
+                    None => {
+                        let c = candidates[next % candidates.len()].clone();
+                        next += 1;
+                        c
+                    }
+                };
+                if target == self.advertised_grpc() {
+                    self.enqueue_local(shard, request.clone()).await
+                } else {
+                    self.remote_shard_write(&target, shard, &request).await
+                }
+            };
+            match result {
+                Ok(r) => return Ok(r),
+                Err(s) if s.code() == tonic::Code::ResourceExhausted => return Err(s),
+                Err(s) if s.code() == tonic::Code::NotFound => last = s,
+                Err(s) if retryable(&s) => {
+                    hint = leader_hint(&s);
+                    last = s;
+                }
+                Err(s) => return Err(s),
+            }
+            let wait = if hint.is_some() {
+                Duration::from_millis(2)
+            } else {
+                backoff
+            };
+            tokio::select! {
+                biased; // No thread-local randomness in branch choice.
+                _ = tokio::time::sleep(wait) => {}
+                _ = deadline.as_mut() => return Err(last),
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    async fn remote_shard_write(
+        &self,
+        addr: &str,
+        shard: ShardId,
+        request: &sc::ShardRequest,
+    ) -> Result<sc::ShardWriteResult, Status> {
+        let channel = self.clients.channel(addr)?;
+        let mut client = pb::node_internal_client::NodeInternalClient::new(channel)
+            .max_decoding_message_size(REQUEST_BYTES_MAX)
+            .max_encoding_message_size(REQUEST_BYTES_MAX);
+        match client
+            .shard_write(pb::ShardWriteRequest {
+                shard: shard.0,
+                request: request.encode_to_vec(),
+            })
+            .await
+        {
+            Ok(r) => sc::ShardWriteResult::decode(r.into_inner().result.as_slice())
+                .map_err(|e| Status::internal(format!("shard {shard} answer: {e}"))),
+            Err(s) => {
+                if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+                    && leader_hint(&s).is_none()
+                {
+                    self.clients.evict(addr);
+                }
+                Err(s)
+            }
+        }
+    }
+
+    /// `write` is `Ingest.Write`: validate, split by shard, write every
+    /// part, merge the answers.
+    pub(crate) async fn write(
+        self: &Arc<Self>,
+        req: pb::WriteRequest,
+    ) -> Result<pb::WriteResponse, Status> {
+        if req.series.len() > SERIES_PER_REQUEST_MAX {
+            return Err(Status::resource_exhausted(format!(
+                "{} series in one request; the limit is {SERIES_PER_REQUEST_MAX}",
+                req.series.len()
+            )));
+        }
+        let samples: usize = req.series.iter().map(|s| s.samples.len()).sum();
+        if samples > SAMPLES_PER_REQUEST_MAX {
+            return Err(Status::resource_exhausted(format!(
+                "{samples} samples in one request; the limit is {SAMPLES_PER_REQUEST_MAX}"
+            )));
+        }
+        if req.request_id.len() > raftwatch_shard::sm::REQUEST_ID_BYTES_MAX {
+            return Err(Status::invalid_argument(format!(
+                "request_id is {} bytes; the limit is {}",
+                req.request_id.len(),
+                raftwatch_shard::sm::REQUEST_ID_BYTES_MAX
+            )));
+        }
+        let state = match self.cached_state() {
+            Some(s) if s.bootstrapped => s,
+            _ => self.control_state(ReadConsistency::Linearizable).await?,
+        };
+        if req.shard_map_epoch != 0 && req.shard_map_epoch != state.map_epoch() {
+            return Err(Status::failed_precondition(format!(
+                "stale shard-map epoch {}: the current one is {}; refresh the shard map",
+                req.shard_map_epoch,
+                state.map_epoch()
+            )));
+        }
+        let limits = LabelLimits::default();
+        let mut rejections = Vec::new();
+        // Shard → (its part, each of its samples' (series, sample) index).
+        let mut parts: BTreeMap<ShardId, (sc::ShardRequest, Vec<(u32, u32)>)> = BTreeMap::new();
+        for (si, s) in req.series.into_iter().enumerate() {
+            let labels: Vec<Label> = s
+                .labels
+                .iter()
+                .map(|l| Label::new(l.name.clone(), l.value.clone()))
+                .collect();
+            let labels = match Labels::new(labels, &limits) {
+                Ok(l) => l,
+                Err(e) => {
+                    for k in 0..s.samples.len() {
+                        rejections.push(pb::Rejection {
+                            series_index: si as u32,
+                            sample_index: k as u32,
+                            reason: format!("invalid series labels: {e}"),
+                        });
+                    }
+                    continue;
+                }
+            };
+            let Some(shard) = state.shard_for_hash(labels.hash().0) else {
+                return Err(Status::unavailable(
+                    "the shard map covers no shard for a series",
+                ));
+            };
+            let (part, map) = parts.entry(shard.id).or_insert_with(|| {
+                (
+                    sc::ShardRequest {
+                        series: vec![],
+                        request_id: req.request_id.clone(),
+                    },
+                    vec![],
+                )
+            });
+            for k in 0..s.samples.len() {
+                map.push((si as u32, k as u32));
+            }
+            part.series.push(sc::SeriesPb {
+                labels: labels
+                    .iter()
+                    .map(|l| sc::LabelPb {
+                        name: l.name.clone(),
+                        value: l.value.clone(),
+                    })
+                    .collect(),
+                timestamps: s.samples.iter().map(|x| x.timestamp_ms).collect(),
+                values: s.samples.iter().map(|x| x.value).collect(),
+            });
+        }
+        let calls = parts.into_iter().map(|(shard, (part, map))| {
+            let node = self.clone();
+            async move {
+                let result = node.shard_write(shard, part).await?;
+                if !result.error.is_empty() {
+                    return Err(Status::unavailable(format!(
+                        "shard {shard}: {}",
+                        result.error
+                    )));
+                }
+                Ok::<_, Status>((result, map))
+            }
+        });
+        let mut accepted = 0;
+        let mut first_error = None;
+        for r in futures::future::join_all(calls).await {
+            match r {
+                Ok((result, map)) => {
+                    accepted += result.accepted;
+                    for rej in result.rejections {
+                        let (series_index, sample_index) = map
+                            .get(rej.index as usize)
+                            .copied()
+                            .unwrap_or((u32::MAX, u32::MAX));
+                        rejections.push(pb::Rejection {
+                            series_index,
+                            sample_index,
+                            reason: rej.reason,
+                        });
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // Not acknowledged unless every part was committed. Parts that were
+        // may stay applied; a retry with the same request id is answered
+        // from the shards' memory.
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        rejections.sort_by_key(|r| (r.series_index, r.sample_index));
+        Ok(pb::WriteResponse {
+            samples_accepted: accepted,
+            rejections,
+        })
+    }
+}
+
+/// The proposer of one shard: takes queued requests, coalesces what is
+/// waiting into one entry (bounded by bytes and count), keeps at most
+/// [`INFLIGHT_ENTRIES_MAX`] entries in flight, and answers every request
+/// from its own result. Ends when the node is gone.
+async fn run_proposer(node: std::sync::Weak<Node>, shard: ShardId, mut rx: mpsc::Receiver<Item>) {
+    let inflight = Arc::new(Semaphore::new(INFLIGHT_ENTRIES_MAX));
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = inflight.clone().acquire_owned().await else {
+            break;
+        };
+        // Requests that arrived while we waited for a permit join this batch.
+        let mut bytes = first.request.encoded_len();
+        let mut items = vec![first];
+        while bytes < BATCH_BYTES_MAX && items.len() < BATCH_REQUESTS_MAX {
+            match rx.try_recv() {
+                Ok(item) => {
+                    bytes += item.request.encoded_len();
+                    items.push(item);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(n) = node.upgrade() else { break };
+        let seed = n.id.0 ^ shard.0;
+        raftwatch_raft::rt::spawn(seed, async move {
+            let _permit = permit;
+            propose_batch(&n, shard, items).await;
+        });
+    }
+}
+
+async fn propose_batch(node: &Node, shard: ShardId, items: Vec<Item>) {
+    let (requests, replies): (Vec<_>, Vec<_>) =
+        items.into_iter().map(|i| (i.request, i.reply)).unzip();
+    let cmd = sc::ShardCommand {
+        version: sc::COMMAND_VERSION,
+        series: vec![],
+        request_id: String::new(),
+        requests,
+    };
+    let outcome = match node.host.group(shard.group()).await {
+        None => Err(Status::not_found(format!(
+            "shard {shard} is not hosted here"
+        ))),
+        Some(h) => match node
+            .exec_local(&h, &GroupOp::Propose(cmd.encode_to_vec()))
+            .await
+        {
+            Ok(bytes) => sc::ShardWriteResult::decode(bytes.as_slice())
+                .map_err(|e| Status::internal(format!("shard {shard} answer: {e}"))),
+            Err(e) => Err(super::api::with_leader_addr(node, e)),
+        },
+    };
+    match outcome {
+        Ok(result) if result.error.is_empty() && result.results.len() == replies.len() => {
+            for (reply, r) in replies.into_iter().zip(result.results) {
+                let _ = reply.send(Ok(r));
+            }
+        }
+        Ok(result) => {
+            let status = Status::unavailable(format!(
+                "shard {shard} could not apply the batch: {}",
+                result.error
+            ));
+            for reply in replies {
+                let _ = reply.send(Err(status.clone()));
+            }
+        }
+        Err(status) => {
+            for reply in replies {
+                let _ = reply.send(Err(status.clone()));
+            }
+        }
+    }
+}
