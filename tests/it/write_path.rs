@@ -46,7 +46,12 @@ async fn connect(endpoint: &str) -> Option<Channel> {
 /// request id, so the library's retries (leader hints, backoff, other
 /// endpoints) never apply it twice. Returns the acknowledged request
 /// numbers.
-async fn writer(w: u64, endpoints: Vec<String>, failures: Arc<AtomicUsize>) -> Vec<u64> {
+async fn writer(
+    w: u64,
+    endpoints: Vec<String>,
+    failures: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+) -> Vec<u64> {
     let client = raftwatch_client::Client::new(
         endpoints,
         raftwatch_client::ClientConfig {
@@ -56,7 +61,13 @@ async fn writer(w: u64, endpoints: Vec<String>, failures: Arc<AtomicUsize>) -> V
     )
     .expect("client");
     let mut acked = Vec::new();
-    for r in 0..REQUESTS_PER_WRITER {
+    // At least REQUESTS_PER_WRITER requests, and on until the killer has
+    // done its rounds (bounded), however fast the cluster is.
+    let mut r = 0;
+    while r < REQUESTS_PER_WRITER || (!stop.load(Ordering::Relaxed) && r < 20 * REQUESTS_PER_WRITER)
+    {
+        r += 1;
+        let r = r - 1;
         let series: Vec<pb::Series> = (0..SERIES_PER_WRITER)
             .map(|k| pb::Series {
                 labels: vec![
@@ -140,7 +151,7 @@ fn a_million_acknowledged_samples_survive_shard_leader_kills() {
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicUsize::new(0));
     let writers = {
-        let (endpoints, failures) = (endpoints.clone(), failures.clone());
+        let (endpoints, failures, stop) = (endpoints.clone(), failures.clone(), stop.clone());
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -149,7 +160,9 @@ fn a_million_acknowledged_samples_survive_shard_leader_kills() {
                 .unwrap();
             rt.block_on(async move {
                 let tasks: Vec<_> = (0..WRITERS)
-                    .map(|w| tokio::spawn(writer(w, endpoints.clone(), failures.clone())))
+                    .map(|w| {
+                        tokio::spawn(writer(w, endpoints.clone(), failures.clone(), stop.clone()))
+                    })
                     .collect();
                 let mut out = Vec::new();
                 for t in tasks {
@@ -159,11 +172,16 @@ fn a_million_acknowledged_samples_survive_shard_leader_kills() {
             })
         })
     };
-    // Kill -9 a shard leader every few seconds and bring it back.
+    // Kill -9 a shard leader every few seconds and bring it back; the
+    // writers keep going until at least KILLS have happened.
+    const KILLS: usize = 5;
     let mut kills = 0;
     let mut round = 0u64;
     while !writers.is_finished() {
-        std::thread::sleep(Duration::from_secs(3));
+        if kills >= KILLS {
+            stop.store(true, Ordering::Relaxed);
+        }
+        std::thread::sleep(Duration::from_secs(2));
         if writers.is_finished() {
             break;
         }
@@ -188,7 +206,7 @@ fn a_million_acknowledged_samples_survive_shard_leader_kills() {
         WRITERS * REQUESTS_PER_WRITER,
         failures.load(Ordering::Relaxed)
     );
-    assert!(kills >= 2, "the test must kill leaders while writing");
+    assert!(kills >= KILLS, "the test must kill leaders while writing");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -702,10 +702,16 @@ impl Node {
                     }
                 },
             };
-            // The initial replica set is created by its lowest member; a
-            // replica added by a move joins through the leader instead.
+            // The initial replica set is created by one of its members,
+            // rotating with the shard id so the first leaders (usually the
+            // initialiser) spread over the nodes instead of all landing on
+            // the lowest id; a replica added by a move joins through the
+            // leader instead.
             let initial = shard.epoch == 1 && !state.tasks.values().any(|t| t.shard == shard.id);
-            if initial && shard.replicas.first() == Some(&self.id) {
+            let initialiser = shard
+                .replicas
+                .get((shard.id.0.saturating_sub(1) as usize) % shard.replicas.len().max(1));
+            if initial && initialiser == Some(&self.id) {
                 let m = handle.metrics();
                 if m.last_log_index.is_none() && m.term == 0 {
                     let members: BTreeMap<NodeId, String> = shard
