@@ -523,35 +523,8 @@ impl pb::query_server::Query for Api {
         let node = self.node()?;
         let req = request.into_inner();
         let c = consistency(req.consistency)?;
-        if req.matchers.is_empty() {
-            return Err(Status::invalid_argument("at least one matcher is required"));
-        }
-        let mut matchers = Vec::new();
-        for m in &req.matchers {
-            let op = pb::MatchType::try_from(m.r#type).map_err(|_| {
-                Status::invalid_argument(format!("unknown match type {}", m.r#type))
-            })?;
-            let op = match op {
-                pb::MatchType::MatchEqual => 0,
-                pb::MatchType::MatchNotEqual => 1,
-                pb::MatchType::MatchRegex => 2,
-                pb::MatchType::MatchNotRegex => 3,
-            };
-            // Checked here so a bad regex is the caller's error, not a shard's.
-            let model_op = [
-                raftwatch_model::MatchOp::Equal,
-                raftwatch_model::MatchOp::NotEqual,
-                raftwatch_model::MatchOp::RegexMatch,
-                raftwatch_model::MatchOp::RegexNoMatch,
-            ][op as usize];
-            raftwatch_model::Matcher::new(model_op, m.name.clone(), m.value.clone())
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-            matchers.push(sc::MatcherPb {
-                op,
-                name: m.name.clone(),
-                value: m.value.clone(),
-            });
-        }
+        // One matcher check for every query kind (`query.rs`).
+        let matchers = super::query::matchers(&req.matchers, super::query::Need::Selector)?;
         let query = sc::ShardQuery {
             matchers,
             start_ms: req.start_ms,
@@ -779,9 +752,7 @@ pub(crate) fn with_leader_addr(node: &Node, e: raftwatch_raft::host::GroupError)
         ..
     } = &e
     {
-        let addr = node
-            .cached_state()
-            .and_then(|s| s.members.get(l).map(|m| m.grpc_addr.clone()));
+        let addr = node.member_addr(*l);
         return unavailable_with_leader(e.to_string(), addr.as_deref());
     }
     group_status(e)

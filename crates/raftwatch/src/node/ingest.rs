@@ -105,12 +105,7 @@ impl Node {
             .ok_or_else(|| Status::not_found(format!("shard {shard} is not hosted here")))?;
         let m = handle.metrics();
         if !m.is_leader {
-            let addr = m.leader.and_then(|l| {
-                self.cached_state()?
-                    .members
-                    .get(&l)
-                    .map(|x| x.grpc_addr.clone())
-            });
+            let addr = m.leader.and_then(|l| self.member_addr(l));
             return Err(unavailable_with_leader(
                 format!("node {} does not lead shard {shard}", self.id),
                 addr.as_deref(),

@@ -310,6 +310,14 @@ impl Node {
 
     // ---- Control plane ----
 
+    /// `member_addr` is a member's gRPC address per the cached state.
+    pub(crate) fn member_addr(&self, id: NodeId) -> Option<String> {
+        self.cached_state()?
+            .members
+            .get(&id)
+            .map(|m| m.grpc_addr.clone())
+    }
+
     pub(crate) fn cached_state(&self) -> Option<Arc<ControlState>> {
         self.state_cache.read().ok().and_then(|s| s.clone())
     }
@@ -497,13 +505,7 @@ impl Node {
                         leader_addr,
                         ..
                     }) => {
-                        hint = leader_addr.or_else(|| {
-                            let l = leader?;
-                            self.cached_state()?
-                                .members
-                                .get(&l)
-                                .map(|m| m.grpc_addr.clone())
-                        });
+                        hint = leader_addr.or_else(|| self.member_addr(leader?));
                         if hint.is_none() && !candidates.is_empty() {
                             hint = Some(candidates[next_candidate % candidates.len()].clone());
                             next_candidate += 1;

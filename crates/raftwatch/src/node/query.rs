@@ -252,7 +252,7 @@ fn time_range(start: Option<i64>, end: Option<i64>) -> Result<(i64, i64), Status
 
 /// Whether a query needs matchers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Need {
+pub(crate) enum Need {
     /// A series selector: at least one matcher that does not match "".
     Selector,
     /// None, or else a series selector.
@@ -262,7 +262,7 @@ enum Need {
 /// `matchers` checks and converts the request's matchers. Like
 /// Prometheus, a selector must hold a matcher that refuses the empty
 /// string: otherwise it would select every series there is.
-fn matchers(pbs: &[pb::LabelMatcher], need: Need) -> Result<Vec<sc::MatcherPb>, Status> {
+pub(crate) fn matchers(pbs: &[pb::LabelMatcher], need: Need) -> Result<Vec<sc::MatcherPb>, Status> {
     if pbs.is_empty() && need == Need::Optional {
         return Ok(vec![]);
     }
