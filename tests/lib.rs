@@ -155,7 +155,12 @@ impl Cluster {
     /// `spawn` starts node `id` from its spec.
     pub fn spawn(&mut self, id: u64) {
         let spec = &self.specs[&id];
-        let log = std::fs::File::create(self.dir.path().join(format!("node-{id}.log"))).unwrap();
+        // Appended to, so a restarted node's earlier life stays readable.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node-{id}.log")))
+            .unwrap();
         let child = Command::new(bin("raftwatch"))
             .arg("server")
             .args(["--node-id", &id.to_string()])
@@ -275,6 +280,11 @@ impl Drop for Cluster {
         let ids: Vec<u64> = self.procs.keys().copied().collect();
         for id in ids {
             self.kill(id);
+        }
+        // A failed test keeps the data and logs for the post-mortem.
+        if std::thread::panicking() {
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+            eprintln!("cluster data and node logs kept in {}", dir.keep().display());
         }
     }
 }

@@ -2,7 +2,10 @@
 //! build needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: a build script binary reused from another checkout
+    // (a shared CARGO_TARGET_DIR) must not look in that checkout's tree.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
+    let root = std::path::Path::new(&manifest_dir).join("../../proto");
     let files = ["raftwatch/v1/raft.proto", "raftwatch/v1/admin.proto"];
     for f in files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());

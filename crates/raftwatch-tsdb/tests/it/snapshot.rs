@@ -85,3 +85,48 @@ fn damaged_or_truncated_snapshots_are_refused() {
         "{err}"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// A restored engine is not just equal at the moment of the snapshot:
+    /// the same further appends and flushes keep it equal (a replica that
+    /// installed a snapshot goes on applying the log).
+    #[test]
+    fn a_restored_engine_stays_identical_under_further_appends(
+        ops in proptest::collection::vec((0usize..4, 0i64..40, proptest::bool::weighted(0.15)), 0..300),
+        split in 0usize..300,
+        window in 0i64..50,
+    ) {
+        let split = split.min(ops.len());
+        let mut a = Tsdb::open(MemStore::new(), small_config(window)).unwrap();
+        let mut b: Option<Tsdb<MemStore>> = None;
+        let mut clock = [0i64; 4];
+        for (i, &(s, dt, flush)) in ops.iter().enumerate() {
+            if i == split {
+                let pieces: Vec<Vec<u8>> = a.snapshot(256).collect::<Result<_, _>>().unwrap();
+                b = Some(Tsdb::restore(MemStore::new(), small_config(window), pieces).unwrap());
+            }
+            // Mostly in order, sometimes back in time (within or beyond
+            // the window), as writers do.
+            clock[s] += dt - 8;
+            let name = format!("s{s}");
+            let l: Labels = labels(&[("__name__", "m"), ("s", name.as_str())]);
+            let samples: Vec<Sample> = (0..3).map(|j| Sample::new(clock[s] + j, (clock[s] + j) as f64)).collect();
+            let ra = a.append_series(&[(l.clone(), samples.clone())]).unwrap();
+            if let Some(b) = b.as_mut() {
+                let rb = b.append_series(&[(l, samples)]).unwrap();
+                prop_assert_eq!(format!("{ra:?}"), format!("{rb:?}"));
+            }
+            if flush {
+                a.flush().unwrap();
+                if let Some(b) = b.as_mut() {
+                    b.flush().unwrap();
+                }
+            }
+            if let Some(b) = b.as_ref() {
+                prop_assert_eq!(all_samples(b), all_samples(&a));
+            }
+        }
+    }
+}
