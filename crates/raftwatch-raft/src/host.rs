@@ -90,6 +90,16 @@ impl HostConfig {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
             max_in_snapshot_log_to_keep: self.log_entries_kept_after_snapshot,
             install_snapshot_timeout: 5_000,
+            // Never resume leadership after a restart without an election.
+            // openraft 0.10 does by default ("leader restore"); a leader
+            // replicates entries before its own copy is durable, so after a
+            // crash it can come back in the same term with a shorter log,
+            // append different entries at indices a follower already holds
+            // with the same (term, index), and the follower keeps its own:
+            // the logs diverge and a follower serves a state without
+            // committed entries. Seen in the write-path kill test (group 2,
+            // index 111, term 2), fixed by this line.
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         Ok(Arc::new(
@@ -177,6 +187,10 @@ pub struct ReadResult {
     /// The leader's commit index when known (linearizable reads), so a stale
     /// reader can tell how far behind it may be.
     pub read_index: Option<u64>,
+    /// The newest commit index the answering replica knew of (the cluster
+    /// commit its leader last reported); with `applied_index` it says how
+    /// far behind a stale answer was, at least.
+    pub known_commit_index: Option<u64>,
 }
 
 /// `GroupMetrics` is a snapshot of one group's Raft state on this node.
@@ -319,10 +333,16 @@ impl GroupHandle {
             ReadConsistency::Linearizable => Some(self.linearize().await?),
         };
         let (response, applied) = self.sm.query(request).await;
+        let known_commit_index = {
+            use openraft::async_runtime::WatchReceiver;
+            let m = self.raft.metrics().borrow_watched().clone();
+            m.cluster_committed.or(m.local_committed).map(|l| l.index)
+        };
         Ok(ReadResult {
             response,
             applied_index: applied.map(|l| l.index),
             read_index,
+            known_commit_index,
         })
     }
 

@@ -466,6 +466,46 @@ async fn leadership_transfers_on_request_and_the_new_leader_writes() {
     }
 }
 
+/// A restarted leader must win a new election before it leads again. Had
+/// it resumed its old term (openraft's "leader restore"), it could append,
+/// at indices a follower already holds from that same term, entries that
+/// differ from the follower's: entries it had sent before its own copy was
+/// durable and lost in the crash. Same (term, index), different content:
+/// the logs diverge silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_leader_never_resumes_its_old_term() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(&tmp, 3).await;
+    let g = GROUPS[1];
+    nodes[0]
+        .group(g)
+        .await
+        .initialize(members(&nodes))
+        .await
+        .unwrap();
+    write_range(&nodes, g, 0..10, 2).await;
+    let leader = leader_of(&nodes, g).await;
+    let term = nodes[leader].group(g).await.metrics().term;
+    nodes[leader].stop().await;
+    nodes[leader].start().await;
+    // Straight after the restart, well inside the election timeout.
+    let m = nodes[leader].group(g).await.metrics();
+    assert!(
+        !(m.is_leader && m.term == term),
+        "the restarted node resumed leadership of term {term} without an election: {m:?}"
+    );
+    let now = leader_of(&nodes, g).await;
+    let m = nodes[now].group(g).await.metrics();
+    assert!(m.term > term, "leader of term {} after a restart in term {term}", m.term);
+    write_range(&nodes, g, 10..20, 2).await;
+    for n in &nodes {
+        assert_eq!(read(n, g, "len", ReadConsistency::Linearizable).await, "20");
+    }
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_a_corrupted_log_refuses_to_start_naming_file_and_offset() {
     let tmp = tempfile::tempdir().unwrap();

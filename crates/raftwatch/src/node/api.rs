@@ -698,6 +698,7 @@ impl pb::node_internal_server::NodeInternal for Api {
             response: result.response,
             applied_index: result.applied_index.unwrap_or(0),
             read_index: result.read_index.unwrap_or(0),
+            known_commit_index: result.known_commit_index.unwrap_or(0),
         }))
     }
 

@@ -655,6 +655,7 @@ impl Node {
                             response: r.response,
                             applied_index: Some(r.applied_index),
                             read_index: linearizable.then_some(r.read_index),
+                            known_commit_index: Some(r.known_commit_index),
                         });
                     }
                     Err(s) if retryable(&s) || s.code() == tonic::Code::NotFound => {

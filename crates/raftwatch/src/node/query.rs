@@ -357,7 +357,7 @@ async fn fan_out(
                     .await
                     .map_err(|s| read_failed(shard, s))?;
                 let answer = shard_answer(shard, kind, &r)?;
-                Ok::<_, Status>((shard, answer, r.applied_index, r.read_index))
+                Ok::<_, Status>((shard, answer, r))
             }
         });
         try_join_all(calls).await
@@ -365,22 +365,34 @@ async fn fan_out(
     let answers = within(limits.timeout, work).await?;
     let shards: Vec<pb::ShardReadInfo> = answers
         .iter()
-        .map(|(shard, _, applied, read_index)| pb::ShardReadInfo {
-            shard: shard.0,
-            applied_index: applied.unwrap_or(0),
-            read_index: read_index.unwrap_or(0),
-        })
+        .map(|(shard, _, r)| shard_read_info(*shard, r))
         .collect();
     let info = pb::ReadInfo {
         consistency: wire_consistency(consistency) as i32,
         min_applied_index: answers
             .iter()
-            .filter_map(|(_, _, applied, _)| *applied)
+            .filter_map(|(_, _, r)| r.applied_index)
             .min()
             .unwrap_or(0),
+        max_lag_entries: shards.iter().map(|s| s.lag_entries).max().unwrap_or(0),
         shards,
     };
-    Ok((answers.into_iter().map(|(_, a, _, _)| a).collect(), info))
+    Ok((answers.into_iter().map(|(_, a, _)| a).collect(), info))
+}
+
+/// How one shard's part was served: the log position its answer reflects
+/// and, for a stale read, how many committed entries the replica knew of
+/// but had not applied (a lower bound on how far behind it was).
+fn shard_read_info(shard: ShardId, r: &ReadResult) -> pb::ShardReadInfo {
+    let applied = r.applied_index.unwrap_or(0);
+    let known = r.known_commit_index.unwrap_or(0).max(applied);
+    pb::ShardReadInfo {
+        shard: shard.0,
+        applied_index: applied,
+        read_index: r.read_index.unwrap_or(0),
+        known_commit_index: known,
+        lag_entries: known - applied,
+    }
 }
 
 /// A shard read that failed in transport: an answer too large to receive
