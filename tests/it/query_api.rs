@@ -243,9 +243,22 @@ fn check_read(read: Option<&pb::ReadInfo>, c: pb::Consistency, shards: usize) {
                 assert!(s.read_index > 0, "{read:?}");
                 assert!(s.applied_index >= s.read_index, "{read:?}");
             }
-            pb::Consistency::Stale => assert_eq!(s.read_index, 0, "{read:?}"),
+            pb::Consistency::Stale => {
+                assert_eq!(s.read_index, 0, "{read:?}");
+                assert_eq!(
+                    s.lag_entries,
+                    s.known_commit_index - s.applied_index,
+                    "{read:?}"
+                );
+            }
+        }
+        assert!(s.known_commit_index >= s.applied_index, "{read:?}");
+        if c == pb::Consistency::Linearizable {
+            assert_eq!(s.lag_entries, 0, "{read:?}");
         }
     }
+    let max_lag = read.shards.iter().map(|s| s.lag_entries).max().unwrap();
+    assert_eq!(read.max_lag_entries, max_lag, "{read:?}");
 }
 
 /// Polls `ask` until it returns `want`: at once for linearizable reads,

@@ -391,7 +391,13 @@ fn shard_read_info(shard: ShardId, r: &ReadResult) -> pb::ShardReadInfo {
         applied_index: applied,
         read_index: r.read_index.unwrap_or(0),
         known_commit_index: known,
-        lag_entries: known - applied,
+        // A linearizable answer reflects every write acknowledged before
+        // the read began, whatever was committed since.
+        lag_entries: if r.read_index.is_some() {
+            0
+        } else {
+            known - applied
+        },
     }
 }
 
