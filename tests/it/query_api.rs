@@ -342,6 +342,39 @@ fn instant_range_series_and_labels_merge_every_shard() {
         bad_input_is_invalid_argument(&mut q).await;
         lowered_limits_are_resource_exhausted(&mut q).await;
     });
+    // The Raft log's counters are exported and moved with the writes.
+    for node in 1..=3 {
+        let text = http_get(&c.specs[&node].http, "/metrics");
+        for name in [
+            "raftwatch_log_fsyncs_total",
+            "raftwatch_log_entries_appended_total",
+            "raftwatch_log_records_total",
+            "raftwatch_log_bytes_written_total",
+        ] {
+            let v = metric(&text, name).unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+            assert!(v > 0.0, "{name} is {v} on node {node}");
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET; returns the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    body.to_string()
+}
+
+/// The value of the first sample of metric `name` in exposition `text`.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 const SHARDS: usize = 4;

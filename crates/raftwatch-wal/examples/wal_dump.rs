@@ -10,7 +10,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().ok_or("usage: wal_dump DIR [GROUP]")?;
     let only: Option<u64> = args.next().map(|g| g.parse()).transpose()?;
-    let (wal, report) = Wal::open(FsDisk::open(std::path::Path::new(&dir))?, WalConfig::default())?;
+    let (wal, report) = Wal::open(
+        FsDisk::open(std::path::Path::new(&dir))?,
+        WalConfig::default(),
+    )?;
     eprintln!("{report:?}");
     for group in wal.groups() {
         if only.is_some_and(|g| g != group.0) {

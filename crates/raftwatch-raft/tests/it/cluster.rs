@@ -496,7 +496,11 @@ async fn a_restarted_leader_never_resumes_its_old_term() {
     );
     let now = leader_of(&nodes, g).await;
     let m = nodes[now].group(g).await.metrics();
-    assert!(m.term > term, "leader of term {} after a restart in term {term}", m.term);
+    assert!(
+        m.term > term,
+        "leader of term {} after a restart in term {term}",
+        m.term
+    );
     write_range(&nodes, g, 10..20, 2).await;
     for n in &nodes {
         assert_eq!(read(n, g, "len", ReadConsistency::Linearizable).await, "20");

@@ -79,5 +79,34 @@ async fn metrics(State(node): State<Arc<Node>>) -> String {
             g.applied_index.unwrap_or(0)
         ));
     }
+    // The node-wide Raft log: what group commit buys (entries per fsync)
+    // and what replication costs on disk (bytes per entry).
+    let log = node.host.log().stats();
+    for (name, help, value) in [
+        (
+            "raftwatch_log_fsyncs_total",
+            "fdatasync calls on the node's Raft log.",
+            log.fsyncs_count,
+        ),
+        (
+            "raftwatch_log_entries_appended_total",
+            "Raft entries appended to the node's log (all groups).",
+            log.entries_appended_count,
+        ),
+        (
+            "raftwatch_log_records_total",
+            "Records made durable in the node's log.",
+            log.records_count,
+        ),
+        (
+            "raftwatch_log_bytes_written_total",
+            "Bytes appended to the node's log segments.",
+            log.bytes_written,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{node=\"{id}\"}} {value}\n"
+        ));
+    }
     out
 }
