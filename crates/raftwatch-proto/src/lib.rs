@@ -1,11 +1,13 @@
-//! raftwatch-proto: the generated gRPC types of `proto/raftwatch/v1` and
-//! the codec their servers decode requests with (`codec`).
+//! raftwatch-proto: the generated gRPC types of `proto/raftwatch/v1`, the
+//! codec their servers decode requests with (`codec`) and the request-size
+//! limit put in front of them (`limit`).
 //!
 //! Architecture invariant: these types never leave the gRPC edge; the
 //! crates that serve or call an API convert them to domain types with
 //! `TryFrom` at the boundary.
 
 pub mod codec;
+pub mod limit;
 
 /// `raftwatch.v1`: the public API and the internal Raft transport. The
 /// servers use [`codec::ServerCodec`], the clients tonic's `ProstCodec`
