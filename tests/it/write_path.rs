@@ -336,30 +336,77 @@ fn reads_see_every_write_acknowledged_before_they_began() {
     assert!(transfers > 0, "no leader change happened");
 }
 
+/// The public request limit's default (`request_bytes_max`), bytes.
+const REQUEST_BYTES_MAX: usize = 32 << 20;
+
+/// `raw_call` sends `message` as the request of the unary method `path`
+/// (`/package.Service/Method`) without encoding it: bytes that need not be
+/// protobuf at all.
+async fn raw_call(ch: &Channel, path: &'static str, message: Vec<u8>) -> Result<(), tonic::Status> {
+    let mut raw = tonic::client::Grpc::new(ch.clone());
+    raw.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    raw.unary::<Vec<u8>, Vec<u8>, RawCodec>(
+        tonic::Request::new(message),
+        http::uri::PathAndQuery::from_static(path),
+        RawCodec,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Not protobuf: `0xff` repeated is one endless varint.
+fn garbage(len: usize) -> Vec<u8> {
+    vec![0xff; len]
+}
+
+fn assert_undecodable(e: &tonic::Status, what: &str) {
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{what}: {e:?}");
+    assert!(
+        e.message()
+            .starts_with("the request could not be decoded: "),
+        "{what}: {e:?}"
+    );
+}
+
+fn assert_too_large(e: &tonic::Status, limit: usize, what: &str) {
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{what}: {e:?}");
+    let m = e.message();
+    assert!(
+        m.contains(&format!("over this server's limit of {limit} bytes")),
+        "{what}: {e:?}"
+    );
+    assert!(
+        m.contains("configurable") && m.contains("request_bytes_max"),
+        "{what}: {e:?}"
+    );
+}
+
 #[test]
 fn bad_input_gets_its_documented_error_and_the_node_keeps_serving() {
-    let c = Cluster::start(3, 2, 3);
+    let mut c = Cluster::start(3, 2, 3);
     let endpoint = c.endpoint(1);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let ok_series = || pb::Series {
+        labels: vec![label("__name__", "ok")],
+        samples: vec![pb::Sample {
+            timestamp_ms: 1,
+            value: 1.0,
+        }],
+    };
+    let write = |series: Vec<pb::Series>, epoch: u64| pb::WriteRequest {
+        series,
+        request_id: String::new(),
+        shard_map_epoch: epoch,
+    };
     rt.block_on(async {
         let ch = connect(&endpoint).await.unwrap();
         let mut ingest =
             pb::ingest_client::IngestClient::new(ch.clone()).max_encoding_message_size(usize::MAX);
-        let ok_series = || pb::Series {
-            labels: vec![label("__name__", "ok")],
-            samples: vec![pb::Sample {
-                timestamp_ms: 1,
-                value: 1.0,
-            }],
-        };
-        let write = |series: Vec<pb::Series>, epoch: u64| pb::WriteRequest {
-            series,
-            request_id: String::new(),
-            shard_map_epoch: epoch,
-        };
 
         // A series with 10,000 labels: its samples are rejected one by one
         // (the label limit), the rest of the request is applied.
@@ -378,7 +425,8 @@ fn bad_input_gets_its_documented_error_and_the_node_keeps_serving() {
         assert_eq!(r.rejections[0].series_index, 0);
         assert!(r.rejections[0].reason.contains("labels"), "{r:?}");
 
-        // A 100 MB request: refused by the decoder before it is buffered.
+        // A 100 MB request: refused from its frame header, before it is
+        // buffered, as over a limit that names itself.
         let big = pb::Series {
             labels: vec![
                 label("__name__", "big"),
@@ -387,7 +435,8 @@ fn bad_input_gets_its_documented_error_and_the_node_keeps_serving() {
             samples: vec![],
         };
         let e = ingest.write(write(vec![big], 0)).await.unwrap_err();
-        assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
+        assert_too_large(&e, REQUEST_BYTES_MAX, "a 100 MB write");
+        assert!(e.message().starts_with("request message of 1048"), "{e:?}");
 
         // Too many series in one request.
         let many: Vec<pb::Series> = (0..50_001)
@@ -404,20 +453,45 @@ fn bad_input_gets_its_documented_error_and_the_node_keeps_serving() {
         assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
         assert!(e.message().contains("epoch"), "{e:?}");
 
-        // Malformed protobuf: raw bytes on the Ingest/Write method.
-        let mut raw = tonic::client::Grpc::new(ch.clone());
-        raw.ready().await.unwrap();
-        let path = http::uri::PathAndQuery::from_static("/raftwatch.v1.Ingest/Write");
-        let e = raw
-            .unary::<Vec<u8>, Vec<u8>, RawCodec>(
-                tonic::Request::new(vec![0xff, 0xff, 0xff, 0x0f, 0x12]),
-                path,
-                RawCodec,
-            )
-            .await
-            .unwrap_err();
-        assert_ne!(e.code(), tonic::Code::Ok);
-        assert_ne!(e.code(), tonic::Code::Unavailable, "{e:?}");
+        // Malformed protobuf on a method of every service a node serves.
+        for path in [
+            "/raftwatch.v1.Ingest/Write",
+            "/raftwatch.v1.Query/Select",
+            "/raftwatch.v1.Query/Instant",
+            "/raftwatch.v1.Admin/ListMembers",
+            "/raftwatch.v1.Admin/MoveShard",
+            "/raftwatch.v1.NodeInternal/ShardWrite",
+        ] {
+            let e = raw_call(&ch, path, vec![0xff, 0xff, 0xff, 0x0f, 0x12])
+                .await
+                .unwrap_err();
+            assert_undecodable(&e, path);
+            // Field 1, 5 bytes long, of which 1 arrives: cut short.
+            let e = raw_call(&ch, path, vec![0x0a, 0x05, 0x01]).await;
+            assert_undecodable(&e.unwrap_err(), path);
+        }
+
+        // The limit is inclusive, on every public service: a message of
+        // exactly REQUEST_BYTES_MAX bytes is read (and fails to decode),
+        // one byte more is refused unread.
+        for path in [
+            "/raftwatch.v1.Ingest/Write",
+            "/raftwatch.v1.Query/Instant",
+            "/raftwatch.v1.Admin/ClusterStatus",
+        ] {
+            let e = raw_call(&ch, path, garbage(REQUEST_BYTES_MAX)).await;
+            assert_undecodable(&e.unwrap_err(), path);
+            let e = raw_call(&ch, path, garbage(REQUEST_BYTES_MAX + 1)).await;
+            let e = e.unwrap_err();
+            assert_too_large(&e, REQUEST_BYTES_MAX, path);
+            assert!(
+                e.message().starts_with(&format!(
+                    "request message of {} bytes",
+                    REQUEST_BYTES_MAX + 1
+                )),
+                "{path}: {e:?}"
+            );
+        }
 
         // A bad regex in a query.
         let e = pb::query_client::QueryClient::new(ch.clone())
@@ -435,11 +509,67 @@ fn bad_input_gets_its_documented_error_and_the_node_keeps_serving() {
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
 
-        // And the node still serves others.
+        // And the node still serves others, on the same connection.
         let r = ingest.write(write(vec![ok_series()], 0)).await.unwrap();
         assert_eq!(r.get_ref().samples_accepted, 1);
+        let members = pb::admin_client::AdminClient::new(ch.clone())
+            .list_members(pb::ListMembersRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(members.get_ref().members.len(), 3);
     });
-    let _ = Instant::now();
+
+    // The limit is a setting: node 3 restarted with 64 KiB refuses a
+    // 100 KB write that node 1 still reads.
+    c.kill(3);
+    c.specs
+        .get_mut(&3)
+        .unwrap()
+        .flags
+        .extend(["--request-bytes-max".to_string(), "65536".to_string()]);
+    c.spawn(3);
+    c.wait_ready(3, Duration::from_secs(90));
+    let endpoint3 = c.endpoint(3);
+    rt.block_on(async {
+        // The status can count node 3 healthy a moment before it serves.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ch3 = loop {
+            match connect(&endpoint3).await {
+                Some(ch) => break ch,
+                None if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                None => panic!("node 3 does not serve at {endpoint3}"),
+            }
+        };
+        let mut ingest3 = pb::ingest_client::IngestClient::new(ch3);
+        let padded = || pb::Series {
+            labels: vec![
+                label("__name__", "padded"),
+                label("pad", &"x".repeat(100_000)),
+            ],
+            samples: vec![],
+        };
+        let e = ingest3.write(write(vec![padded()], 0)).await.unwrap_err();
+        assert_too_large(&e, 65536, "100 KB to node 3");
+        let ch1 = connect(&endpoint).await.unwrap();
+        pb::ingest_client::IngestClient::new(ch1)
+            .write(write(vec![padded()], 0))
+            .await
+            .expect("node 1 keeps the default limit");
+        // Node 3 serves requests within its limit (once it has caught up
+        // with the control state after its restart).
+        let r = loop {
+            match ingest3.write(write(vec![ok_series()], 0)).await {
+                Ok(r) => break r,
+                Err(e) if e.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("node 3 refused a small write: {e:?}"),
+            }
+        };
+        assert_eq!(r.get_ref().samples_accepted, 1);
+    });
 }
 
 /// Sends and receives raw bytes, for malformed-message tests.

@@ -1,17 +1,24 @@
-//! raftwatch-proto: the generated gRPC types of `proto/raftwatch/v1`.
+//! raftwatch-proto: the generated gRPC types of `proto/raftwatch/v1`, the
+//! codec their servers decode requests with (`codec`) and the request-size
+//! limit put in front of them (`limit`).
 //!
 //! Architecture invariant: these types never leave the gRPC edge; the
 //! crates that serve or call an API convert them to domain types with
 //! `TryFrom` at the boundary.
 
-#![allow(
+pub mod codec;
+pub mod limit;
+
+/// `raftwatch.v1`: the public API and the internal Raft transport. The
+/// servers use [`codec::ServerCodec`], the clients tonic's `ProstCodec`
+/// (see `build.rs`).
+#[allow(
     missing_docs,
     missing_debug_implementations,
     clippy::all,
     clippy::pedantic
 )]
-
-/// `raftwatch.v1`: the public API and the internal Raft transport.
 pub mod v1 {
     tonic::include_proto!("raftwatch.v1");
+    include!(concat!(env!("OUT_DIR"), "/client/raftwatch.v1.rs"));
 }

@@ -40,6 +40,21 @@ const _: () = assert!(ELECTION_TIMEOUT_MS_MAX_DEFAULT > ELECTION_TIMEOUT_MS_MIN_
 const _: () = assert!(SHARDS_DEFAULT >= 1 && SHARDS_DEFAULT <= SHARDS_MAX);
 const _: () = assert!(REPLICAS_DEFAULT >= 1 && REPLICAS_DEFAULT <= REPLICAS_MAX);
 
+/// `REQUEST_BYTES_MAX_DEFAULT` is the longest request message, in bytes,
+/// the public gRPC services (`Admin`, `Ingest`, `Query`) accept by default.
+pub const REQUEST_BYTES_MAX_DEFAULT: u64 = crate::node::REQUEST_BYTES_MAX as u64;
+/// `REQUEST_BYTES_MAX_LOWEST` is the smallest `request_bytes_max` allowed:
+/// below it, ordinary admin and query requests stop fitting.
+pub const REQUEST_BYTES_MAX_LOWEST: u64 = 4 << 10;
+/// `REQUEST_BYTES_MAX_HIGHEST` is the largest `request_bytes_max` allowed:
+/// node-to-node forwarding and the Raft entries a write becomes are sized
+/// for requests up to the node's fixed ceiling
+/// (`node::REQUEST_BYTES_MAX`), so the setting can only lower it.
+pub const REQUEST_BYTES_MAX_HIGHEST: u64 = crate::node::REQUEST_BYTES_MAX as u64;
+
+const _: () = assert!(REQUEST_BYTES_MAX_LOWEST <= REQUEST_BYTES_MAX_DEFAULT);
+const _: () = assert!(REQUEST_BYTES_MAX_DEFAULT <= REQUEST_BYTES_MAX_HIGHEST);
+
 /// `ENV_PREFIX` starts the name of every configuration environment variable.
 pub const ENV_PREFIX: &str = "RAFTWATCH_";
 
@@ -49,7 +64,7 @@ pub const ENV_CONFIG: &str = "RAFTWATCH_CONFIG";
 /// `KEYS` lists every configuration key: the TOML keys `load` accepts, the
 /// flags (with `-` for `_`) and the environment variables (upper-cased,
 /// after [`ENV_PREFIX`]).
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 15] = [
     "node_id",
     "data_dir",
     "grpc_addr",
@@ -63,6 +78,7 @@ pub const KEYS: [&str; 14] = [
     "heartbeat_interval_ms",
     "election_timeout_ms_min",
     "election_timeout_ms_max",
+    "request_bytes_max",
     "log_format",
 ];
 
@@ -124,6 +140,9 @@ pub struct ServerConfig {
     pub election_timeout_ms_min: u64,
     /// Raft election timeout range, ms.
     pub election_timeout_ms_max: u64,
+    /// The longest request message the public gRPC services accept, bytes
+    /// (inclusive); longer ones get `RESOURCE_EXHAUSTED`.
+    pub request_bytes_max: usize,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -179,6 +198,11 @@ pub struct ServerArgs {
     /// Upper end of the Raft election timeout, ms [default: 2000].
     #[arg(long, value_name = "MS")]
     pub election_timeout_ms_max: Option<u64>,
+    /// Longest request message the public gRPC services (Admin, Ingest,
+    /// Query) accept, bytes; longer ones get RESOURCE_EXHAUSTED
+    /// (4096..=33554432) [default: 33554432].
+    #[arg(long, value_name = "BYTES")]
+    pub request_bytes_max: Option<u64>,
     /// TOML file with any of the keys above (snake_case, e.g. `grpc_addr`);
     /// flags beat it, it beats `RAFTWATCH_*` variables [env: RAFTWATCH_CONFIG].
     #[arg(long, value_name = "FILE")]
@@ -295,6 +319,7 @@ struct Layer {
     heartbeat_interval_ms: Option<u64>,
     election_timeout_ms_min: Option<u64>,
     election_timeout_ms_max: Option<u64>,
+    request_bytes_max: Option<u64>,
     log_format: Option<LogFormat>,
 }
 
@@ -315,6 +340,7 @@ impl Layer {
             heartbeat_interval_ms: None,
             election_timeout_ms_min: None,
             election_timeout_ms_max: None,
+            request_bytes_max: None,
             log_format: None,
         }
     }
@@ -335,6 +361,7 @@ impl Layer {
             heartbeat_interval_ms: args.heartbeat_interval_ms,
             election_timeout_ms_min: args.election_timeout_ms_min,
             election_timeout_ms_max: args.election_timeout_ms_max,
+            request_bytes_max: args.request_bytes_max,
             log_format: args.log_format,
         }
     }
@@ -405,6 +432,7 @@ impl Layer {
             "election_timeout_ms_max" => {
                 self.election_timeout_ms_max = Some(raw.integer(key, &source)?)
             }
+            "request_bytes_max" => self.request_bytes_max = Some(raw.integer(key, &source)?),
             "log_format" => {
                 let s = raw.string(key, &source)?;
                 self.log_format = Some(LogFormat::parse(&s).ok_or_else(|| {
@@ -639,6 +667,26 @@ impl Merged {
             });
         }
 
+        let request_bytes_max = match self.pick(|l| l.request_bytes_max.as_ref()) {
+            Some(given)
+                if !(REQUEST_BYTES_MAX_LOWEST..=REQUEST_BYTES_MAX_HIGHEST)
+                    .contains(&given.value) =>
+            {
+                return Err(given.error(
+                    "request_bytes_max",
+                    format!(
+                        "{} is outside {REQUEST_BYTES_MAX_LOWEST}..={REQUEST_BYTES_MAX_HIGHEST} \
+                         bytes",
+                        given.value
+                    ),
+                ));
+            }
+            Some(given) => given.value,
+            None => REQUEST_BYTES_MAX_DEFAULT,
+        };
+        // Within REQUEST_BYTES_MAX_HIGHEST, which is a usize.
+        let request_bytes_max = usize::try_from(request_bytes_max).unwrap_or(usize::MAX);
+
         let log_format = self
             .pick(|l| l.log_format.as_ref())
             .map_or(LogFormat::Text, |g| g.value);
@@ -657,6 +705,7 @@ impl Merged {
             heartbeat_interval_ms,
             election_timeout_ms_min,
             election_timeout_ms_max,
+            request_bytes_max,
             log_format,
         })
     }

@@ -181,6 +181,7 @@ pub fn server_argv(args: &ServerArgs) -> Vec<OsString> {
     flag("heartbeat-interval-ms", n(args.heartbeat_interval_ms));
     flag("election-timeout-ms-min", n(args.election_timeout_ms_min));
     flag("election-timeout-ms-max", n(args.election_timeout_ms_max));
+    flag("request-bytes-max", n(args.request_bytes_max));
     flag("config", args.config.as_ref().map(OsString::from));
     flag("log-format", args.log_format.map(|f| f.as_str().into()));
     argv

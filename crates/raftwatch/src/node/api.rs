@@ -9,33 +9,57 @@ use std::time::Duration;
 
 use prost::Message;
 use raftwatch_control::{Command, ControlState, Member, MemberState, ShardId, Task};
+use raftwatch_proto::limit::RequestBytesLimit;
 use raftwatch_proto::v1 as pb;
 use raftwatch_raft::{GroupId, NodeId, ReadConsistency};
 use raftwatch_shard::codec as sc;
 use tonic::{Request, Response, Status};
 
 use super::clients::{group_status, unavailable_with_leader};
-use super::{GroupOp, Node, NodeCell};
+use super::{GroupOp, Node, NodeCell, REQUEST_BYTES_MAX};
 
 /// How long `cluster status` waits for each node's report.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `routes` are the node's public and internal services, bound to `cell`.
-pub(crate) fn routes(cell: NodeCell) -> tonic::service::RoutesBuilder {
+/// A request message longer than `request_bytes_max` (the public services)
+/// or [`REQUEST_BYTES_MAX`] (`NodeInternal`) is refused with
+/// `RESOURCE_EXHAUSTED` before it is read (`RequestBytesLimit`); tonic's
+/// own check, at the same length, stays behind it as a backstop and never
+/// fires first (it would answer `OUT_OF_RANGE`).
+pub(crate) fn routes(cell: NodeCell, request_bytes_max: usize) -> tonic::service::RoutesBuilder {
     let api = Api { cell };
+    let note: Arc<str> = format!(
+        "configurable: request_bytes_max in the node's config file, --request-bytes-max or {}",
+        crate::config::env_var("request_bytes_max")
+    )
+    .into();
+    let internal: Arc<str> = "the fixed limit of node-to-node messages".into();
+    let limit = request_bytes_max;
     let mut routes = tonic::service::RoutesBuilder::default();
     routes
-        .add_service(pb::admin_server::AdminServer::new(api.clone()))
-        .add_service(
-            pb::ingest_server::IngestServer::new(api.clone())
-                .max_decoding_message_size(super::ingest::REQUEST_BYTES_MAX),
-        )
-        .add_service(pb::query_server::QueryServer::new(api.clone()))
-        .add_service(
+        .add_service(RequestBytesLimit::new(
+            pb::admin_server::AdminServer::new(api.clone()).max_decoding_message_size(limit),
+            limit,
+            note.clone(),
+        ))
+        .add_service(RequestBytesLimit::new(
+            pb::ingest_server::IngestServer::new(api.clone()).max_decoding_message_size(limit),
+            limit,
+            note.clone(),
+        ))
+        .add_service(RequestBytesLimit::new(
+            pb::query_server::QueryServer::new(api.clone()).max_decoding_message_size(limit),
+            limit,
+            note,
+        ))
+        .add_service(RequestBytesLimit::new(
             pb::node_internal_server::NodeInternalServer::new(api)
-                .max_decoding_message_size(super::ingest::REQUEST_BYTES_MAX)
-                .max_encoding_message_size(super::ingest::REQUEST_BYTES_MAX),
-        );
+                .max_decoding_message_size(REQUEST_BYTES_MAX)
+                .max_encoding_message_size(REQUEST_BYTES_MAX),
+            REQUEST_BYTES_MAX,
+            internal,
+        ));
     routes
 }
 

@@ -27,8 +27,11 @@ use super::{GroupOp, Node, OPERATION_TIMEOUT};
 pub const SERIES_PER_REQUEST_MAX: usize = 50_000;
 /// `SAMPLES_PER_REQUEST_MAX`: samples in one write request.
 pub const SAMPLES_PER_REQUEST_MAX: usize = 500_000;
-/// `REQUEST_BYTES_MAX`: an encoded write request (enforced by the gRPC
-/// server's decoder, which answers `OUT_OF_RANGE` above it).
+/// `REQUEST_BYTES_MAX`: the longest request message a node accepts, bytes:
+/// the ceiling (and default) of the `request_bytes_max` setting of the
+/// public services, and the fixed limit of node-to-node `NodeInternal`
+/// messages (so a part of any accepted write can be forwarded). Longer
+/// messages get `RESOURCE_EXHAUSTED` (`api::routes`).
 pub const REQUEST_BYTES_MAX: usize = 32 << 20;
 /// `SHARD_QUEUE_REQUESTS_MAX`: requests waiting for one shard's proposer.
 pub const SHARD_QUEUE_REQUESTS_MAX: usize = 512;

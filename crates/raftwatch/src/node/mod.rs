@@ -31,6 +31,7 @@ use tracing::Instrument;
 
 use crate::config::ServerConfig;
 use clients::{Clients, group_status, leader_hint, refusal_status, retryable};
+pub use ingest::REQUEST_BYTES_MAX;
 
 /// The control plane's Raft group.
 pub const CONTROL_GROUP: GroupId = GroupId(0);
@@ -122,7 +123,8 @@ pub(crate) async fn start(config: ServerConfig) -> anyhow::Result<Arc<Node>> {
         config.election_timeout_ms_max,
     );
     let cell: NodeCell = Arc::default();
-    let host = RaftHost::start_with_routes(host_config, api::routes(cell.clone()))
+    let routes = api::routes(cell.clone(), config.request_bytes_max);
+    let host = RaftHost::start_with_routes(host_config, routes)
         .await
         .context("starting the Raft host")?;
     let node = Arc::new(Node {

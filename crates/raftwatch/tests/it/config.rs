@@ -71,6 +71,7 @@ fn defaults_fill_what_no_source_sets() {
             heartbeat_interval_ms: 300,
             election_timeout_ms_min: 1000,
             election_timeout_ms_max: 2000,
+            request_bytes_max: 32 << 20,
             log_format: LogFormat::Text,
         }
     );
@@ -155,6 +156,7 @@ replicas = 2
 heartbeat_interval_ms = 100
 election_timeout_ms_min = 500
 election_timeout_ms_max = 900
+request_bytes_max = 65536
 log_format = "json"
 "#,
     );
@@ -179,6 +181,7 @@ log_format = "json"
         ),
         (500, 900)
     );
+    assert_eq!(config.request_bytes_max, 65536);
     assert_eq!(config.log_format, LogFormat::Json);
 
     // `join` is the one key the bootstrap file above cannot also hold.
@@ -216,6 +219,7 @@ fn every_key_can_come_from_the_environment() {
         ("RAFTWATCH_HEARTBEAT_INTERVAL_MS", "50"),
         ("RAFTWATCH_ELECTION_TIMEOUT_MS_MIN", "150"),
         ("RAFTWATCH_ELECTION_TIMEOUT_MS_MAX", "300"),
+        ("RAFTWATCH_REQUEST_BYTES_MAX", "4096"),
         ("RAFTWATCH_LOG_FORMAT", "JSON"),
         // Not ours (raftwatchctl's): ignored.
         ("RAFTWATCH_ENDPOINT", "http://127.0.0.1:7600"),
@@ -227,6 +231,7 @@ fn every_key_can_come_from_the_environment() {
     assert_eq!(config.join.as_deref(), Some("10.0.0.1:7600"));
     // Joining: replicas is not checked against a member list.
     assert_eq!((config.shards, config.replicas), (4, 5));
+    assert_eq!(config.request_bytes_max, 4096);
     assert_eq!(config.log_format, LogFormat::Json);
 
     // Initial cluster from the environment.
@@ -518,6 +523,16 @@ fn every_validation_error_names_its_key() {
             |a| a.election_timeout_ms_min = Some(2500),
             "election_timeout_ms_max",
         ),
+        (
+            "request_bytes_max below 4 KiB",
+            |a| a.request_bytes_max = Some(4095),
+            "request_bytes_max",
+        ),
+        (
+            "request_bytes_max above the node's 32 MiB ceiling",
+            |a| a.request_bytes_max = Some((32 << 20) + 1),
+            "request_bytes_max",
+        ),
     ];
     for (what, change, key) in cases {
         let mut args = base_args();
@@ -543,6 +558,13 @@ fn bounds_are_inclusive() {
     args.election_timeout_ms_min = Some(201);
     args.election_timeout_ms_max = Some(202);
     assert!(load(&args, &no_env()).is_ok());
+    for bytes in [4096, 32 << 20] {
+        args.request_bytes_max = Some(bytes);
+        assert_eq!(
+            load(&args, &no_env()).unwrap().request_bytes_max as u64,
+            bytes
+        );
+    }
 }
 
 #[test]
