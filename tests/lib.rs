@@ -284,7 +284,10 @@ impl Drop for Cluster {
         // A failed test keeps the data and logs for the post-mortem.
         if std::thread::panicking() {
             let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-            eprintln!("cluster data and node logs kept in {}", dir.keep().display());
+            eprintln!(
+                "cluster data and node logs kept in {}",
+                dir.keep().display()
+            );
         }
     }
 }
