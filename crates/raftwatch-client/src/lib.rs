@@ -354,9 +354,28 @@ impl Client {
         lock(&self.channels).remove(url);
     }
 
+    /// The next node to try for a call any node can serve, round robin
+    /// over the configured endpoints and then the members the cached map
+    /// names (so the client outlives its configured endpoints).
     fn pick(&self) -> String {
         let i = self.next_endpoint.fetch_add(1, Ordering::Relaxed) as usize;
-        self.endpoints[i % self.endpoints.len()].clone()
+        let members: Vec<String> = self
+            .shard_map()
+            .map(|m| {
+                m.members()
+                    .iter()
+                    .map(|a| format!("http://{a}"))
+                    .filter(|url| !self.endpoints.contains(url))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let n = self.endpoints.len() + members.len();
+        self.endpoints
+            .iter()
+            .chain(&members)
+            .nth(i % n)
+            .unwrap_or(&self.endpoints[0])
+            .clone()
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -459,7 +478,12 @@ impl Client {
     }
 
     async fn fetch_map(&self) -> Result<Option<ShardMap>, ClientError> {
-        let mut candidates: Vec<String> = (0..self.endpoints.len()).map(|_| self.pick()).collect();
+        // The configured endpoints first (from a rotating start), then the
+        // members the last map named.
+        let start = self.next_endpoint.fetch_add(1, Ordering::Relaxed) as usize;
+        let mut candidates: Vec<String> = (0..self.endpoints.len())
+            .map(|k| self.endpoints[(start + k) % self.endpoints.len()].clone())
+            .collect();
         if let Some(map) = self.shard_map() {
             candidates.extend(map.members().iter().map(|a| format!("http://{a}")));
         }
