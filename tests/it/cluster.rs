@@ -332,6 +332,7 @@ impl Writer {
                                 series,
                                 request_id: String::new(),
                                 shard_map_epoch: 0,
+                                shard: 0,
                             })
                             .await
                             .ok()

@@ -178,3 +178,33 @@ fn state_machines_do_not_choose_their_store() {
         }
     }
 }
+
+#[test]
+fn the_client_library_stays_light() {
+    // raftwatch-client is linked by users' applications and by the CLI: it
+    // speaks gRPC and shards by the model's hash, and reaches none of the
+    // server's engine, replication or state machines.
+    let graph = dependency_graph();
+    assert!(
+        graph.contains_key("raftwatch-client"),
+        "raftwatch-client missing"
+    );
+    for forbidden in [
+        "raftwatch",
+        "raftwatch-raft",
+        "raftwatch-tsdb",
+        "raftwatch-control",
+        "raftwatch-shard",
+        "raftwatch-wal",
+        "raftwatch-storage",
+        "openraft",
+        "sled",
+    ] {
+        if let Some(path) = path_to(&graph, "raftwatch-client", forbidden) {
+            panic!(
+                "raftwatch-client reaches {forbidden}: {}",
+                path.join(" -> ")
+            );
+        }
+    }
+}

@@ -279,6 +279,7 @@ fn reads_see_every_write_acknowledged_before_they_began() {
                     }],
                     request_id: format!("ryw-{i}"),
                     shard_map_epoch: 0,
+                    shard: 0,
                 })
                 .await
                 .unwrap();
@@ -402,6 +403,7 @@ fn bad_input_gets_its_documented_error_and_the_node_keeps_serving() {
         series,
         request_id: String::new(),
         shard_map_epoch: epoch,
+        shard: 0,
     };
     rt.block_on(async {
         let ch = connect(&endpoint).await.unwrap();

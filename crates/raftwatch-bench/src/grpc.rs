@@ -1,13 +1,10 @@
-//! What `ingest` and `query` share: the `--target` syntax, the gRPC
-//! channel, error kinds by their canonical gRPC names, and latency
-//! percentiles.
+//! What `ingest` and `query` share: the `--target` syntax and latency
+//! percentiles. Talking to the cluster (endpoints, channels, retries,
+//! error names) is the client library's (`raftwatch-client`).
 
 use std::fmt;
-use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
-use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use anyhow::anyhow;
 
 /// `Unsupported` is a request the bench understands but cannot serve yet
 /// (`main` exits with status 2 for it, like a usage error, so a script can
@@ -26,7 +23,8 @@ impl std::error::Error for Unsupported {}
 /// `Target` is a parsed `--target`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// `grpc://HOST:PORT`: a node's gRPC address, kept as `HOST:PORT`.
+    /// `grpc://HOST:PORT`: a node's gRPC address, kept as the client
+    /// library's `http://HOST:PORT`.
     Grpc(String),
     /// `http://HOST:PORT/...`: the node's HTTP API (the whole URL).
     Http(String),
@@ -38,14 +36,10 @@ impl Target {
         let bad = || {
             anyhow!("invalid --target {text:?}: expected grpc://HOST:PORT or http://HOST:PORT/PATH")
         };
-        if let Some(rest) = text.strip_prefix("grpc://") {
-            let host_port = rest.strip_suffix('/').unwrap_or(rest);
-            let (host, port) = host_port.rsplit_once(':').ok_or_else(bad)?;
-            let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
-            if host.is_empty() || !port_ok || host_port.contains('/') {
-                return Err(bad());
-            }
-            return Ok(Target::Grpc(host_port.to_owned()));
+        if text.starts_with("grpc://") {
+            let url = raftwatch_client::parse_endpoint(text)
+                .map_err(|why| anyhow!("invalid --target {text:?}: {why}"))?;
+            return Ok(Target::Grpc(url));
         }
         if text.starts_with("http://") || text.starts_with("https://") {
             return Ok(Target::Http(text.to_owned()));
@@ -55,69 +49,10 @@ impl Target {
 
     /// `port` is the target's TCP port, if it names one.
     pub fn port(&self) -> Option<u16> {
-        match self {
-            Target::Grpc(host_port) => host_port.rsplit_once(':')?.1.parse().ok(),
-            Target::Http(url) => {
-                let rest = url.split_once("://")?.1;
-                let authority = rest.split('/').next()?;
-                authority.rsplit_once(':')?.1.parse().ok()
-            }
-        }
-    }
-}
-
-/// `connect` opens one HTTP/2 channel to `host_port` (which multiplexes
-/// every concurrent request), failing now rather than on the first RPC
-/// when nothing listens there. `timeout` bounds connecting and each RPC.
-pub async fn connect(host_port: &str, timeout: Duration) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(format!("http://{host_port}"))
-        .with_context(|| format!("invalid gRPC address {host_port:?}"))?
-        .connect_timeout(timeout)
-        .timeout(timeout);
-    match endpoint.connect().await {
-        Ok(channel) => Ok(channel),
-        Err(e) => bail!("cannot connect to grpc://{host_port}: {}", error_chain(&e)),
-    }
-}
-
-/// `error_chain` renders an error and its sources on one line (tonic's
-/// transport errors keep the useful part, e.g. "Connection refused", in
-/// the source chain).
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
-
-/// `code_name` is the canonical name of a gRPC status code, as in the gRPC
-/// docs and CONTRACTS.md (`UNAVAILABLE`, not tonic's `Unavailable`).
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
+        let (Target::Grpc(url) | Target::Http(url)) = self;
+        let rest = url.split_once("://")?.1;
+        let authority = rest.split('/').next()?;
+        authority.rsplit_once(':')?.1.parse().ok()
     }
 }
 
@@ -158,7 +93,7 @@ mod tests {
     fn targets() {
         assert_eq!(
             Target::parse("grpc://127.0.0.1:7700").unwrap(),
-            Target::Grpc("127.0.0.1:7700".into())
+            Target::Grpc("http://127.0.0.1:7700".into())
         );
         assert_eq!(
             Target::parse("grpc://localhost:7700/").unwrap().port(),

@@ -15,13 +15,23 @@
 //! for a fresh measurement.
 //!
 //! Each round is split into requests of `--batch-series` series (the same
-//! series in every round) and sent with at most `--concurrency` requests in
-//! flight over one HTTP/2 channel. Round r+1's request for a batch starts
-//! only once round r's request for that batch has been answered, so every
-//! series' samples arrive in time order; otherwise the rounds overlap
-//! freely. A failed request is counted in `errors` under its gRPC code and
-//! not retried unless `--retries` says so: the bench measures, retrying is
-//! the client library's job.
+//! series in every round) and written through the client library
+//! (`raftwatch-client`) with at most `--concurrency` requests in flight.
+//! With `--routing leaders` (the default) the library splits each request
+//! by shard and sends every part straight to its shard's leader (one
+//! HTTP/2 channel per node), so up to `--concurrency` × shards RPCs are in
+//! flight; with `--routing any` each request goes whole to `--target`,
+//! which routes it. Round r+1's request for a batch starts only once round
+//! r's request for that batch has been answered, so every series' samples
+//! arrive in time order; otherwise the rounds overlap freely.
+//!
+//! Every request carries a request id unique to this run (seed, start,
+//! the run's start time, round, batch), so the library's retries
+//! (`--retries`, 0 by default: the bench measures) never apply a sample
+//! twice. Every failed RPC is counted in `errors` under its gRPC code,
+//! retried or not; `failed_requests` counts requests that ended in an
+//! error (their samples are not counted as acked, though parts that
+//! succeeded are committed).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,12 +40,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use raftwatch_client::{Client, ClientConfig, Routing, code_name, error_chain};
 use raftwatch_proto::v1 as pb;
-use raftwatch_proto::v1::ingest_client::IngestClient;
 use raftwatch_seams::{Clock, SystemClock};
 use serde::Serialize;
-use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::cpu::{self, CpuScope};
 use crate::grpc::{self, Target, Unsupported};
@@ -69,15 +77,30 @@ pub struct IngestArgs {
     /// report's `next_start_ms`) to rerun against the same cluster.
     #[arg(long, default_value_t = 1_700_000_000_000)]
     start_ms: i64,
-    /// Retries per failed request (UNAVAILABLE, RESOURCE_EXHAUSTED,
-    /// DEADLINE_EXCEEDED, ABORTED only), with a request id so the cluster
-    /// applies a retried request at most once. Every failed attempt still
-    /// counts in `errors`.
+    /// Retries per failed shard part (the client library's policy:
+    /// UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNKNOWN and a
+    /// stale shard map; leader hints followed), with the request's id so
+    /// the cluster applies a retried part at most once. Every failed
+    /// attempt still counts in `errors`.
     #[arg(long, default_value_t = 0)]
     retries: u32,
+    /// `leaders`: split each request by shard and send every part to its
+    /// shard's leader; `any`: send each request whole to `--target`, which
+    /// routes it (one forwarding hop per part it does not lead).
+    #[arg(long, value_enum, default_value_t = RoutingArg::Leaders)]
+    routing: RoutingArg,
     /// Deadline of one request (and of connecting), in seconds.
     #[arg(long, default_value_t = 30)]
     timeout_s: u64,
+}
+
+/// How requests reach the shards.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingArg {
+    /// Straight to each shard's leader, by the cached shard map.
+    Leaders,
+    /// Whole, to the target node.
+    Any,
 }
 
 /// The printed result (CONTRACTS.md fields first). Latencies are of
@@ -91,14 +114,23 @@ pub struct IngestReport {
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
-    /// Failed requests by gRPC code name, and `rejected`: samples the
-    /// cluster refused one by one in OK responses.
+    /// Failed RPCs by gRPC code name (retried or not), and `rejected`:
+    /// samples the cluster refused one by one in OK responses.
     errors: BTreeMap<String, u64>,
     /// The first message seen for each kind in `errors`.
     error_examples: BTreeMap<String, String>,
     wall_s: f64,
     requests: u64,
+    /// Requests that ended in an error (after `--retries`).
+    failed_requests: u64,
     retried_requests: u64,
+    /// RPCs sent: a routed request is one per shard it touches, plus
+    /// retries.
+    rpcs: u64,
+    /// Shard-map reads the client made (the first, then after stale
+    /// epochs or leaderless replicas).
+    map_refreshes: u64,
+    routing: String,
     /// CPU seconds the cluster's processes used during the run (`None`
     /// when no `raftwatch` process is visible locally).
     cluster_cpu_s: Option<f64>,
@@ -120,8 +152,8 @@ pub struct IngestReport {
 /// `run` generates the series, connects to `--target` and sends every
 /// round; it fails only on bad arguments or when it cannot connect.
 pub fn run(args: &IngestArgs) -> anyhow::Result<IngestReport> {
-    let host_port = match Target::parse(&args.target)? {
-        Target::Grpc(host_port) => host_port,
+    let url = match Target::parse(&args.target)? {
+        Target::Grpc(url) => url,
         Target::Http(_) => {
             return Err(Unsupported("remote write arrives with the HTTP API issue".into()).into());
         }
@@ -137,17 +169,21 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_async(args.clone(), host_port, next_start_ms))
+    rt.block_on(run_async(args.clone(), url, next_start_ms))
 }
 
 /// What one request came to.
 struct Outcome {
     batch: usize,
     /// For an OK response: samples accepted, samples rejected and the
-    /// first rejection's description.
-    result: Result<(u64, u64, Option<String>), (Code, String)>,
-    /// Failed attempts before the last one (only with `--retries`).
-    failed_attempts: Vec<(Code, String)>,
+    /// first rejection's description. `Err` when the request failed.
+    result: Result<(u64, u64, Option<String>), ()>,
+    /// Every failed RPC: its code name and message.
+    failed_attempts: Vec<(&'static str, String)>,
+    rpcs: u64,
+    /// Whether any part was sent more than once.
+    retried: bool,
+    map_refreshes: u64,
     latency_ns: u64,
 }
 
@@ -156,7 +192,10 @@ struct Outcome {
 struct Tally {
     acked: u64,
     requests: u64,
+    failed_requests: u64,
     retried: u64,
+    rpcs: u64,
+    map_refreshes: u64,
     latencies_ns: Vec<u64>,
     errors: BTreeMap<String, u64>,
     error_examples: BTreeMap<String, String>,
@@ -172,11 +211,13 @@ impl Tally {
 
     fn record(&mut self, o: Outcome) {
         self.requests += 1;
-        if !o.failed_attempts.is_empty() {
+        self.rpcs += o.rpcs;
+        self.map_refreshes += o.map_refreshes;
+        if o.retried {
             self.retried += 1;
         }
-        for (code, message) in &o.failed_attempts {
-            self.error(grpc::code_name(*code), 1, message);
+        for (kind, message) in &o.failed_attempts {
+            self.error(kind, 1, message);
         }
         match o.result {
             Ok((accepted, rejected, first_rejection)) => {
@@ -186,19 +227,33 @@ impl Tally {
                     self.error("rejected", rejected, &first);
                 }
             }
-            Err((code, message)) => self.error(grpc::code_name(code), 1, &message),
+            Err(()) => self.failed_requests += 1,
         }
     }
 }
 
 async fn run_async(
     args: IngestArgs,
-    host_port: String,
+    url: String,
     next_start_ms: i64,
 ) -> anyhow::Result<IngestReport> {
     let timeout = Duration::from_secs(args.timeout_s.max(1));
-    let channel = grpc::connect(&host_port, timeout).await?;
-    let client = IngestClient::new(channel);
+    let client = Arc::new(Client::new(
+        vec![url.clone()],
+        ClientConfig {
+            attempts_max: args.retries.saturating_add(1),
+            request_timeout: timeout,
+            connect_timeout: timeout,
+            seed: args.seed,
+            routing: match args.routing {
+                RoutingArg::Leaders => Routing::ShardLeaders,
+                RoutingArg::Any => Routing::AnyNode,
+            },
+            ..ClientConfig::default()
+        },
+    )?);
+    // Fails now, not on the first request, when nothing listens there.
+    client.connect().await?;
 
     eprintln!("generating {} series", args.series);
     let mut fleet = Fleet::new(args.series, args.seed)?;
@@ -220,7 +275,11 @@ async fn run_async(
     let batches = args.series.div_ceil(args.batch_series);
 
     let clock = Arc::new(SystemClock::new());
-    let scope = CpuScope::for_port(Target::Grpc(host_port.clone()).port());
+    // Unique to this run, so a rerun with the same seed and start is
+    // applied (or refused as duplicates), not answered from the shards'
+    // memory of the earlier run's request ids.
+    let run_nonce = clock.now_wall().0;
+    let scope = CpuScope::for_port(Target::Grpc(url.clone()).port());
     let cpu_before = scope.sample();
     let bench_cpu_before = cpu::process_cpu_seconds();
     let t0 = clock.now_mono();
@@ -246,18 +305,10 @@ async fn run_async(
                     }],
                 })
                 .collect::<Vec<_>>();
-            let request = pb::WriteRequest {
-                series,
-                request_id: if args.retries > 0 {
-                    format!(
-                        "bench-{}-{}-{}-{round}-{batch}",
-                        args.seed, args.start_ms, args.series
-                    )
-                } else {
-                    String::new()
-                },
-                ..Default::default()
-            };
+            let request_id = format!(
+                "bench-{}-{}-{run_nonce}-{round}-{batch}",
+                args.seed, args.start_ms
+            );
             while in_flight.len() >= args.concurrency || !answered[batch] {
                 let o: Outcome = in_flight
                     .next()
@@ -270,7 +321,7 @@ async fn run_async(
             samples_sent += (hi - lo) as u64;
             in_flight.push(raftwatch_raft::rt::spawn(
                 args.seed,
-                send(client.clone(), request, batch, args.retries, clock.clone()),
+                send(client.clone(), series, request_id, batch, clock.clone()),
             ));
         }
         eprintln!(
@@ -278,12 +329,7 @@ async fn run_async(
             round + 1,
             args.rounds,
             tally.acked,
-            tally
-                .errors
-                .iter()
-                .filter(|(k, _)| *k != "rejected")
-                .map(|(_, v)| v)
-                .sum::<u64>(),
+            tally.failed_requests,
             clock.now_mono().nanos_since(t0) as f64 / 1e9
         );
     }
@@ -309,7 +355,11 @@ async fn run_async(
         error_examples: tally.error_examples,
         wall_s,
         requests: tally.requests,
+        failed_requests: tally.failed_requests,
         retried_requests: tally.retried,
+        rpcs: tally.rpcs,
+        map_refreshes: tally.map_refreshes,
+        routing: format!("{:?}", args.routing).to_lowercase(),
         cluster_cpu_s,
         cpu_s_per_million_samples: cluster_cpu_s
             .filter(|_| tally.acked > 0)
@@ -327,60 +377,47 @@ async fn run_async(
     })
 }
 
-/// Whether a failed write may succeed if sent again.
-fn retryable(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Unavailable | Code::ResourceExhausted | Code::DeadlineExceeded | Code::Aborted
-    )
-}
-
-/// Sends one request (and its retries) and times it.
+/// Writes one request through the client (retries included) and times it.
 async fn send(
-    mut client: IngestClient<Channel>,
-    mut request: pb::WriteRequest,
+    client: Arc<Client>,
+    series: Vec<pb::Series>,
+    request_id: String,
     batch: usize,
-    retries: u32,
     clock: Arc<SystemClock>,
 ) -> Outcome {
     let start = clock.now_mono();
-    let mut failed_attempts = Vec::new();
-    let mut attempt = 0u32;
-    let result = loop {
-        let last = attempt >= retries;
-        // Clone only when a retry may need the request again.
-        let body = if last {
-            std::mem::take(&mut request)
-        } else {
-            request.clone()
-        };
-        match client.write(body).await {
-            Ok(response) => {
-                let r = response.into_inner();
-                let first = r.rejections.first().map(|x| {
-                    format!(
-                        "series {} sample {}: {}",
-                        x.series_index, x.sample_index, x.reason
-                    )
-                });
-                break Ok((r.samples_accepted, r.rejections.len() as u64, first));
+    let (result, stats) = client.write_with_stats(series, Some(request_id)).await;
+    let latency_ns = clock.now_mono().nanos_since(start);
+    let mut failed_attempts: Vec<(&'static str, String)> = stats
+        .failed_attempts
+        .iter()
+        .map(|s| (code_name(s.code()), error_chain(s)))
+        .collect();
+    let result = match result {
+        Ok(r) => {
+            let first = r.rejections.first().map(|x| {
+                format!(
+                    "series {} sample {}: {}",
+                    x.series_index, x.sample_index, x.reason
+                )
+            });
+            Ok((r.samples_accepted, r.rejections.len() as u64, first))
+        }
+        Err(e) => {
+            // A failure before any RPC (none today) still counts.
+            if e.status().is_none() {
+                failed_attempts.push(("CLIENT", e.to_string()));
             }
-            Err(status) => {
-                let failure = (status.code(), grpc::error_chain(&status));
-                if last || !retryable(status.code()) {
-                    break Err(failure);
-                }
-                failed_attempts.push(failure);
-                let backoff_ms = (50u64 << attempt.min(5)).min(1_000);
-                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
-                attempt += 1;
-            }
+            Err(())
         }
     };
     Outcome {
         batch,
         result,
         failed_attempts,
-        latency_ns: clock.now_mono().nanos_since(start),
+        rpcs: stats.rpcs,
+        retried: stats.rpcs > stats.parts as u64,
+        map_refreshes: u64::from(stats.map_refreshes),
+        latency_ns,
     }
 }

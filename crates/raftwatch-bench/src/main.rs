@@ -9,7 +9,6 @@ mod ingest;
 mod nodegen;
 mod query;
 mod raft;
-mod selector;
 mod tsdb;
 
 use std::process::ExitCode;

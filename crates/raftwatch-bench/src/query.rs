@@ -17,14 +17,12 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use raftwatch_client::{Client, ClientConfig, ClientError, code_name, error_chain, selector};
 use raftwatch_proto::v1 as pb;
-use raftwatch_proto::v1::query_client::QueryClient;
 use raftwatch_seams::{Clock, SystemClock};
 use serde::Serialize;
-use tonic::transport::Channel;
 
 use crate::grpc::{self, Target, Unsupported};
-use crate::selector::{self, MatchOp};
 
 /// The largest Select answer the bench decodes (tonic's default is 4 MiB,
 /// which an hour of a few thousand series exceeds).
@@ -98,8 +96,8 @@ pub struct QueryReport {
 /// `run` parses `--expr`, connects to `--target` and sends the queries;
 /// it fails only on bad arguments or when it cannot connect.
 pub fn run(args: &QueryArgs) -> anyhow::Result<QueryReport> {
-    let host_port = match Target::parse(&args.target)? {
-        Target::Grpc(host_port) => host_port,
+    let url = match Target::parse(&args.target)? {
+        Target::Grpc(url) => url,
         Target::Http(_) => {
             return Err(Unsupported("HTTP queries arrive with the HTTP API issue".into()).into());
         }
@@ -116,19 +114,7 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<QueryReport> {
         .checked_sub(range_ms)
         .context("--end-ms - --range underflows")?;
     let request = pb::SelectRequest {
-        matchers: matchers
-            .into_iter()
-            .map(|m| pb::LabelMatcher {
-                r#type: match m.op {
-                    MatchOp::Equal => pb::MatchType::MatchEqual,
-                    MatchOp::NotEqual => pb::MatchType::MatchNotEqual,
-                    MatchOp::Regex => pb::MatchType::MatchRegex,
-                    MatchOp::NotRegex => pb::MatchType::MatchNotRegex,
-                } as i32,
-                name: m.name,
-                value: m.value,
-            })
-            .collect(),
+        matchers: matchers.into_iter().map(pb::LabelMatcher::from).collect(),
         start_ms,
         end_ms: args.end_ms,
         consistency: match args.consistency {
@@ -139,18 +125,29 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<QueryReport> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_async(args.clone(), host_port, request, step_ms))
+    rt.block_on(run_async(args.clone(), url, request, step_ms))
 }
 
 async fn run_async(
     args: QueryArgs,
-    host_port: String,
+    url: String,
     request: pb::SelectRequest,
     step_ms: i64,
 ) -> anyhow::Result<QueryReport> {
     let timeout = Duration::from_secs(args.timeout_s.max(1));
-    let channel = grpc::connect(&host_port, timeout).await?;
-    let client = QueryClient::new(channel).max_decoding_message_size(RESPONSE_BYTES_MAX);
+    // One attempt per query: the bench measures the cluster, and a failed
+    // query is counted, not hidden behind retries.
+    let client = Arc::new(Client::new(
+        vec![url],
+        ClientConfig {
+            attempts_max: 1,
+            request_timeout: timeout,
+            connect_timeout: timeout,
+            message_bytes_max: RESPONSE_BYTES_MAX,
+            ..ClientConfig::default()
+        },
+    )?);
+    client.connect().await?;
     let clock = Arc::new(SystemClock::new());
 
     let mut latencies_ns = Vec::with_capacity(args.queries);
@@ -177,12 +174,13 @@ async fn run_async(
                 latencies_ns.push(latency_ns);
                 (series, samples) = (s, n);
             }
-            (_, Err(status)) => {
-                let kind = grpc::code_name(status.code()).to_owned();
-                *errors.entry(kind.clone()).or_default() += 1;
-                error_examples
-                    .entry(kind)
-                    .or_insert_with(|| grpc::error_chain(&status));
+            (_, Err(e)) => {
+                let (kind, example) = match e.status() {
+                    Some(status) => (code_name(status.code()), error_chain(status)),
+                    None => ("CLIENT", e.to_string()),
+                };
+                *errors.entry(kind.to_owned()).or_default() += 1;
+                error_examples.entry(kind.to_owned()).or_insert(example);
             }
         }
     }
@@ -209,16 +207,24 @@ async fn run_async(
 
 /// Sends one Select and returns its latency and (series, samples) counts.
 async fn select(
-    mut client: QueryClient<Channel>,
+    client: Arc<Client>,
     request: pb::SelectRequest,
     clock: Arc<SystemClock>,
-) -> (u64, Result<(u64, u64), tonic::Status>) {
+) -> (u64, Result<(u64, u64), ClientError>) {
     let start = clock.now_mono();
-    let result = client.select(request).await.map(|r| {
-        let r = r.into_inner();
-        let samples = r.series.iter().map(|s| s.samples.len() as u64).sum();
-        (r.series.len() as u64, samples)
-    });
+    let consistency = request.consistency();
+    let result = client
+        .select(
+            request.matchers,
+            request.start_ms,
+            request.end_ms,
+            consistency,
+        )
+        .await
+        .map(|r| {
+            let samples = r.series.iter().map(|s| s.samples.len() as u64).sum();
+            (r.series.len() as u64, samples)
+        });
     (clock.now_mono().nanos_since(start), result)
 }
 

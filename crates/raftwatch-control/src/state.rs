@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use raftwatch_model::{HashRange, SeriesHash};
 use raftwatch_raft::NodeId;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -720,11 +721,13 @@ impl ControlState {
                 .any(|t| t.shard == shard && t.to == node)
     }
 
-    /// `shard_for_hash` is the shard owning series hash `hash`.
+    /// `shard_for_hash` is the shard owning series hash `hash` (ranges are
+    /// inclusive at both ends: [`HashRange::contains`], the rule the client
+    /// library routes by too).
     pub fn shard_for_hash(&self, hash: u64) -> Option<&Shard> {
         self.shards
             .values()
-            .find(|s| s.range_start <= hash && hash <= s.range_end)
+            .find(|s| HashRange::new(s.range_start, s.range_end).contains(SeriesHash(hash)))
     }
 
     /// `map_epoch` identifies the shard map's shape: the sum of the shard

@@ -6,12 +6,14 @@
 //! here performs I/O, reads a clock or spawns a task.
 
 pub mod encoding;
+pub mod hash_range;
 pub mod ids;
 pub mod labels;
 pub mod limits;
 pub mod matcher;
 pub mod sample;
 
+pub use hash_range::HashRange;
 pub use ids::{SeriesHash, SeriesRef, TimestampMs};
 pub use labels::{Label, LabelError, Labels, METRIC_NAME_LABEL};
 pub use limits::LabelLimits;

@@ -112,6 +112,7 @@ mod tests {
             }],
             request_id: "r1".into(),
             shard_map_epoch: 3,
+            shard: 0,
         };
         let got: Option<pb::WriteRequest> = decode(&req.encode_to_vec()).unwrap();
         assert_eq!(got, Some(req));

@@ -8,7 +8,6 @@
 //! canonical upper-case code name (`UNAVAILABLE`, `INVALID_ARGUMENT`, ...).
 
 mod output;
-mod selector;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -16,25 +15,21 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use raftwatch_client::endpoint::{self, LEADER_ADDR_KEY, code_name};
+use raftwatch_client::{Client, ClientConfig, ClientError, Routing, selector};
 use raftwatch_proto::v1::{
-    AddMemberRequest, ClusterStatusRequest, Consistency, Label, LabelMatcher, ListMembersRequest,
-    ListShardsRequest, MatchType, MemberRequest, MemberResponse, MoveShardRequest,
-    RebalanceRequest, Sample, SelectRequest, Series, TransferShardLeaderRequest, WriteRequest,
-    admin_client::AdminClient, ingest_client::IngestClient, query_client::QueryClient,
+    AddMemberRequest, ClusterStatusRequest, Consistency, LabelMatcher, ListMembersRequest,
+    ListShardsRequest, MemberRequest, MemberResponse, MoveShardRequest, RebalanceRequest, Sample,
+    Series, TransferShardLeaderRequest, admin_client::AdminClient,
 };
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
-
-use crate::selector::MatchOp;
+use tonic::Status;
+use tonic::transport::Channel;
 
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7600";
 
 /// The window a `query` reads when given only `--time`: the last five
 /// minutes, Prometheus's default lookback.
 const QUERY_LOOKBACK_MS: i64 = 5 * 60 * 1000;
-
-/// The metadata key in which a node names the leader on UNAVAILABLE.
-const LEADER_ADDR_METADATA: &str = "raftwatch-leader-addr";
 
 /// Operator CLI for a raftwatch cluster; talks gRPC to any node.
 #[derive(Debug, Parser)]
@@ -86,11 +81,15 @@ enum ConsistencyArg {
 }
 
 impl ConsistencyArg {
-    fn to_proto(self) -> i32 {
+    fn consistency(self) -> Consistency {
         match self {
-            ConsistencyArg::Linearizable => Consistency::Linearizable as i32,
-            ConsistencyArg::Stale => Consistency::Stale as i32,
+            ConsistencyArg::Linearizable => Consistency::Linearizable,
+            ConsistencyArg::Stale => Consistency::Stale,
         }
+    }
+
+    fn to_proto(self) -> i32 {
+        self.consistency() as i32
     }
 }
 
@@ -266,11 +265,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// What every command needs: the channel to the node, the per-RPC
+/// What every command needs: the channel to the node (admin calls), the
+/// client library over the same node (writes and reads), the per-RPC
 /// deadline and the output format.
 #[derive(Debug)]
 struct Ctl {
     channel: Channel,
+    client: Client,
     timeout: Duration,
     output: OutputFormat,
 }
@@ -290,8 +291,33 @@ impl Ctl {
         &self,
         rpc: impl Future<Output = Result<tonic::Response<T>, Status>>,
     ) -> Result<T, Status> {
-        match tokio::time::timeout(self.timeout, rpc).await {
-            Ok(result) => result.map(tonic::Response::into_inner),
+        self.within_deadline(async { rpc.await.map(tonic::Response::into_inner) })
+            .await
+    }
+
+    /// Awaits a client-library call for at most the deadline; its error
+    /// becomes the gRPC status it ended with, so it renders as any other.
+    async fn client_call<T>(
+        &self,
+        call: impl Future<Output = Result<T, ClientError>>,
+    ) -> anyhow::Result<T> {
+        let result = self
+            .within_deadline(async {
+                call.await.map_err(|e| match e {
+                    ClientError::Refused(s) | ClientError::GaveUp { last: s, .. } => s,
+                    other => Status::invalid_argument(other.to_string()),
+                })
+            })
+            .await;
+        Ok(result?)
+    }
+
+    async fn within_deadline<T>(
+        &self,
+        work: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(result) => result,
             Err(_elapsed) => Err(Status::deadline_exceeded(format!(
                 "no answer within {:?} (see --timeout)",
                 self.timeout
@@ -315,10 +341,27 @@ impl Ctl {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Input checks that need no server come first, so a malformed command
     // fails before any connection is attempted.
-    let endpoint = endpoint(&cli.endpoint, cli.timeout)?;
+    let url = endpoint::parse_endpoint(&cli.endpoint)
+        .map_err(|why| anyhow!("invalid --endpoint {:?}: {why}", cli.endpoint))?;
     check_command(&cli.command)?;
+    // One attempt per command: an operator sees the node's answer (and the
+    // leader it names) at once rather than retries hidden behind the
+    // deadline. Writes go whole to this node, which routes them: no shard
+    // map to fetch for one sample.
+    let client = Client::new(
+        vec![url.clone()],
+        ClientConfig {
+            attempts_max: 1,
+            request_timeout: cli.timeout,
+            connect_timeout: cli.timeout,
+            seed: request_seed(),
+            routing: Routing::AnyNode,
+            ..ClientConfig::default()
+        },
+    )?;
     let ctl = Ctl {
-        channel: endpoint.connect_lazy(),
+        channel: endpoint::endpoint(&url, cli.timeout, cli.timeout)?.connect_lazy(),
+        client,
         timeout: cli.timeout,
         output: cli.output,
     };
@@ -492,22 +535,14 @@ async fn write(ctl: &Ctl, args: WriteArgs) -> anyhow::Result<ExitCode> {
         Some(timestamp_ms) => timestamp_ms,
         None => now_ms()?,
     };
-    let request = WriteRequest {
-        series: vec![Series {
-            labels: labels
-                .into_iter()
-                .map(|(name, value)| Label { name, value })
-                .collect(),
-            samples: vec![Sample {
-                timestamp_ms,
-                value,
-            }],
+    let series = vec![Series {
+        labels: selector::to_labels(labels),
+        samples: vec![Sample {
+            timestamp_ms,
+            value,
         }],
-        request_id: String::new(),
-        shard_map_epoch: 0,
-    };
-    let mut ingest = IngestClient::new(ctl.channel.clone());
-    let response = ctl.call(ingest.write(ctl.request(request))).await?;
+    }];
+    let response = ctl.client_call(ctl.client.write(series, None)).await?;
     ctl.print(
         || output::write_table(&response),
         || output::write_json(&response),
@@ -533,21 +568,11 @@ async fn query(ctl: &Ctl, args: QueryArgs) -> anyhow::Result<()> {
             (time.saturating_sub(QUERY_LOOKBACK_MS), time)
         }
     };
-    let request = SelectRequest {
-        matchers: matchers
-            .into_iter()
-            .map(|m| LabelMatcher {
-                r#type: match_type(m.op) as i32,
-                name: m.name,
-                value: m.value,
-            })
-            .collect(),
-        start_ms,
-        end_ms,
-        consistency: args.consistency.to_proto(),
-    };
-    let mut client = QueryClient::new(ctl.channel.clone());
-    let response = ctl.call(client.select(ctl.request(request))).await?;
+    let matchers: Vec<LabelMatcher> = matchers.into_iter().map(LabelMatcher::from).collect();
+    let select = ctl
+        .client
+        .select(matchers, start_ms, end_ms, args.consistency.consistency());
+    let response = ctl.client_call(select).await?;
     ctl.print(
         || output::select_table(&response),
         || output::select_json(&response),
@@ -556,15 +581,6 @@ async fn query(ctl: &Ctl, args: QueryArgs) -> anyhow::Result<()> {
         eprintln!("no series matched in [{start_ms}, {end_ms}]");
     }
     Ok(())
-}
-
-fn match_type(op: MatchOp) -> MatchType {
-    match op {
-        MatchOp::Equal => MatchType::MatchEqual,
-        MatchOp::NotEqual => MatchType::MatchNotEqual,
-        MatchOp::Regex => MatchType::MatchRegex,
-        MatchOp::NotRegex => MatchType::MatchNotRegex,
-    }
 }
 
 /// Milliseconds since the Unix epoch, from the wall clock.
@@ -580,66 +596,22 @@ fn now_ms() -> anyhow::Result<i64> {
     i64::try_from(since_epoch.as_millis()).context("the system clock is out of range")
 }
 
-/// Builds the endpoint from `--endpoint`: `http://HOST:PORT`, or a bare
-/// `HOST:PORT` taken as http. TLS is not built in, so https is refused
-/// here rather than failing obscurely on connect.
-fn endpoint(text: &str, timeout: Duration) -> anyhow::Result<Endpoint> {
-    let uri = if text.contains("://") {
-        text.to_owned()
-    } else {
-        format!("http://{text}")
-    };
-    let endpoint = Endpoint::from_shared(uri)
-        .map_err(|_| anyhow!("invalid --endpoint {text:?}: expected http://HOST:PORT"))?;
-    let parsed = endpoint.uri();
-    if parsed.scheme_str() != Some("http") {
-        bail!("invalid --endpoint {text:?}: only http:// is supported");
-    }
-    if parsed.host().is_none_or(str::is_empty) || parsed.port_u16().is_none_or(|port| port == 0) {
-        bail!("invalid --endpoint {text:?}: expected http://HOST:PORT");
-    }
-    if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() {
-        bail!("invalid --endpoint {text:?}: expected http://HOST:PORT without a path");
-    }
-    Ok(endpoint.connect_timeout(timeout))
+/// Seeds this run's request ids (`c<seed>-<n>`): the clock and the
+/// process id, so two invocations never share an id (a shard answers a
+/// known id from memory instead of applying the write).
+// As `now_ms`: the CLI runs in an operator's shell, never in the simulator.
+#[allow(clippy::disallowed_methods)]
+fn request_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 40)
 }
 
-/// Checks that `value` of `flag` is `HOST:PORT`: a non-empty host (a name,
-/// an IPv4 address, or an IPv6 address in brackets) and a port in
-/// 1..=65535.
+/// Checks that `value` of `flag` is `HOST:PORT`
+/// ([`endpoint::check_host_port`]).
 fn check_host_port(flag: &str, value: &str) -> anyhow::Result<()> {
-    let fail = |why: &str| Err(anyhow!("invalid {flag} {value:?}: {why}"));
-    if value.contains("://") {
-        return fail("expected HOST:PORT without a scheme");
-    }
-    let Some((host, port)) = value.rsplit_once(':') else {
-        return fail("expected HOST:PORT");
-    };
-    if host.is_empty() {
-        return fail("the host is empty");
-    }
-    if let Some(inner) = host.strip_prefix('[') {
-        let is_ipv6 = inner
-            .strip_suffix(']')
-            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
-        if !is_ipv6 {
-            return fail("a bracketed host must be an IPv6 address, as in [::1]:7600");
-        }
-    } else if host.contains(':') {
-        return fail("an IPv6 host must be in brackets, as in [::1]:7600");
-    } else if !host
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-    {
-        return fail("the host may contain only letters, digits, '.', '-' and '_'");
-    }
-    let port_ok = !port.is_empty()
-        && port.chars().all(|c| c.is_ascii_digit())
-        && port.parse::<u16>().is_ok_and(|p| p != 0);
-    if !port_ok {
-        return fail("the port must be a number in 1..65535");
-    }
-    Ok(())
+    endpoint::check_host_port(value).map_err(|why| anyhow!("invalid {flag} {value:?}: {why}"))
 }
 
 /// Renders an error for stderr: `error: <CODE>: <message>` for a gRPC
@@ -667,7 +639,7 @@ fn render_error(err: &anyhow::Error) -> String {
     let mut out = format!("error: {}: {message}\n", code_name(status.code()));
     if let Some(leader) = status
         .metadata()
-        .get(LEADER_ADDR_METADATA)
+        .get(LEADER_ADDR_KEY)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
     {
@@ -676,30 +648,6 @@ fn render_error(err: &anyhow::Error) -> String {
         ));
     }
     out
-}
-
-/// The canonical name of a gRPC status code, as in the gRPC docs and our
-/// contracts (`INVALID_ARGUMENT`, not tonic's `InvalidArgument`).
-fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 /// Writes to stdout; a closed pipe (`raftwatchctl ... | head`) ends the
@@ -830,56 +778,13 @@ mod tests {
     }
 
     #[test]
-    fn host_port_validation() {
-        for good in [
-            "127.0.0.1:7600",
-            "node-4.example.com:1",
-            "localhost:65535",
-            "[::1]:7600",
-            "[fe80::1]:80",
-        ] {
-            assert!(check_host_port("--addr", good).is_ok(), "{good:?}");
-        }
-        for (bad, why) in [
-            ("", "expected HOST:PORT"),
-            ("host", "expected HOST:PORT"),
-            (":7600", "the host is empty"),
-            ("host:", "the port must be"),
-            ("host:0", "the port must be"),
-            ("host:65536", "the port must be"),
-            ("host:+80", "the port must be"),
-            ("host:80a", "the port must be"),
-            ("::1:7600", "must be in brackets"),
-            ("[nope]:7600", "must be an IPv6 address"),
-            ("my host:7600", "may contain only"),
-            ("http://host:7600", "without a scheme"),
-        ] {
-            let err = check_host_port("--addr", bad).expect_err(bad);
-            assert!(err.to_string().contains(why), "{bad:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn endpoint_forms() {
-        let timeout = Duration::from_secs(1);
-        assert!(endpoint("http://127.0.0.1:7600", timeout).is_ok());
-        assert!(endpoint("http://127.0.0.1:7600/", timeout).is_ok());
+    fn addresses_are_checked_by_the_client_library() {
+        assert!(check_host_port("--addr", "[::1]:7600").is_ok());
+        let err = check_host_port("--addr", "host:0").unwrap_err();
         assert_eq!(
-            endpoint("127.0.0.1:7600", timeout)
-                .unwrap()
-                .uri()
-                .to_string(),
-            "http://127.0.0.1:7600/"
+            err.to_string(),
+            r#"invalid --addr "host:0": the port must be a number in 1..65535"#
         );
-        for bad in [
-            "https://127.0.0.1:7600",
-            "http://127.0.0.1",
-            "http://127.0.0.1:7600/x",
-            "http://:7600",
-            "not a uri",
-        ] {
-            assert!(endpoint(bad, timeout).is_err(), "{bad:?}");
-        }
     }
 
     #[test]
@@ -892,7 +797,7 @@ mod tests {
         let mut status = Status::unavailable("not the leader");
         status
             .metadata_mut()
-            .insert(LEADER_ADDR_METADATA, "10.0.0.2:7602".parse().unwrap());
+            .insert(LEADER_ADDR_KEY, "10.0.0.2:7602".parse().unwrap());
         assert_eq!(
             render_error(&anyhow::Error::from(status)),
             "error: UNAVAILABLE: not the leader\n\
@@ -902,7 +807,5 @@ mod tests {
             render_error(&anyhow!("invalid series")),
             "error: invalid series\n"
         );
-        assert_eq!(code_name(Code::InvalidArgument), "INVALID_ARGUMENT");
-        assert_eq!(code_name(Code::ResourceExhausted), "RESOURCE_EXHAUSTED");
     }
 }

@@ -12,6 +12,9 @@ use tonic::{Code, Status};
 
 /// The metadata key carrying the leader's gRPC address on `UNAVAILABLE`.
 pub const LEADER_ADDR_KEY: &str = "raftwatch-leader-addr";
+/// The metadata key carrying the node's shard-map epoch on a stale-map
+/// `FAILED_PRECONDITION`.
+pub const MAP_EPOCH_KEY: &str = "raftwatch-map-epoch";
 
 /// `Clients` caches one channel per peer address.
 #[derive(Debug)]

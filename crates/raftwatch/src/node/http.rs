@@ -51,7 +51,7 @@ async fn ready(State(node): State<Arc<Node>>) -> (StatusCode, String) {
     }
 }
 
-/// Per-group Raft state in Prometheus text format.
+/// Per-group Raft state and write routing in Prometheus text format.
 async fn metrics(State(node): State<Arc<Node>>) -> String {
     let mut out = String::new();
     let id = node.id.0;
@@ -106,6 +106,22 @@ async fn metrics(State(node): State<Arc<Node>>) -> String {
     ] {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{node=\"{id}\"}} {value}\n"
+        ));
+    }
+    let c = &node.write_counters;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    out.push_str("# HELP raftwatch_write_requests_total Ingest.Write requests past the limit and epoch checks, by routing: shard (the client routed it to one shard, WriteRequest.shard) or any.\n# TYPE raftwatch_write_requests_total counter\n");
+    for (routing, v) in [("shard", &c.requests_pinned), ("any", &c.requests_any)] {
+        out.push_str(&format!(
+            "raftwatch_write_requests_total{{node=\"{id}\",routing=\"{routing}\"}} {}\n",
+            load(v)
+        ));
+    }
+    out.push_str("# HELP raftwatch_write_shard_parts_total Attempts to write one shard's part of an Ingest.Write request, by route: local (this node's replica) or forwarded (another node's leader, over ShardWrite).\n# TYPE raftwatch_write_shard_parts_total counter\n");
+    for (route, v) in [("local", &c.parts_local), ("forwarded", &c.parts_forwarded)] {
+        out.push_str(&format!(
+            "raftwatch_write_shard_parts_total{{node=\"{id}\",route=\"{route}\"}} {}\n",
+            load(v)
         ));
     }
     out

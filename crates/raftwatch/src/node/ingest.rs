@@ -9,10 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prost::Message;
-use raftwatch_control::ShardId;
+use raftwatch_control::{ControlState, ShardId};
 use raftwatch_model::{Label, LabelLimits, Labels};
 use raftwatch_proto::v1 as pb;
 use raftwatch_raft::ReadConsistency;
@@ -20,7 +21,7 @@ use raftwatch_shard::codec as sc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::Status;
 
-use super::clients::{leader_hint, retryable, unavailable_with_leader};
+use super::clients::{MAP_EPOCH_KEY, leader_hint, retryable, unavailable_with_leader};
 use super::{GroupOp, Node, OPERATION_TIMEOUT};
 
 /// `SERIES_PER_REQUEST_MAX`: series in one write request.
@@ -64,6 +65,36 @@ impl std::fmt::Debug for Batchers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Batchers")
     }
+}
+
+/// `WriteCounters` counts how this node's `Ingest.Write` requests were
+/// routed (exported on `/metrics`): requests pinned to one shard by the
+/// client (`WriteRequest.shard`) or for any shard, and shard parts queued
+/// on this node's own replica or forwarded to another node's leader.
+#[derive(Debug, Default)]
+pub(crate) struct WriteCounters {
+    /// Requests carrying `shard` (routed by the client).
+    pub(crate) requests_pinned: AtomicU64,
+    /// Requests without `shard` (routed here).
+    pub(crate) requests_any: AtomicU64,
+    /// Attempts to queue a part on this node's replica.
+    pub(crate) parts_local: AtomicU64,
+    /// Attempts to hand a part to another node over `ShardWrite`.
+    pub(crate) parts_forwarded: AtomicU64,
+}
+
+fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A refusal telling the client its shard map is stale: FAILED_PRECONDITION
+/// carrying this node's map epoch (`raftwatch-map-epoch`).
+fn stale_map(message: String, epoch: u64) -> Status {
+    let mut s = Status::failed_precondition(message);
+    if let Ok(v) = epoch.to_string().parse() {
+        s.metadata_mut().insert(MAP_EPOCH_KEY, v);
+    }
+    s
 }
 
 fn exhausted(shard: ShardId) -> Status {
@@ -146,6 +177,7 @@ impl Node {
                 None => false,
             };
             let result = if leads_here && hint.is_none() {
+                count(&self.write_counters.parts_local);
                 self.enqueue_local(shard, request.clone()).await
             } else {
                 let target = match hint.take() {
@@ -162,8 +194,10 @@ impl Node {
                     }
                 };
                 if target == self.advertised_grpc() {
+                    count(&self.write_counters.parts_local);
                     self.enqueue_local(shard, request.clone()).await
                 } else {
+                    count(&self.write_counters.parts_forwarded);
                     self.remote_shard_write(&target, shard, &request).await
                 }
             };
@@ -188,6 +222,35 @@ impl Node {
                 _ = deadline.as_mut() => return Err(last),
             }
             backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// `pinned_write` writes the part of a request the client routed to
+    /// `shard` (`WriteRequest.shard`): only on this node's replica, which
+    /// must lead it. Never forwarded: a node that does not lead the shard
+    /// answers `UNAVAILABLE` naming the leader when it knows it, so the
+    /// client goes there itself next time.
+    async fn pinned_write(
+        self: &Arc<Self>,
+        shard: ShardId,
+        request: sc::ShardRequest,
+        state: &ControlState,
+    ) -> Result<sc::ShardWriteResult, Status> {
+        count(&self.write_counters.parts_local);
+        match self.enqueue_local(shard, request).await {
+            Err(s) if s.code() == tonic::Code::NotFound => {
+                let hint = state
+                    .shards
+                    .get(&shard)
+                    .and_then(|s| s.leader_hint)
+                    .filter(|l| *l != self.id)
+                    .and_then(|l| self.member_addr(l));
+                Err(unavailable_with_leader(
+                    format!("node {} holds no replica of shard {shard}", self.id),
+                    hint.as_deref(),
+                ))
+            }
+            other => other,
         }
     }
 
@@ -246,16 +309,32 @@ impl Node {
                 raftwatch_shard::sm::REQUEST_ID_BYTES_MAX
             )));
         }
+        // Epochs only grow: a client that saw a newer map than this node's
+        // cached one makes it read the current map instead of refusing.
         let state = match self.cached_state() {
-            Some(s) if s.bootstrapped => s,
+            Some(s) if s.bootstrapped && req.shard_map_epoch <= s.map_epoch() => s,
             _ => self.control_state(ReadConsistency::Linearizable).await?,
         };
         if req.shard_map_epoch != 0 && req.shard_map_epoch != state.map_epoch() {
-            return Err(Status::failed_precondition(format!(
-                "stale shard-map epoch {}: the current one is {}; refresh the shard map",
-                req.shard_map_epoch,
-                state.map_epoch()
-            )));
+            return Err(stale_map(
+                format!(
+                    "stale shard-map epoch {}: the current one is {}; refresh the shard map",
+                    req.shard_map_epoch,
+                    state.map_epoch()
+                ),
+                state.map_epoch(),
+            ));
+        }
+        let pinned = (req.shard != 0).then_some(ShardId(req.shard));
+        match pinned {
+            Some(shard) if !state.shards.contains_key(&shard) => {
+                return Err(stale_map(
+                    format!("unknown shard {shard}; refresh the shard map"),
+                    state.map_epoch(),
+                ));
+            }
+            Some(_) => count(&self.write_counters.requests_pinned),
+            None => count(&self.write_counters.requests_any),
         }
         let limits = LabelLimits::default();
         let mut rejections = Vec::new();
@@ -285,6 +364,17 @@ impl Node {
                     "the shard map covers no shard for a series",
                 ));
             };
+            if let Some(p) = pinned
+                && shard.id != p
+            {
+                return Err(stale_map(
+                    format!(
+                        "series {si} belongs to shard {}, not shard {p}; refresh the shard map",
+                        shard.id
+                    ),
+                    state.map_epoch(),
+                ));
+            }
             let (part, map) = parts.entry(shard.id).or_insert_with(|| {
                 (
                     sc::ShardRequest {
@@ -311,8 +401,12 @@ impl Node {
         }
         let calls = parts.into_iter().map(|(shard, (part, map))| {
             let node = self.clone();
+            let state = state.clone();
             async move {
-                let result = node.shard_write(shard, part).await?;
+                let result = match pinned {
+                    Some(_) => node.pinned_write(shard, part, &state).await?,
+                    None => node.shard_write(shard, part).await?,
+                };
                 if !result.error.is_empty() {
                     return Err(Status::unavailable(format!(
                         "shard {shard}: {}",

@@ -79,6 +79,8 @@ pub struct Node {
     groups_lock: tokio::sync::Mutex<()>,
     /// Proposal queues of the shards this node leads.
     batchers: ingest::Batchers,
+    /// How writes were routed (`/metrics`).
+    pub(crate) write_counters: ingest::WriteCounters,
 }
 
 impl std::fmt::Debug for Node {
@@ -135,6 +137,7 @@ pub(crate) async fn start(config: ServerConfig) -> anyhow::Result<Arc<Node>> {
         state_cache: RwLock::default(),
         groups_lock: tokio::sync::Mutex::default(),
         batchers: ingest::Batchers::default(),
+        write_counters: ingest::WriteCounters::default(),
     });
     let _ = cell.set(node.clone());
     node.host

@@ -6,10 +6,17 @@
 //! a metric name (optional when braces follow), then optionally a
 //! brace-enclosed, comma-separated list of `label OP "value"` with an
 //! optional trailing comma. Strings are PromQL strings: double- or
-//! single-quoted with Go escapes, or back-quoted and raw. These parsers
-//! know nothing of protobuf; the caller converts at the gRPC edge.
+//! single-quoted with Go escapes, or back-quoted and raw. The parsers
+//! return plain values; `From` conversions turn them into the protobuf
+//! messages of the gRPC API.
+//!
+//! One parser for every tool (`raftwatchctl write`/`query`,
+//! `raftwatch-bench query --expr`), so an expression means the same
+//! everywhere.
 
 use std::fmt;
+
+use raftwatch_proto::v1 as pb;
 
 /// METRIC_NAME_LABEL is the label that carries a series' metric name.
 pub const METRIC_NAME_LABEL: &str = "__name__";
@@ -48,6 +55,35 @@ pub struct Matcher {
     /// Matcher::value is the unquoted string (a regular expression for
     /// `=~` and `!~`, not validated here: the server compiles it).
     pub value: String,
+}
+
+impl From<MatchOp> for pb::MatchType {
+    fn from(op: MatchOp) -> pb::MatchType {
+        match op {
+            MatchOp::Equal => pb::MatchType::MatchEqual,
+            MatchOp::NotEqual => pb::MatchType::MatchNotEqual,
+            MatchOp::Regex => pb::MatchType::MatchRegex,
+            MatchOp::NotRegex => pb::MatchType::MatchNotRegex,
+        }
+    }
+}
+
+impl From<Matcher> for pb::LabelMatcher {
+    fn from(m: Matcher) -> pb::LabelMatcher {
+        pb::LabelMatcher {
+            r#type: pb::MatchType::from(m.op) as i32,
+            name: m.name,
+            value: m.value,
+        }
+    }
+}
+
+/// to_labels turns [`parse_series`]'s pairs into the API's labels.
+pub fn to_labels(labels: Vec<(String, String)>) -> Vec<pb::Label> {
+    labels
+        .into_iter()
+        .map(|(name, value)| pb::Label { name, value })
+        .collect()
 }
 
 /// ParseError is a syntax or validity error in operator input, with the
@@ -640,6 +676,32 @@ mod tests {
                 "input {input:?}: error {err:?} lacks {fragment:?}"
             );
         }
+    }
+
+    #[test]
+    fn conversions_to_the_api() {
+        let got: Vec<pb::LabelMatcher> = parse_selector(r#"up{a!="b",c=~"d",e!~"f"}"#)
+            .unwrap()
+            .into_iter()
+            .map(pb::LabelMatcher::from)
+            .collect();
+        let types: Vec<pb::MatchType> = got.iter().map(|m| m.r#type()).collect();
+        assert_eq!(
+            types,
+            vec![
+                pb::MatchType::MatchEqual,
+                pb::MatchType::MatchNotEqual,
+                pb::MatchType::MatchRegex,
+                pb::MatchType::MatchNotRegex,
+            ]
+        );
+        assert_eq!(
+            (got[0].name.as_str(), got[0].value.as_str()),
+            ("__name__", "up")
+        );
+        let labels = to_labels(parse_series(r#"up{job="x"}"#).unwrap());
+        assert_eq!(labels[1].name, "job");
+        assert_eq!(labels[1].value, "x");
     }
 
     #[test]
