@@ -216,7 +216,8 @@ pub struct WriteStats {
     /// Every failed RPC, in order (the last one included when the write
     /// failed).
     pub failed_attempts: Vec<Status>,
-    /// Shard-map reads the write caused.
+    /// Shard-map reads this write made (a read another write made
+    /// meanwhile, which this one then used, is not counted).
     pub map_refreshes: u32,
 }
 
@@ -474,9 +475,11 @@ impl Client {
 
     /// Reads the map unless another task did since generation `seen`
     /// (then its result is used); keeps the old map if no node answers.
-    async fn refresh_after(&self, seen: u64) -> Option<Arc<ShardMap>> {
+    /// Counts a read it made in `stats`.
+    async fn refresh_after(&self, seen: u64, stats: &mut WriteStats) -> Option<Arc<ShardMap>> {
         let _guard = self.refresh_lock.lock().await;
         if self.map_generation.load(Ordering::Acquire) == seen {
+            stats.map_refreshes += 1;
             if let Ok(map) = self.fetch_map().await {
                 self.store_map(map);
             }
@@ -583,8 +586,7 @@ impl Client {
                 Some(map) => Some(map),
                 // The first write reads the map; later ones do on failures.
                 None if self.map_generation.load(Ordering::Acquire) == 0 => {
-                    stats.map_refreshes += 1;
-                    self.refresh_after(0).await
+                    self.refresh_after(0, &mut stats).await
                 }
                 None => None,
             },
@@ -684,8 +686,7 @@ impl Client {
                 break;
             }
             if refresh && self.config.routing == Routing::ShardLeaders {
-                stats.map_refreshes += 1;
-                map = self.refresh_after(generation).await;
+                map = self.refresh_after(generation, stats).await;
                 // Re-split what is left by the map just read. Ranges never
                 // change today, so each shard's part keeps its content and
                 // a retried part is still answered from the shard's memory.

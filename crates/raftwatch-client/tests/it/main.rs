@@ -462,6 +462,18 @@ async fn a_stale_epoch_refreshes_the_map_once_and_resplits() {
         stats.rpcs, 8,
         "the refreshed map named shard 3's new leader"
     );
+
+    // Concurrent writes that meet the same stale map share one map read.
+    state.lock().unwrap().epoch = 5;
+    let writes = (0..8).map(|r| c.write_with_stats(workload(100, 10 + r), None));
+    let outcomes = futures::future::join_all(writes).await;
+    let mut reads = 0;
+    for (result, stats) in outcomes {
+        result.unwrap();
+        reads += stats.map_refreshes;
+    }
+    assert_eq!(reads, 1, "single-flight map refresh");
+    assert_eq!(c.shard_map().unwrap().epoch(), 5);
     assert!(violations(&state).is_empty(), "{:?}", violations(&state));
 }
 
