@@ -82,7 +82,12 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Connection timeout.
     pub connect_timeout: Duration,
-    /// Seed of the jitter and of generated request ids' prefix.
+    /// Seed of the jitter and of generated request ids' prefix. 0 (the
+    /// default) draws the id prefix from [`raftwatch_seams::entropy_seed`],
+    /// so two clients never generate the same request id (a shard answers
+    /// a request id it has seen from memory, without applying the write).
+    /// A non-zero seed makes ids reproducible (the simulator): then no two
+    /// clients of one cluster may share it.
     pub seed: u64,
     /// How writes are routed.
     pub routing: Routing,
@@ -271,6 +276,8 @@ pub struct Client {
     rng: Mutex<DetRng>,
     next_endpoint: AtomicU64,
     next_request: AtomicU64,
+    /// The prefix of generated request ids (see [`ClientConfig::seed`]).
+    id_seed: u64,
     /// One channel per node address (HTTP/2 multiplexes every call),
     /// dropped after a transport error so the next call dials again.
     channels: Mutex<BTreeMap<String, Channel>>,
@@ -303,6 +310,11 @@ impl Client {
             rng: Mutex::new(rng),
             next_endpoint: AtomicU64::new(config.seed),
             next_request: AtomicU64::new(0),
+            id_seed: if config.seed == 0 {
+                raftwatch_seams::entropy_seed()
+            } else {
+                config.seed
+            },
             channels: Mutex::default(),
             map: RwLock::default(),
             map_generation: AtomicU64::new(0),
@@ -404,7 +416,7 @@ impl Client {
     /// restarts.
     pub fn new_request_id(&self) -> String {
         let n = self.next_request.fetch_add(1, Ordering::Relaxed);
-        format!("c{:x}-{n}", self.config.seed)
+        format!("c{:x}-{n}", self.id_seed)
     }
 
     /// Runs `call` with the retry policy against any node: returns its
@@ -848,5 +860,27 @@ mod tests {
             (0..100).map(|_| c.new_request_id()).collect();
         assert_eq!(ids.len(), 100);
         assert!(Client::new(vec![], ClientConfig::default()).is_err());
+    }
+
+    /// Two clients left at the default seed (two processes of one user,
+    /// say) never generate the same request id: a shared id would make a
+    /// shard answer the second client's write from memory, unapplied.
+    #[test]
+    fn clients_with_the_default_seed_never_share_request_ids() {
+        let a = Client::new(vec!["http://127.0.0.1:1".into()], ClientConfig::default()).unwrap();
+        let b = Client::new(vec!["http://127.0.0.1:1".into()], ClientConfig::default()).unwrap();
+        assert_ne!(a.new_request_id(), b.new_request_id());
+        // An explicit seed is reproducible (the simulator's case).
+        let seeded = |s| {
+            Client::new(
+                vec!["http://127.0.0.1:1".into()],
+                ClientConfig {
+                    seed: s,
+                    ..ClientConfig::default()
+                },
+            )
+            .unwrap()
+        };
+        assert_eq!(seeded(5).new_request_id(), seeded(5).new_request_id());
     }
 }

@@ -7,10 +7,14 @@
 //! `SystemTime::now`, `Instant::now`, thread spawning and sleeping
 //! everywhere else in the workspace.
 //!
-//! Architecture invariant: only [`SystemClock`] reads the machine's clocks.
+//! Architecture invariant: only [`SystemClock`] and [`entropy_seed`] (a
+//! seed for identifiers that must differ between processes) read the
+//! machine's clocks.
 
 mod clock;
+mod entropy;
 mod rng;
 
 pub use clock::{Clock, ManualClock, MonoNanos, SystemClock};
+pub use entropy::entropy_seed;
 pub use rng::DetRng;
