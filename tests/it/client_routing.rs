@@ -5,7 +5,8 @@
 //! whole request sent to one node does make it forward); rejections come
 //! back in the caller's numbering; after a shard leader is killed the
 //! client follows hints and refreshes its map, and every acknowledged
-//! sample reads back exactly once.
+//! sample reads back exactly once. `raftwatch-bench ingest` and `query`
+//! run through the client and print the CONTRACTS fields.
 
 // Real processes in real time: the determinism seams do not apply here.
 #![allow(clippy::disallowed_methods)]
@@ -243,4 +244,81 @@ fn client_writes_go_to_shard_leaders_directly_and_survive_a_leader_kill() {
     }
     assert_eq!(got.len(), want.len());
     assert!(got == want, "read-back differs from what was acknowledged");
+}
+
+/// Runs `raftwatch-bench` with `args` and returns its JSON report.
+fn bench(args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(raftwatch_tests::bin("raftwatch-bench"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "raftwatch-bench {args:?}: {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bench output is not JSON ({e}): {stderr}"))
+}
+
+#[test]
+fn bench_ingest_and_query_run_through_the_client_with_the_contract_fields() {
+    let c = Cluster::start(3, 4, 3);
+    let target = format!("grpc://{}", c.specs[&2].grpc);
+    let args = [
+        "ingest",
+        "--target",
+        &target,
+        "--series",
+        "500",
+        "--rounds",
+        "3",
+        "--concurrency",
+        "4",
+        "--batch-series",
+        "100",
+        "--retries",
+        "3",
+    ];
+    let report = bench(&args);
+    for field in [
+        "samples_sent",
+        "samples_acked",
+        "samples_per_sec",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "errors",
+    ] {
+        assert!(report.get(field).is_some(), "no {field} in {report}");
+    }
+    assert_eq!(report["samples_sent"], 1_500);
+    assert_eq!(report["samples_acked"], 1_500, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert_eq!(report["routing"], "leaders");
+    // 15 requests of 100 series over 4 shards: one RPC per shard touched.
+    assert_eq!(report["requests"], 15);
+    assert!(report["rpcs"].as_u64().unwrap() > 15, "{report}");
+    assert_eq!(total(&c, FORWARDED.0, FORWARDED.1), 0, "no part forwarded");
+
+    // The same data again in a new run: the run's own request ids, so the
+    // samples reach the shards — the last round's as duplicates (no-ops,
+    // accepted), the earlier rounds' refused as out of order — instead of
+    // being answered from the shards' memory of the first run's ids (which
+    // would report all 1,500 accepted).
+    let again = bench(&args);
+    assert_eq!(again["samples_acked"], 500, "{again}");
+    assert_eq!(again["errors"]["rejected"], 1_000, "{again}");
+
+    let report = bench(&[
+        "query",
+        "--target",
+        &target,
+        "--expr",
+        "node_filesystem_files",
+        "--queries",
+        "5",
+    ]);
+    for field in ["p50_ms", "p99_ms", "series"] {
+        assert!(report.get(field).is_some(), "no {field} in {report}");
+    }
+    assert!(report["series"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
 }

@@ -967,19 +967,30 @@ fn head_log_entry(r: SeriesRef, s: &MemSeries) -> Option<HeadLogEntry> {
 /// Moves a series' out-of-order buffer into sealed chunks, each within the
 /// chunk sample and span limits.
 fn seal_ooo(s: &mut MemSeries, samples_max: usize, span_max: i64) {
+    let chunks = ooo_chunks(&s.ooo, samples_max, span_max);
+    s.sealed.extend(chunks);
+    s.ooo = Vec::new();
+}
+
+/// `ooo_chunks` cuts a sorted out-of-order buffer into chunks of at most
+/// `samples_max` samples, each spanning less than `span_max` ms: the bound
+/// reads rely on to limit their key scans. (The buffer's samples lie
+/// within the out-of-order window of the series' newest, and that window
+/// may be wider than one chunk's span.)
+pub(crate) fn ooo_chunks(ooo: &[Sample], samples_max: usize, span_max: i64) -> Vec<XorChunk> {
+    let mut out = Vec::new();
     let mut chunk = XorChunk::new();
-    for x in s.ooo.drain(..) {
+    for x in ooo {
         if let Some(min) = chunk.min_time()
             && (chunk.num_samples() >= samples_max
                 || i128::from(x.timestamp.0) - i128::from(min) >= i128::from(span_max))
         {
-            s.sealed
-                .push(std::mem::replace(&mut chunk, XorChunk::new()));
+            out.push(std::mem::replace(&mut chunk, XorChunk::new()));
         }
         chunk.append(x.timestamp.0, x.value);
     }
     if !chunk.is_empty() {
-        s.sealed.push(chunk);
+        out.push(chunk);
     }
-    s.ooo = Vec::new();
+    out
 }

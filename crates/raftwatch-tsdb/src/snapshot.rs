@@ -25,7 +25,8 @@ enum Phase {
     Series(usize),
     Chunks,
     Sealed(usize, usize),
-    Ooo(usize),
+    /// Series index, and which of its out-of-order chunks comes next.
+    Ooo(usize, usize),
     Heads(usize),
     Done,
 }
@@ -94,7 +95,7 @@ impl<'a, S: KvStore> SnapshotStream<'a, S> {
                 },
                 Phase::Sealed(i, j) => {
                     let Some(slot) = db.series.get(i) else {
-                        self.phase = Phase::Ooo(0);
+                        self.phase = Phase::Ooo(0, 0);
                         continue;
                     };
                     let chunk = slot.as_deref().and_then(|s| s.sealed.get(j));
@@ -112,23 +113,33 @@ impl<'a, S: KvStore> SnapshotStream<'a, S> {
                         )));
                     }
                 }
-                Phase::Ooo(i) => {
+                Phase::Ooo(i, k) => {
                     let Some(slot) = db.series.get(i) else {
                         self.phase = Phase::Heads(0);
                         continue;
                     };
-                    self.phase = Phase::Ooo(i + 1);
-                    if let Some(s) = slot.as_deref().filter(|s| !s.ooo.is_empty()) {
-                        // One chunk per buffer: the buffer is bounded well
-                        // below the chunk limits, and its samples lie within
-                        // the out-of-order window of the series' newest.
-                        let mut chunk = raftwatch_chunk::XorChunk::new();
-                        for x in &s.ooo {
-                            chunk.append(x.timestamp.0, x.value);
-                        }
+                    // Cut as a flush seals the buffer: within the chunk
+                    // sample and span limits (the buffer holds at most
+                    // `ooo_buffer_samples_max` samples, so recutting it
+                    // per chunk is cheap).
+                    let chunk = slot.as_deref().and_then(|s| {
+                        crate::ooo_chunks(
+                            &s.ooo,
+                            db.config.chunk_samples_max,
+                            db.config.chunk_span_ms_max,
+                        )
+                        .into_iter()
+                        .nth(k)
+                    });
+                    let Some(chunk) = chunk else {
+                        self.phase = Phase::Ooo(i + 1, 0);
+                        continue;
+                    };
+                    self.phase = Phase::Ooo(i, k + 1);
+                    if let Some(min) = chunk.min_time() {
                         let mut rec = Vec::new();
                         chunk.encode_record(&mut rec);
-                        let key = keys::chunk_key(SeriesRef(i as u64), s.ooo[0].timestamp.0);
+                        let key = keys::chunk_key(SeriesRef(i as u64), min);
                         return Ok(Some((key.to_vec(), rec)));
                     }
                 }
