@@ -335,8 +335,13 @@ impl GroupHandle {
         let (response, applied) = self.sm.query(request).await;
         let known_commit_index = {
             use openraft::async_runtime::WatchReceiver;
-            let m = self.raft.metrics().borrow_watched().clone();
-            m.cluster_committed.or(m.local_committed).map(|l| l.index)
+            // Borrowed, not cloned: this runs on every read.
+            let rx = self.raft.metrics();
+            let m = rx.borrow_watched();
+            m.cluster_committed
+                .as_ref()
+                .or(m.local_committed.as_ref())
+                .map(|l| l.index)
         };
         Ok(ReadResult {
             response,
