@@ -557,13 +557,7 @@ impl pb::query_server::Query for Api {
             samples_max: 0,
         }
         .encode_to_vec();
-        let state = match c {
-            ReadConsistency::Linearizable => node.control_state(c).await?,
-            ReadConsistency::Stale => match node.cached_state() {
-                Some(s) => s,
-                None => node.control_state(c).await?,
-            },
-        };
+        let state = node.shard_list_state(c).await?;
         let calls = state.shards.keys().map(|shard| {
             let node = node.clone();
             let query = query.clone();
@@ -584,8 +578,9 @@ impl pb::query_server::Query for Api {
             }
         });
         let mut series = Vec::new();
-        for r in futures::future::join_all(calls).await {
-            for s in r? {
+        // The first shard to fail fails the read; the others are dropped.
+        for r in futures::future::try_join_all(calls).await? {
+            for s in r {
                 series.push(pb::Series {
                     labels: s
                         .labels

@@ -327,6 +327,23 @@ impl Node {
         self.state_cache.read().ok().and_then(|s| s.clone())
     }
 
+    /// `shard_list_state` is the control state a read at `consistency`
+    /// takes its shard list from: read linearizably for a linearizable
+    /// read (a shard added just before is not missed), the cached copy for
+    /// a stale one (read only if there is none yet).
+    pub(crate) async fn shard_list_state(
+        &self,
+        consistency: ReadConsistency,
+    ) -> Result<Arc<ControlState>, Status> {
+        match consistency {
+            ReadConsistency::Linearizable => self.control_state(consistency).await,
+            ReadConsistency::Stale => match self.cached_state() {
+                Some(s) => Ok(s),
+                None => self.control_state(consistency).await,
+            },
+        }
+    }
+
     fn cache_state(&self, state: Arc<ControlState>) {
         if let Ok(mut slot) = self.state_cache.write() {
             // Never go back to an older state.

@@ -336,14 +336,7 @@ async fn fan_out(
     let kind = read.kind;
     let bytes = read.encode_to_vec();
     let work = async {
-        // The shard list at the query's consistency, as `Select` does.
-        let state = match consistency {
-            ReadConsistency::Linearizable => node.control_state(consistency).await?,
-            ReadConsistency::Stale => match node.cached_state() {
-                Some(s) => s,
-                None => node.control_state(consistency).await?,
-            },
-        };
+        let state = node.shard_list_state(consistency).await?;
         let calls = state.shards.keys().map(|&shard| {
             let bytes = bytes.clone();
             async move {
