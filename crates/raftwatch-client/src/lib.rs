@@ -69,8 +69,20 @@ pub enum Routing {
     AnyNode,
 }
 
+/// Whether a call that failed with `code` (and no leader hint) may have
+/// failed because of its channel, which is then evicted and redialled. A
+/// timeout counts: tonic reports the per-attempt timeout as `CANCELLED`,
+/// and a connection that lost a segment or sits behind a partition times
+/// out on every call until it is dropped.
+fn channel_suspect(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+    )
+}
+
 /// `ClientConfig` holds the client's routing, retry policy and timeouts.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Attempts per call (per part for writes), the first included.
     pub attempts_max: u32,
@@ -93,6 +105,25 @@ pub struct ClientConfig {
     pub routing: Routing,
     /// Largest message sent or received, in bytes.
     pub message_bytes_max: usize,
+    /// How channels are made (`None`: real TCP); the simulator passes its
+    /// network here.
+    pub dialer: Option<raftwatch_proto::net::Dialer>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("attempts_max", &self.attempts_max)
+            .field("backoff_initial", &self.backoff_initial)
+            .field("backoff_max", &self.backoff_max)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("seed", &self.seed)
+            .field("routing", &self.routing)
+            .field("message_bytes_max", &self.message_bytes_max)
+            .field("dialer", &self.dialer.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 impl Default for ClientConfig {
@@ -106,6 +137,7 @@ impl Default for ClientConfig {
             seed: 0,
             routing: Routing::ShardLeaders,
             message_bytes_max: 256 << 20,
+            dialer: None,
         }
     }
 }
@@ -360,13 +392,16 @@ impl Client {
         if let Some(ch) = lock(&self.channels).get(url) {
             return Ok(ch.clone());
         }
-        let ch = endpoint::endpoint(
+        let endpoint = endpoint::endpoint(
             url,
             self.config.connect_timeout,
             self.config.request_timeout,
         )
-        .map_err(|e| Status::invalid_argument(e.to_string()))?
-        .connect_lazy();
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let ch = match &self.config.dialer {
+            Some(dial) => dial(&endpoint),
+            None => endpoint.connect_lazy(),
+        };
         lock(&self.channels).insert(url.to_owned(), ch.clone());
         Ok(ch)
     }
@@ -439,7 +474,7 @@ impl Client {
                 Err(s) if !retryable(&s) => return Err(ClientError::Refused(s)),
                 Err(s) => {
                     let hint = endpoint::metadata_str(&s, LEADER_ADDR_KEY);
-                    if hint.is_none() && matches!(s.code(), Code::Unavailable | Code::Unknown) {
+                    if hint.is_none() && channel_suspect(s.code()) {
                         self.evict(&target);
                     }
                     target = match hint {
@@ -528,7 +563,7 @@ impl Client {
             match answer {
                 Ok(status) => return Ok(ShardMap::from_status(&status.into_inner())?),
                 Err(s) => {
-                    if matches!(s.code(), Code::Unavailable | Code::Unknown) {
+                    if channel_suspect(s.code()) {
                         self.evict(url);
                     }
                     last = s;
@@ -672,7 +707,7 @@ impl Client {
                 } else {
                     all_hinted = false;
                     if endpoint::metadata_str(&s, LEADER_ADDR_KEY).is_none() {
-                        if matches!(s.code(), Code::Unavailable | Code::Unknown) {
+                        if channel_suspect(s.code()) {
                             self.evict(&target);
                         }
                         if let Some(shard) = p.part.shard {

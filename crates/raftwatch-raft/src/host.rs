@@ -328,6 +328,21 @@ impl GroupHandle {
         request: &[u8],
         consistency: ReadConsistency,
     ) -> Result<ReadResult, GroupError> {
+        // Planted bug (simulator only): a linearizable read served from
+        // local state without the ReadIndex round, claiming it had one.
+        #[cfg(feature = "inject-bugs")]
+        if consistency == ReadConsistency::Linearizable
+            && raftwatch_seams::bugs::armed(raftwatch_seams::bugs::Bug::StaleReadAsLinearizable)
+        {
+            let (response, applied) = self.sm.query(request).await;
+            let index = applied.map(|l| l.index);
+            return Ok(ReadResult {
+                response,
+                applied_index: index,
+                read_index: Some(index.unwrap_or(0)),
+                known_commit_index: index,
+            });
+        }
         let read_index = match consistency {
             ReadConsistency::Stale => None,
             ReadConsistency::Linearizable => Some(self.linearize().await?),
@@ -349,6 +364,24 @@ impl GroupHandle {
             read_index,
             known_commit_index,
         })
+    }
+
+    /// `try_state` is this replica's whole state (the state machine's
+    /// snapshot bytes) and the index it reflects, without waiting: `None`
+    /// while the state machine is busy. Apply is deterministic, so replicas
+    /// at the same index must agree byte for byte (the simulator's
+    /// convergence check).
+    pub fn try_state(&self) -> Option<(Option<u64>, Result<Vec<u8>, String>)> {
+        let inner = self.sm.inner.try_lock().ok()?;
+        Some((inner.last_applied.map(|l| l.index), inner.sm.snapshot()))
+    }
+
+    /// `try_query` answers `request` from this replica's state machine
+    /// without waiting (`None` while it is busy), with the index the answer
+    /// reflects (the simulator compares replicas).
+    pub fn try_query(&self, request: &[u8]) -> Option<(Option<u64>, Vec<u8>)> {
+        let inner = self.sm.inner.try_lock().ok()?;
+        Some((inner.last_applied.map(|l| l.index), inner.sm.query(request)))
     }
 
     /// Blocks until this replica may serve a linearizable read; returns the
@@ -526,11 +559,50 @@ impl GroupHandle {
     }
 }
 
+/// `SnapshotStores` makes the snapshot store of a group.
+pub type SnapshotStores =
+    Arc<dyn Fn(GroupId) -> std::io::Result<Arc<dyn SnapshotStore>> + Send + Sync>;
+
+/// `HostEnv` is where a host's disk and network come from. The default is
+/// production: the log and snapshots in files under `data_dir`, real TCP.
+/// The simulator replaces each part (an in-memory disk with crash
+/// semantics, turmoil's network); everything else runs unchanged.
+#[derive(Default)]
+pub struct HostEnv {
+    /// The opened shared log and what its recovery found (`None`: open
+    /// `data_dir/wal` on the real file system, driven by its own thread).
+    /// A [`crate::log_store::FlushMode::Manual`] log gets a flusher task.
+    pub log: Option<(SharedLog, raftwatch_wal::RecoveryReport)>,
+    /// Snapshot stores (`None`: files under `data_dir/snapshots`).
+    pub snapshot_stores: Option<SnapshotStores>,
+    /// Accepted connections and the address they arrive on (`None`: bind
+    /// `listen_addr` on real TCP).
+    pub incoming: Option<(raftwatch_proto::net::Incoming, SocketAddr)>,
+    /// How peers are dialled (`None`: real TCP).
+    pub dialer: Option<crate::network::Dialer>,
+    /// With a manually flushed log: milliseconds the flusher waits before
+    /// each flush, read before every flush (the simulator's slow disk).
+    pub flush_delay_ms: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl std::fmt::Debug for HostEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostEnv")
+            .field("log", &self.log.as_ref().map(|(l, _)| l.mode()))
+            .field("snapshot_stores", &self.snapshot_stores.is_some())
+            .field("incoming", &self.incoming.as_ref().map(|(_, a)| a))
+            .field("dialer", &self.dialer.is_some())
+            .finish()
+    }
+}
+
 /// `RaftHost` is a node's replication layer.
 pub struct RaftHost {
     config: HostConfig,
     raft_config: Arc<openraft::Config>,
-    log: SharedLog,
+    log: Arc<SharedLog>,
+    snapshot_stores: Option<SnapshotStores>,
+    flusher: Option<tokio::task::JoinHandle<()>>,
     peers: Arc<Peers>,
     registry: Registry,
     groups: Arc<Mutex<BTreeMap<GroupId, GroupHandle>>>,
@@ -549,6 +621,45 @@ impl std::fmt::Debug for RaftHost {
     }
 }
 
+impl Drop for RaftHost {
+    fn drop(&mut self) {
+        // The flusher holds the log; without this the log would outlive
+        // the host.
+        if let Some(f) = &self.flusher {
+            f.abort();
+        }
+    }
+}
+
+/// Binds real TCP for the gRPC server.
+async fn bind_tcp(
+    listen_addr: SocketAddr,
+) -> Result<(raftwatch_proto::net::Incoming, SocketAddr), HostError> {
+    use raftwatch_proto::net::BoxIo;
+    let listener = tokio::net::TcpListener::bind(listen_addr)
+        .await
+        .map_err(|source| HostError::Bind {
+            addr: listen_addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| HostError::Bind {
+        addr: listen_addr,
+        source,
+    })?;
+    // Nagle's algorithm with delayed ACKs stalls small replies by ~40 ms
+    // (measured: p99 46 ms at 36% CPU); Raft traffic is latency-bound.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |conn| {
+            conn.and_then(|s| {
+                s.set_nodelay(true)?;
+                Ok(BoxIo::new(s))
+            })
+        },
+    );
+    Ok((Box::pin(incoming), addr))
+}
+
 impl RaftHost {
     /// `start` opens the shared log (recovering it), binds the gRPC server
     /// and starts serving every group registered later.
@@ -561,11 +672,25 @@ impl RaftHost {
     /// public API shares its one port).
     pub async fn start_with_routes(
         config: HostConfig,
+        routes: tonic::service::RoutesBuilder,
+    ) -> Result<RaftHost, HostError> {
+        RaftHost::start_with_env(config, routes, HostEnv::default()).await
+    }
+
+    /// `start_with_env` is [`RaftHost::start_with_routes`] with the disk and
+    /// network taken from `env` (the simulator's seam).
+    pub async fn start_with_env(
+        config: HostConfig,
         mut routes: tonic::service::RoutesBuilder,
+        env: HostEnv,
     ) -> Result<RaftHost, HostError> {
         let raft_config = config.openraft_config()?;
-        let (log, report) = SharedLog::open_fs(&config.data_dir.join("wal"), config.wal.clone())
-            .map_err(|e| HostError::Storage(e.to_string()))?;
+        let (log, report) = match env.log {
+            Some(opened) => opened,
+            None => SharedLog::open_fs(&config.data_dir.join("wal"), config.wal.clone())
+                .map_err(|e| HostError::Storage(e.to_string()))?,
+        };
+        let log = Arc::new(log);
         if let Some(torn) = &report.torn_tail {
             // Expected after a crash mid-write: the tail was never
             // acknowledged, so dropping it loses nothing promised.
@@ -581,31 +706,33 @@ impl RaftHost {
             records = report.records_count,
             "log recovered"
         );
-        let peers = Arc::new(Peers::new(config.node_id, config.net.clone()));
+        let flusher = (log.mode() == crate::log_store::FlushMode::Manual).then(|| {
+            let log = log.clone();
+            let delay = env.flush_delay_ms.clone();
+            crate::rt::spawn(config.seed, async move {
+                loop {
+                    log.queued().await;
+                    let ms = delay
+                        .as_ref()
+                        .map_or(0, |d| d.load(std::sync::atomic::Ordering::Relaxed));
+                    if ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
+                    log.flush_now();
+                }
+            })
+        });
+        let peers = Arc::new(match env.dialer {
+            Some(dialer) => Peers::with_dialer(config.node_id, config.net.clone(), dialer),
+            None => Peers::new(config.node_id, config.net.clone()),
+        });
         let registry: Registry = Arc::default();
-        let listener = tokio::net::TcpListener::bind(config.listen_addr)
-            .await
-            .map_err(|source| HostError::Bind {
-                addr: config.listen_addr,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| HostError::Bind {
-            addr: config.listen_addr,
-            source,
-        })?;
+        let (incoming, addr) = match env.incoming {
+            Some(given) => given,
+            None => bind_tcp(config.listen_addr).await?,
+        };
         let service = RaftService::new(registry.clone(), config.snapshot_bytes_max);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        // Nagle's algorithm with delayed ACKs stalls small replies by ~40 ms
-        // (measured: p99 46 ms at 36% CPU); Raft traffic is latency-bound.
-        let incoming = tokio_stream::StreamExt::map(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            |conn| {
-                conn.and_then(|s| {
-                    s.set_nodelay(true)?;
-                    Ok(s)
-                })
-            },
-        );
         routes.add_service(crate::service::server(service));
         let routes = routes.routes();
         let server = crate::rt::spawn(config.seed, async move {
@@ -642,6 +769,8 @@ impl RaftHost {
             config,
             raft_config,
             log,
+            snapshot_stores: env.snapshot_stores,
+            flusher,
             peers,
             registry,
             groups,
@@ -676,10 +805,13 @@ impl RaftHost {
         group: GroupId,
         sm: Box<dyn GroupStateMachine>,
     ) -> Result<GroupHandle, HostError> {
-        let store: Arc<dyn SnapshotStore> = Arc::new(
-            FsSnapshotStore::new(&self.config.data_dir.join("snapshots"), group)
-                .map_err(|e| HostError::Storage(e.to_string()))?,
-        );
+        let store: Arc<dyn SnapshotStore> = match &self.snapshot_stores {
+            Some(stores) => stores(group).map_err(|e| HostError::Storage(e.to_string()))?,
+            None => Arc::new(
+                FsSnapshotStore::new(&self.config.data_dir.join("snapshots"), group)
+                    .map_err(|e| HostError::Storage(e.to_string()))?,
+            ),
+        };
         self.create_group_with_store(group, sm, store).await
     }
 
@@ -734,6 +866,16 @@ impl RaftHost {
         self.groups.lock().await.get(&group).cloned()
     }
 
+    /// `try_groups` is [`RaftHost::groups`] without waiting: `None` while
+    /// the group table is being changed (the simulator probes from outside
+    /// any runtime).
+    pub fn try_groups(&self) -> Option<Vec<GroupHandle>> {
+        self.groups
+            .try_lock()
+            .ok()
+            .map(|g| g.values().cloned().collect())
+    }
+
     /// `groups` lists the groups hosted here, in id order.
     pub async fn groups(&self) -> Vec<GroupHandle> {
         self.groups.lock().await.values().cloned().collect()
@@ -760,6 +902,7 @@ impl RaftHost {
     /// Calling it again does nothing.
     pub async fn shutdown(&self) {
         self.snapshotter.abort();
+        // The flusher stays: stopping groups may still wait on the log.
         let groups: Vec<GroupHandle> = std::mem::take(&mut *self.groups.lock().await)
             .into_values()
             .collect();

@@ -28,6 +28,6 @@ pub mod service;
 pub mod state_machine;
 pub mod types;
 
-pub use host::{GroupHandle, HostConfig, RaftHost, ReadConsistency};
+pub use host::{GroupHandle, HostConfig, HostEnv, RaftHost, ReadConsistency, SnapshotStores};
 pub use state_machine::GroupStateMachine;
 pub use types::{GroupId, NodeAddr, NodeId};

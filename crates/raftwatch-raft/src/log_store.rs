@@ -185,6 +185,7 @@ impl SharedLog {
             counters,
             pending_bytes_max,
             tx: Mutex::new(Some(tx)),
+            queued: tokio::sync::Notify::new(),
         });
         let (manual_rx, thread) = match mode {
             FlushMode::Manual => (Some(Mutex::new(rx)), None),
@@ -234,6 +235,19 @@ impl SharedLog {
         let n = batch.len();
         driver::process(&self.core, batch);
         n
+    }
+
+    /// `queued` returns once a request was queued since the previous call
+    /// returned (at once if one is pending): a task driving a
+    /// [`FlushMode::Manual`] log awaits this, then calls
+    /// [`SharedLog::flush_now`].
+    pub async fn queued(&self) {
+        self.core.queued.notified().await;
+    }
+
+    /// `mode` is who flushes this log.
+    pub fn mode(&self) -> FlushMode {
+        self.mode
     }
 
     /// `stats` are the cumulative counters (lock-free; WAL counters are
@@ -437,6 +451,8 @@ impl GroupLogStore {
             entries_count,
             done,
         });
+        drop(front);
+        self.core.queued.notify_one();
         Ok(())
     }
 

@@ -88,7 +88,7 @@ impl Default for NetConfig {
 /// [`Endpoint::connect_lazy`] (real TCP); the simulator passes one that
 /// connects over its simulated network
 /// (`Endpoint::connect_with_connector_lazy`).
-pub type Dialer = Arc<dyn Fn(&Endpoint) -> Channel + Send + Sync>;
+pub use raftwatch_proto::net::Dialer;
 
 /// `TransportError` is why a call to a peer failed, before it is mapped to
 /// openraft's error types.
@@ -152,7 +152,7 @@ struct Lease {
 impl Peers {
     /// `new` makes the pool of node `me`, dialling real TCP.
     pub fn new(me: NodeId, config: NetConfig) -> Self {
-        Self::with_dialer(me, config, Arc::new(|e: &Endpoint| e.connect_lazy()))
+        Self::with_dialer(me, config, raftwatch_proto::net::tcp_dialer())
     }
 
     /// `with_dialer` makes the pool of node `me`, making channels with
@@ -538,6 +538,7 @@ impl RaftNetworkV2<TypeConfig> for GroupNetwork {
             |mut c| async move { c.install_snapshot(chunks).await },
         );
         let resp = tokio::select! {
+            biased;
             r = send => r.map_err(|e| self.streaming_error(e))?,
             closed = cancel => return Err(StreamingError::Closed(closed)),
         };

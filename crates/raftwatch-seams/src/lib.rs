@@ -11,6 +11,8 @@
 //! seed for identifiers that must differ between processes) read the
 //! machine's clocks.
 
+#[cfg(feature = "inject-bugs")]
+pub mod bugs;
 mod clock;
 mod entropy;
 mod rng;

@@ -644,7 +644,16 @@ impl<D: Disk> Wal<D> {
     }
 
     fn sync_unsynced(&mut self) -> Result<(), WalError> {
+        // Planted bug (simulator only): claim durability without syncing.
+        #[cfg(feature = "inject-bugs")]
+        let planted = raftwatch_seams::bugs::armed(raftwatch_seams::bugs::Bug::SkipFsync);
+        #[cfg(not(feature = "inject-bugs"))]
+        let planted = false;
         for seg in self.segments.values_mut().filter(|s| s.unsynced) {
+            if planted {
+                seg.unsynced = false;
+                continue;
+            }
             if let Some(file) = seg.file.as_mut() {
                 file.sync_data()
                     .map_err(|e| io_err(&self.disk, "sync_data", &seg.name, e))?;

@@ -176,6 +176,9 @@ pub(super) struct Core {
     /// holds a `Core` too, so the queue must be closed explicitly (by
     /// dropping the [`super::SharedLog`]) for the thread to end.
     pub(super) tx: Mutex<Option<mpsc::Sender<Req>>>,
+    /// Signalled after every enqueue, so that a flusher task driving a
+    /// [`FlushMode::Manual`] log sleeps until there is work.
+    pub(super) queued: tokio::sync::Notify,
 }
 
 impl Core {

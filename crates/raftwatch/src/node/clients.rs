@@ -17,17 +17,24 @@ pub const LEADER_ADDR_KEY: &str = "raftwatch-leader-addr";
 pub const MAP_EPOCH_KEY: &str = "raftwatch-map-epoch";
 
 /// `Clients` caches one channel per peer address.
-#[derive(Debug)]
 pub struct Clients {
+    dialer: raftwatch_proto::net::Dialer,
     channels: Mutex<BTreeMap<String, Channel>>,
     connect_timeout: Duration,
     request_timeout: Duration,
 }
 
 impl Clients {
-    /// `new` bounds every connection attempt and every request.
-    pub fn new(connect_timeout: Duration, request_timeout: Duration) -> Clients {
+    /// `with_dialer` makes channels with `dialer` (real TCP, or the
+    /// simulator's network), bounding every connection attempt and every
+    /// request.
+    pub fn with_dialer(
+        dialer: raftwatch_proto::net::Dialer,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Clients {
         Clients {
+            dialer,
             channels: Mutex::default(),
             connect_timeout,
             request_timeout,
@@ -46,7 +53,7 @@ impl Clients {
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)
             .tcp_nodelay(true);
-        let channel = endpoint.connect_lazy();
+        let channel = (self.dialer)(&endpoint);
         if let Ok(mut map) = self.channels.lock() {
             map.insert(addr.to_string(), channel.clone());
         }
@@ -59,6 +66,15 @@ impl Clients {
         if let Ok(mut map) = self.channels.lock() {
             map.remove(addr);
         }
+    }
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clients")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -107,6 +123,19 @@ pub fn refusal_status(r: &Refusal) -> Status {
         | Refusal::Precondition { .. } => Code::FailedPrecondition,
     };
     Status::new(code, r.to_string())
+}
+
+/// `channel_suspect` is whether a call that failed with `status` may have
+/// failed because of its channel (a broken or stalled connection), so the
+/// channel should be evicted and redialled. A timeout counts: tonic reports
+/// `Endpoint::timeout` as `CANCELLED`, and a connection that lost a segment
+/// or sits behind a partition times out on every call until it is dropped.
+/// An answer with a leader hint came from a live peer.
+pub fn channel_suspect(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+    ) && leader_hint(status).is_none()
 }
 
 /// `retryable` is whether a call that failed with `status` may succeed if

@@ -274,9 +274,7 @@ impl Node {
             Ok(r) => sc::ShardWriteResult::decode(r.into_inner().result.as_slice())
                 .map_err(|e| Status::internal(format!("shard {shard} answer: {e}"))),
             Err(s) => {
-                if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
-                    && leader_hint(&s).is_none()
-                {
+                if super::clients::channel_suspect(&s) {
                     self.clients.evict(addr);
                 }
                 Err(s)
@@ -487,6 +485,21 @@ async fn run_proposer(node: std::sync::Weak<Node>, shard: ShardId, mut rx: mpsc:
 async fn propose_batch(node: &Node, shard: ShardId, items: Vec<Item>) {
     let (requests, replies): (Vec<_>, Vec<_>) =
         items.into_iter().map(|i| (i.request, i.reply)).unzip();
+    // Planted bug (simulator only): acknowledge every request before its
+    // entry is even proposed, then propose it and ignore the outcome.
+    #[cfg(feature = "inject-bugs")]
+    let replies = if raftwatch_seams::bugs::armed(raftwatch_seams::bugs::Bug::AckBeforeCommit) {
+        for (reply, request) in replies.into_iter().zip(&requests) {
+            let accepted = request.series.iter().map(|s| s.timestamps.len() as u64);
+            let _ = reply.send(Ok(sc::ShardWriteResult {
+                accepted: accepted.sum(),
+                ..Default::default()
+            }));
+        }
+        Vec::new()
+    } else {
+        replies
+    };
     let cmd = sc::ShardCommand {
         version: sc::COMMAND_VERSION,
         series: vec![],

@@ -70,6 +70,9 @@ impl GroupOp {
 /// `Node` is the running node, shared by its services and background tasks.
 pub struct Node {
     pub(crate) id: NodeId,
+    /// Where this node's shard stores live (sled, or memory in the
+    /// simulator).
+    shard_stores: ShardStores,
     pub(crate) config: ServerConfig,
     pub(crate) host: RaftHost,
     pub(crate) clients: Clients,
@@ -113,12 +116,78 @@ pub async fn run(
     .await
 }
 
+/// `ShardStores` says where a node keeps its shards' state machines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardStores {
+    /// sled databases under `data_dir/shards` (production).
+    Sled,
+    /// In memory (the simulator: sled starts real threads). Equivalent for
+    /// recovery, since a shard's state is rebuilt from its Raft snapshot
+    /// and log at every start either way.
+    Mem,
+}
+
+/// `NodeEnv` is where a node's disk, network and randomness come from:
+/// [`NodeEnv::production`] for `raftwatch server`; the simulator passes an
+/// in-memory disk, turmoil's network and a seed from its run seed.
+pub struct NodeEnv {
+    /// The replication layer's log, snapshots, listener and peer dialler.
+    pub host: raftwatch_raft::HostEnv,
+    /// How this node dials other nodes' public gRPC API.
+    pub dialer: raftwatch_proto::net::Dialer,
+    /// Where shard state machines keep their data.
+    pub shard_stores: ShardStores,
+    /// Whether to serve the HTTP API (the simulator has no HTTP clients).
+    pub http: bool,
+    /// Whether to create `data_dir` (nothing on the real file system is
+    /// used when every store is in memory).
+    pub create_data_dir: bool,
+    /// Seed of this node's randomness (openraft's election timeouts).
+    pub seed: u64,
+}
+
+impl std::fmt::Debug for NodeEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeEnv")
+            .field("host", &self.host)
+            .field("shard_stores", &self.shard_stores)
+            .field("http", &self.http)
+            .field("create_data_dir", &self.create_data_dir)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeEnv {
+    /// `production` is the real disk and network, seeded by the node id.
+    pub fn production(config: &ServerConfig) -> NodeEnv {
+        NodeEnv {
+            host: raftwatch_raft::HostEnv::default(),
+            dialer: raftwatch_proto::net::tcp_dialer(),
+            shard_stores: ShardStores::Sled,
+            http: true,
+            create_data_dir: true,
+            seed: config.node_id,
+        }
+    }
+}
+
 /// `start` brings a node up and returns once it serves.
 pub(crate) async fn start(config: ServerConfig) -> anyhow::Result<Arc<Node>> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let env = NodeEnv::production(&config);
+    start_with_env(config, env).await
+}
+
+/// `start_with_env` is `start` with the node's disk, network and
+/// randomness taken from `env` (the simulator's seam).
+pub async fn start_with_env(config: ServerConfig, env: NodeEnv) -> anyhow::Result<Arc<Node>> {
+    if env.create_data_dir {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    }
     let id = NodeId(config.node_id);
     let mut host_config = HostConfig::new(id, config.data_dir.clone(), config.grpc_addr);
+    host_config.seed = env.seed;
     host_config.heartbeat_interval_ms = config.heartbeat_interval_ms;
     host_config.election_timeout_ms = (
         config.election_timeout_ms_min,
@@ -126,14 +195,15 @@ pub(crate) async fn start(config: ServerConfig) -> anyhow::Result<Arc<Node>> {
     );
     let cell: NodeCell = Arc::default();
     let routes = api::routes(cell.clone(), config.request_bytes_max);
-    let host = RaftHost::start_with_routes(host_config, routes)
+    let host = RaftHost::start_with_env(host_config, routes, env.host)
         .await
         .context("starting the Raft host")?;
     let node = Arc::new(Node {
         id,
+        shard_stores: env.shard_stores,
         config: config.clone(),
         host,
-        clients: Clients::new(Duration::from_secs(2), Duration::from_secs(20)),
+        clients: Clients::with_dialer(env.dialer, Duration::from_secs(2), Duration::from_secs(20)),
         state_cache: RwLock::default(),
         groups_lock: tokio::sync::Mutex::default(),
         batchers: ingest::Batchers::default(),
@@ -145,11 +215,13 @@ pub(crate) async fn start(config: ServerConfig) -> anyhow::Result<Arc<Node>> {
         .await
         .context("opening the control group")?;
     tracing::info!(grpc = %node.host.addr(), "gRPC serving");
-    http::serve(node.clone()).await?;
+    if env.http {
+        http::serve(node.clone()).await?;
+    }
     if !config.initial_cluster.is_empty() {
         node.bootstrap_control().await?;
     }
-    let seed = config.node_id;
+    let seed = env.seed;
     {
         let node = node.clone();
         // Spawned tasks do not inherit the caller's span: attach it.
@@ -165,6 +237,12 @@ pub(crate) async fn start(config: ServerConfig) -> anyhow::Result<Arc<Node>> {
 impl Node {
     async fn stop(&self) {
         self.host.shutdown().await;
+    }
+
+    /// `host` is this node's replication layer (the simulator probes its
+    /// groups' metrics and replicas).
+    pub fn host(&self) -> &RaftHost {
+        &self.host
     }
 
     pub(crate) fn advertised_grpc(&self) -> &str {
@@ -542,11 +620,7 @@ impl Node {
                     let r = self.remote_group_op(&addr, group, &op).await;
                     if let Err(status) = &r {
                         hint = leader_hint(status);
-                        if matches!(
-                            status.code(),
-                            tonic::Code::Unavailable | tonic::Code::Unknown
-                        ) && hint.is_none()
-                        {
+                        if clients::channel_suspect(status) {
                             self.clients.evict(&addr);
                         }
                     }
@@ -782,19 +856,32 @@ impl Node {
     }
 
     async fn open_shard(&self, shard: ShardId) -> anyhow::Result<GroupHandle> {
-        let dir = self
-            .config
-            .data_dir
-            .join("shards")
-            .join(format!("shard-{}", shard.0));
-        let sm = ShardStateMachine::open(
-            raftwatch_tsdb::TsdbConfig::default(),
-            Box::new(shards::SledShardStores::new(dir)),
-        )
-        .map_err(anyhow::Error::msg)?;
+        let sm: Box<dyn raftwatch_raft::GroupStateMachine> = match self.shard_stores {
+            ShardStores::Sled => {
+                let dir = self
+                    .config
+                    .data_dir
+                    .join("shards")
+                    .join(format!("shard-{}", shard.0));
+                Box::new(
+                    ShardStateMachine::open(
+                        raftwatch_tsdb::TsdbConfig::default(),
+                        Box::new(shards::SledShardStores::new(dir)),
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                )
+            }
+            ShardStores::Mem => Box::new(
+                ShardStateMachine::open(
+                    raftwatch_tsdb::TsdbConfig::default(),
+                    Box::new(shards::MemShardStores),
+                )
+                .map_err(anyhow::Error::msg)?,
+            ),
+        };
         let handle = self
             .host
-            .create_group(shard.group(), Box::new(sm))
+            .create_group(shard.group(), sm)
             .await
             .context("creating the shard group")?;
         tracing::info!(shard = shard.0, "opened shard replica");

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use raftwatch_shard::StoreFactory;
+use raftwatch_storage::MemStore;
 use raftwatch_storage_sled::{SledConfig, SledStore};
 
 /// `SledShardStores` creates and retires a shard's sled generations.
@@ -53,5 +54,21 @@ impl StoreFactory<SledStore> for SledShardStores {
         if let Err(e) = std::fs::remove_dir_all(&path) {
             tracing::warn!(path = %path.display(), error = %e, "could not delete a retired shard store");
         }
+    }
+}
+
+/// `MemShardStores` keeps a shard's state in memory (the simulator: sled
+/// starts real threads). Nothing is lost by it at a restart: a shard is
+/// rebuilt from its Raft snapshot and log at every start.
+#[derive(Debug)]
+pub struct MemShardStores;
+
+impl StoreFactory<MemStore> for MemShardStores {
+    fn create(&mut self) -> Result<MemStore, String> {
+        Ok(MemStore::new())
+    }
+
+    fn retire(&mut self, store: MemStore) {
+        drop(store);
     }
 }
