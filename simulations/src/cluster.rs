@@ -82,6 +82,7 @@ impl Cluster {
             let d = Durable::default();
             durable.insert(id, d.clone());
             let config = server_config(params, id);
+            let snapshot_every = params.snapshot_every;
             let seed = seeds.next_u64();
             let probes = probes.clone();
             let incarnation = incarnation.clone();
@@ -97,7 +98,7 @@ impl Cluster {
                     *n
                 };
                 async move {
-                    let node = start_node(config, &d, seed ^ run).await?;
+                    let node = start_node(config, &d, seed ^ run, snapshot_every).await?;
                     probes.borrow_mut().insert(id, Arc::downgrade(&node));
                     std::future::pending::<()>().await;
                     drop(node);
@@ -155,6 +156,7 @@ async fn start_node(
     config: ServerConfig,
     d: &Durable,
     seed: u64,
+    snapshot_every: (u64, u64),
 ) -> Result<Arc<Node>, Box<dyn std::error::Error>> {
     let (log, report) =
         SharedLog::open_mem(d.disk.clone(), WalConfig::default(), FlushMode::Manual)
@@ -180,6 +182,7 @@ async fn start_node(
         http: false,
         create_data_dir: false,
         seed,
+        snapshot_every: Some(snapshot_every),
     };
     let id = config.node_id;
     raftwatch::node::start_with_env(config, env)

@@ -28,6 +28,54 @@ pub enum Op {
         op: u64,
         samples: Option<BTreeMap<SampleKey, u64>>,
     },
+    /// A control-plane command applied only if the state is still at
+    /// `expected_version`.
+    CasInvoke {
+        op: u64,
+        kind: CasKind,
+        expected_version: u64,
+    },
+    /// Its outcome.
+    CasComplete { op: u64, outcome: CasOutcome },
+    /// A linearizable read of the control-plane state version.
+    VersionRead { op: u64 },
+    /// Its answer (`None`: failed).
+    VersionComplete { op: u64, version: Option<u64> },
+}
+
+impl Op {
+    /// `set_op` numbers an invoke event.
+    pub fn set_op(&mut self, n: u64) {
+        match self {
+            Op::WriteInvoke { op, .. }
+            | Op::ReadInvoke { op, .. }
+            | Op::CasInvoke { op, .. }
+            | Op::VersionRead { op } => *op = n,
+            _ => {}
+        }
+    }
+}
+
+/// `CasKind` is what a conditional command does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CasKind {
+    /// Move a shard's replica.
+    Move { shard: u64, from: u64, to: u64 },
+    /// Drain a node.
+    Drain { node: u64 },
+}
+
+/// `CasOutcome` is how a conditional command ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// Applied at the expected version.
+    Applied,
+    /// Not applied: the version had moved on.
+    Precondition,
+    /// Not applied: invalid here (unknown shard, node holds no replica...).
+    Refused,
+    /// Timed out or failed in transit: may or may not have applied.
+    Unknown,
 }
 
 /// `WriteOutcome` is what a writer learned.

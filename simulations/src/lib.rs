@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod faults;
 pub mod history;
 pub mod net;
+pub mod operator;
 pub mod params;
 pub mod workload;
 
@@ -61,6 +62,10 @@ pub struct RunReport {
     /// Terms in which two nodes led one after the other (legal with
     /// openraft's advanced leader ids; see `check/election_safety.rs`).
     pub shared_leader_terms: u64,
+    /// At the end: replicas (node × group) whose state came through at
+    /// least one snapshot, and whose log was purged behind one.
+    pub replicas_snapshotted: u64,
+    pub replicas_purged: u64,
     pub violations: Vec<String>,
     #[serde(skip)]
     pub event_log: String,
@@ -141,6 +146,7 @@ pub fn run(seed: u64, opts: &RunOptions) -> RunReport {
     let mut ops: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut fault_counts = BTreeMap::new();
     let mut shared_terms = 0;
+    let mut snap = (0, 0);
     let mut simulated = Duration::ZERO;
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         simulate(
@@ -150,6 +156,7 @@ pub fn run(seed: u64, opts: &RunOptions) -> RunReport {
             &mut ops,
             &mut fault_counts,
             &mut shared_terms,
+            &mut snap,
             &mut simulated,
         )
     }));
@@ -193,6 +200,8 @@ pub fn run(seed: u64, opts: &RunOptions) -> RunReport {
         ops,
         faults: fault_counts,
         shared_leader_terms: shared_terms,
+        replicas_snapshotted: snap.0,
+        replicas_purged: snap.1,
         violations,
         event_log: events.text(),
     }
@@ -206,6 +215,7 @@ fn simulate(
     ops: &mut BTreeMap<&'static str, u64>,
     fault_counts: &mut BTreeMap<&'static str, u64>,
     shared_terms: &mut u64,
+    snap: &mut (u64, u64),
     simulated: &mut Duration,
 ) {
     let mut sim = turmoil::Builder::new()
@@ -246,13 +256,21 @@ fn simulate(
         workload::audit(params.clone(), shared.clone(), seeds.next_u64()),
     );
     clients.push("audit".into());
+    sim.client(
+        "op",
+        operator::operator(params.clone(), shared.clone(), seeds.next_u64()),
+    );
+    clients.push("op".into());
 
     let mut faults = Faults::new(params, &clients);
     let mut checkers: Vec<Box<dyn HistoryChecker>> = vec![
         Box::new(check::acked_not_lost::AckedNotLost::default()),
         Box::new(check::linearizable_reads::LinearizableReads::default()),
+        Box::new(check::control_cas::ControlCas::default()),
     ];
     let mut election = ElectionSafety::default();
+    let mut move_rf = check::move_rf::MoveRf::default();
+    let rf = params.replicas.min(params.nodes as u32) as usize;
     let mut seen = 0;
     let deadline = params.safety_ms + params.liveness_ms;
     let mut finished = false;
@@ -275,6 +293,7 @@ fn simulate(
         }
         if now.is_multiple_of(10) {
             violations.extend(election.probe(&cluster, events, now));
+            violations.extend(move_rf.probe(&cluster, rf));
         }
         {
             let s = shared.borrow();
@@ -295,17 +314,25 @@ fn simulate(
             let s = shared.borrow();
             let unresolved: u64 = s.unresolved.values().sum();
             violations.push(format!(
-                "liveness: not done {} s after healing ({unresolved} writes unresolved, {}/{} writers done, audit {})",
+                "liveness: not done {} s after healing ({unresolved} writes unresolved, {}/{} writers done, audit {}, operator tasks {})",
                 params.liveness_ms / 1000,
                 s.writers_done,
                 params.writers,
-                if s.audit.is_some() { "done" } else { "not done" }
+                if s.audit.is_some() { "done" } else { "not done" },
+                if s.operator_done.is_some() { "done" } else { "not done" }
             ));
             break;
         }
     }
     if violations.is_empty() {
         let audit = shared.borrow().audit.clone();
+        if let Some(short) = shared.borrow().operator_done.clone() {
+            violations.extend(
+                short
+                    .into_iter()
+                    .map(|s| format!("after every task finished, {s}")),
+            );
+        }
         for c in checkers.iter_mut() {
             violations.extend(c.finish(audit.as_ref()));
         }
@@ -354,6 +381,13 @@ fn simulate(
     }
     *fault_counts = std::mem::take(&mut faults.counts);
     *shared_terms = election.shared_terms;
+    for (_, node) in cluster.live() {
+        for g in node.host().try_groups().unwrap_or_default() {
+            let m = g.metrics();
+            snap.0 += u64::from(m.snapshot_index.is_some());
+            snap.1 += u64::from(m.purged_index.is_some());
+        }
+    }
     *simulated = sim.elapsed();
 }
 
@@ -374,6 +408,30 @@ fn log_op(events: &mut EventLog, t: u64, op: &Op, counts: &mut BTreeMap<&'static
             "read",
             format_args!("op={op} linearizable={linearizable}"),
         ),
+        Op::CasInvoke {
+            op,
+            kind,
+            expected_version,
+        } => events.push(
+            t,
+            "cas",
+            format_args!("op={op} {kind:?} expected_version={expected_version}"),
+        ),
+        Op::CasComplete { op, outcome } => {
+            *counts
+                .entry(match outcome {
+                    crate::history::CasOutcome::Applied => "cas_applied",
+                    crate::history::CasOutcome::Precondition => "cas_precondition",
+                    crate::history::CasOutcome::Refused => "cas_refused",
+                    crate::history::CasOutcome::Unknown => "cas_unknown",
+                })
+                .or_default() += 1;
+            events.push(t, "cas_done", format_args!("op={op} {outcome:?}"));
+        }
+        Op::VersionRead { op } => events.push(t, "version", format_args!("op={op}")),
+        Op::VersionComplete { op, version } => {
+            events.push(t, "version_done", format_args!("op={op} {version:?}"))
+        }
         Op::ReadComplete { op, samples } => {
             let kind = match samples {
                 Some(_) => "read_ok",

@@ -104,6 +104,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
         } => {
             arm(common.inject_bug.as_deref())?;
             let opts = options(&common);
+            on_panic(seed, common.inject_bug.clone(), opts.overrides.clone());
             let report = run(seed, &opts);
             if let Some(path) = event_log {
                 std::fs::write(&path, &report.event_log)
@@ -132,7 +133,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             let opts = options(&common);
             let clock = SystemClock::new();
             let started = clock.now_mono();
-            let results = sweep(range.clone(), &opts, until_fail, jobs.max(1));
+            let results = sweep(range.clone(), &common, until_fail, jobs.max(1))?;
             let wall_s = clock.now_mono().nanos_since(started) as f64 / 1e9;
             let simulated_s: f64 = results.iter().map(|r| r.1).sum();
             let failed: Vec<serde_json::Value> = results
@@ -173,59 +174,123 @@ fn real_main() -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs the seeds (in order, or `jobs` at a time); returns (seed, simulated
-/// seconds, violations) per seed run.
+/// Runs every seed as its own child process (`raftwatch-sim run`), `jobs`
+/// at a time: a panic in the simulated code ends only that seed's process
+/// (see `on_panic`), and a seed's result in a sweep is by construction the
+/// result of `run --seed` alone. Returns (seed, simulated seconds,
+/// violations) per seed run, in seed order.
 fn sweep(
     range: std::ops::Range<u64>,
-    opts: &RunOptions,
+    common: &Common,
     until_fail: bool,
     jobs: usize,
-) -> Vec<(u64, f64, Vec<String>)> {
+) -> anyhow::Result<Vec<(u64, f64, Vec<String>)>> {
+    let exe = std::env::current_exe().context("locating raftwatch-sim")?;
     let next = std::sync::atomic::AtomicU64::new(range.start);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let results = std::sync::Mutex::new(Vec::new());
-    let work = || {
+    let work = || -> anyhow::Result<()> {
         use std::sync::atomic::Ordering::SeqCst;
         loop {
             if stop.load(SeqCst) {
-                return;
+                return Ok(());
             }
             let seed = next.fetch_add(1, SeqCst);
             if seed >= range.end {
-                return;
+                return Ok(());
             }
-            let r = run(seed, opts);
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args([
+                "run",
+                "--seed",
+                &seed.to_string(),
+                "--safety-s",
+                &common.safety_s.to_string(),
+            ]);
+            if let Some(b) = &common.inject_bug {
+                cmd.args(["--inject-bug", b]);
+            }
+            if common.no_faults {
+                cmd.arg("--no-faults");
+            }
+            let out = cmd
+                .stderr(std::process::Stdio::null())
+                .output()
+                .context("running a seed")?;
+            let report: serde_json::Value = std::str::from_utf8(&out.stdout)
+                .ok()
+                .and_then(|s| s.lines().last())
+                .and_then(|l| serde_json::from_str(l).ok())
+                .unwrap_or(serde_json::Value::Null);
+            let mut violations: Vec<String> = report["violations"]
+                .as_array()
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if violations.is_empty() && !out.status.success() {
+                violations.push(format!("the run exited with {}", out.status));
+            }
+            let simulated_s = report["simulated_s"].as_f64().unwrap_or(0.0);
             eprintln!(
-                "seed {seed}: {} ({:.0} simulated s in {:.1} s, hash {})",
-                if r.violations.is_empty() {
-                    "ok".to_string()
-                } else {
-                    r.violations[0].clone()
-                },
-                r.simulated_s,
-                r.wall_s,
-                r.event_log_hash
+                "seed {seed}: {} ({simulated_s:.0} simulated s in {:.1} s, hash {})",
+                violations.first().map_or("ok", String::as_str),
+                report["wall_s"].as_f64().unwrap_or(0.0),
+                report["event_log_hash"].as_str().unwrap_or("-"),
             );
-            if !r.violations.is_empty() && until_fail {
+            if !violations.is_empty() && until_fail {
                 stop.store(true, SeqCst);
             }
             if let Ok(mut v) = results.lock() {
-                v.push((seed, r.simulated_s, r.violations));
+                v.push((seed, simulated_s, violations));
             }
         }
     };
-    if jobs == 1 {
-        work();
-    } else {
-        // Each simulation lives on its own thread (turmoil's world is
-        // thread-local); the driver itself is outside every simulation.
-        std::thread::scope(|s| {
-            for _ in 0..jobs {
-                s.spawn(work);
-            }
-        });
-    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..jobs).map(|_| s.spawn(work)).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a sweep worker panicked")))
+            })
+            .collect::<anyhow::Result<Vec<()>>>()
+    })?;
     let mut v = results.into_inner().unwrap_or_default();
     v.sort_by_key(|r| r.0);
-    v
+    Ok(v)
+}
+
+/// Installs the panic hook of `run`: a panic inside the simulated cluster
+/// (an assertion in openraft or our code, or turmoil's) is a violation.
+/// The hook prints the seed's report with it and the command that
+/// reproduces it, then exits 1 at once: unwinding out of a simulated
+/// runtime panics again in tokio's destructors and would abort.
+fn on_panic(seed: u64, bug: Option<String>, overrides: Overrides) {
+    std::panic::set_hook(Box::new(move |info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| {
+                info.payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+            })
+            .unwrap_or_else(|| "unknown panic".into());
+        let violation = format!("panic: {msg}{at}");
+        println!(
+            "{}",
+            serde_json::json!({"seed": seed, "event_log_hash": null, "violations": [violation]})
+        );
+        eprintln!("violation: {violation}");
+        eprintln!("repro: {}", repro(seed, bug.as_deref(), &overrides));
+        std::process::exit(1);
+    }));
 }

@@ -18,6 +18,9 @@ pub struct Params {
     pub replicas: u32,
     /// Raft heartbeat, ms.
     pub heartbeat_ms: u64,
+    /// Snapshot every this many applied entries, keeping this many behind
+    /// it in the log (small: snapshots, purges and installs happen often).
+    pub snapshot_every: (u64, u64),
     /// Election timeout range, ms.
     pub election_ms: (u64, u64),
     /// Writer clients (each its own simulated host).
@@ -145,6 +148,8 @@ impl Params {
         let writers = 2 + shape.below(3);
         let readers = 1 + shape.below(2);
         let stale_ratio = shape.below(4) as f64 / 10.0;
+        let snapshot_after = 10 + shape.below(90);
+        let snapshot_every = (snapshot_after, shape.below(snapshot_after / 2));
 
         let faults = if o.no_faults {
             Vec::new()
@@ -156,6 +161,7 @@ impl Params {
             shards,
             replicas: 3,
             heartbeat_ms,
+            snapshot_every,
             election_ms: (election_min, election_min * 2),
             writers,
             readers,

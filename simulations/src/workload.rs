@@ -35,6 +35,9 @@ pub struct Shared {
     pub unresolved: BTreeMap<u64, u64>,
     /// The audit's final linearizable read of everything.
     pub audit: Option<BTreeMap<SampleKey, u64>>,
+    /// The operator's final check: shards left below their replication
+    /// factor (`None`: the operator has not finished).
+    pub operator_done: Option<Vec<String>>,
 }
 
 pub type SharedRef = Rc<RefCell<Shared>>;
@@ -48,12 +51,21 @@ impl Shared {
             writers_done: 0,
             unresolved: BTreeMap::new(),
             audit: None,
+            operator_done: None,
         }))
     }
 
     fn op(&mut self) -> u64 {
         self.next_op += 1;
         self.next_op
+    }
+
+    /// `invoke` numbers `op`, records it and returns its number.
+    pub fn invoke(&mut self, mut op: Op) -> u64 {
+        let n = self.op();
+        op.set_op(n);
+        self.history.ops.push(op);
+        n
     }
 }
 

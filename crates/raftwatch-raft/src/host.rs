@@ -193,6 +193,16 @@ pub struct ReadResult {
     pub known_commit_index: Option<u64>,
 }
 
+/// `ReplicaState` is a replica's whole state machine state, serialized,
+/// and the log index it reflects ([`GroupHandle::try_state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaState {
+    /// The last applied log index.
+    pub applied_index: Option<u64>,
+    /// The state machine's snapshot bytes, or why it could not make them.
+    pub state: Result<Vec<u8>, String>,
+}
+
 /// `GroupMetrics` is a snapshot of one group's Raft state on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupMetrics {
@@ -371,9 +381,12 @@ impl GroupHandle {
     /// while the state machine is busy. Apply is deterministic, so replicas
     /// at the same index must agree byte for byte (the simulator's
     /// convergence check).
-    pub fn try_state(&self) -> Option<(Option<u64>, Result<Vec<u8>, String>)> {
+    pub fn try_state(&self) -> Option<ReplicaState> {
         let inner = self.sm.inner.try_lock().ok()?;
-        Some((inner.last_applied.map(|l| l.index), inner.sm.snapshot()))
+        Some(ReplicaState {
+            applied_index: inner.last_applied.map(|l| l.index),
+            state: inner.sm.snapshot(),
+        })
     }
 
     /// `try_query` answers `request` from this replica's state machine

@@ -66,8 +66,12 @@ pub fn check(cluster: &Cluster) -> Outcome {
                 return Outcome::Pending(format!("group {group} voter {} is not running", voter.0));
             };
             let state = if *group == CONTROL {
-                h.try_state()
-                    .map(|(i, s)| (i, s.unwrap_or_else(|e| e.into_bytes())))
+                h.try_state().map(|r| {
+                    let bytes = r
+                        .state
+                        .unwrap_or_else(|e| format!("error: {e}").into_bytes());
+                    (r.applied_index, bytes)
+                })
             } else {
                 h.try_query(&query)
             };

@@ -3,9 +3,11 @@
 //! checkers read the nodes' Raft state directly.
 
 pub mod acked_not_lost;
+pub mod control_cas;
 pub mod convergence;
 pub mod election_safety;
 pub mod linearizable_reads;
+pub mod move_rf;
 
 use std::collections::BTreeMap;
 

@@ -144,6 +144,10 @@ pub struct NodeEnv {
     pub create_data_dir: bool,
     /// Seed of this node's randomness (openraft's election timeouts).
     pub seed: u64,
+    /// Snapshot policy override: (build a snapshot every this many
+    /// applied entries, entries kept in the log behind it). The simulator
+    /// makes snapshots, log purges and snapshot installs frequent.
+    pub snapshot_every: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for NodeEnv {
@@ -154,6 +158,7 @@ impl std::fmt::Debug for NodeEnv {
             .field("http", &self.http)
             .field("create_data_dir", &self.create_data_dir)
             .field("seed", &self.seed)
+            .field("snapshot_every", &self.snapshot_every)
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +173,7 @@ impl NodeEnv {
             http: true,
             create_data_dir: true,
             seed: config.node_id,
+            snapshot_every: None,
         }
     }
 }
@@ -188,6 +194,10 @@ pub async fn start_with_env(config: ServerConfig, env: NodeEnv) -> anyhow::Resul
     let id = NodeId(config.node_id);
     let mut host_config = HostConfig::new(id, config.data_dir.clone(), config.grpc_addr);
     host_config.seed = env.seed;
+    if let Some((every, kept)) = env.snapshot_every {
+        host_config.snapshot_after_entries = every;
+        host_config.log_entries_kept_after_snapshot = kept;
+    }
     host_config.heartbeat_interval_ms = config.heartbeat_interval_ms;
     host_config.election_timeout_ms = (
         config.election_timeout_ms_min,
