@@ -105,7 +105,19 @@ fn real_main() -> anyhow::Result<ExitCode> {
             arm(common.inject_bug.as_deref())?;
             let opts = options(&common);
             on_panic(seed, common.inject_bug.clone(), opts.overrides.clone());
-            let report = run(seed, &opts);
+            let threads = threads();
+            let mut report = run(seed, &opts);
+            // Nothing in the simulated cluster may start a real thread
+            // (sled and the production log driver do): it would run outside
+            // the simulation's control.
+            if let (Some(before), Some(after)) = (threads, self::threads())
+                && after > before
+            {
+                report.violations.push(format!(
+                    "{} real threads were started inside the simulation",
+                    after - before
+                ));
+            }
             if let Some(path) = event_log {
                 std::fs::write(&path, &report.event_log)
                     .with_context(|| format!("writing {}", path.display()))?;
@@ -261,6 +273,11 @@ fn sweep(
     let mut v = results.into_inner().unwrap_or_default();
     v.sort_by_key(|r| r.0);
     Ok(v)
+}
+
+/// Threads of this process (Linux), for the no-real-threads guard.
+fn threads() -> Option<usize> {
+    std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
 }
 
 /// Installs the panic hook of `run`: a panic inside the simulated cluster

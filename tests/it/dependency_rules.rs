@@ -11,6 +11,12 @@ use serde_json::Value;
 
 /// Normal dependency graph: package name → names of its normal deps.
 fn dependency_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let meta = metadata();
+    graph_of(&meta)
+}
+
+/// `cargo metadata` of the workspace.
+fn metadata() -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
     let out = Command::new(cargo)
@@ -28,7 +34,10 @@ fn dependency_graph() -> BTreeMap<String, BTreeSet<String>> {
         "cargo metadata failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let meta: Value = serde_json::from_slice(&out.stdout).expect("parse cargo metadata");
+    serde_json::from_slice(&out.stdout).expect("parse cargo metadata")
+}
+
+fn graph_of(meta: &Value) -> BTreeMap<String, BTreeSet<String>> {
     let names: BTreeMap<String, String> = meta["packages"]
         .as_array()
         .expect("packages")
@@ -207,4 +216,56 @@ fn the_client_library_stays_light() {
             );
         }
     }
+}
+
+#[test]
+fn only_the_simulator_depends_on_turmoil() {
+    // turmoil replaces the network for the simulator; no crate that ships
+    // in the server, the CLI or the client library may link it.
+    let graph = dependency_graph();
+    assert!(
+        graph["raftwatch-sim"].contains("turmoil"),
+        "raftwatch-sim must name turmoil"
+    );
+    for krate in workspace_crates(&graph) {
+        if krate == "raftwatch-sim" {
+            continue;
+        }
+        if let Some(path) = path_to(&graph, &krate, "turmoil") {
+            panic!("{krate} reaches turmoil: {}", path.join(" -> "));
+        }
+    }
+}
+
+#[test]
+fn no_crate_plants_bugs_by_default() {
+    // The simulator's planted bugs are compiled only with the
+    // `inject-bugs` feature. Cargo unifies features across a workspace
+    // build, so a default that enabled it anywhere would put the bugs into
+    // a normal build of `raftwatch`.
+    let meta = metadata();
+    let mut with_feature = 0;
+    for p in meta["packages"].as_array().expect("packages") {
+        let name = p["name"].as_str().unwrap_or_default();
+        if !name.starts_with("raftwatch") {
+            continue;
+        }
+        let features = p["features"].as_object().expect("features");
+        if features.contains_key("inject-bugs") {
+            with_feature += 1;
+        }
+        let default: Vec<&str> = features
+            .get("default")
+            .and_then(Value::as_array)
+            .map(|d| d.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert!(
+            !default.iter().any(|f| f.contains("inject-bugs")),
+            "{name} enables inject-bugs by default: {default:?}"
+        );
+    }
+    assert!(
+        with_feature >= 5,
+        "expected the feature on seams, wal, raft, raftwatch and raftwatch-sim; found {with_feature}"
+    );
 }
