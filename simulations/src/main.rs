@@ -307,6 +307,8 @@ fn on_panic(seed: u64, bug: Option<String>, overrides: Overrides) {
             serde_json::json!({"seed": seed, "event_log_hash": null, "violations": [violation]})
         );
         eprintln!("violation: {violation}");
+        // Honours RUST_BACKTRACE like the default hook.
+        eprintln!("{}", std::backtrace::Backtrace::capture());
         eprintln!("repro: {}", repro(seed, bug.as_deref(), &overrides));
         std::process::exit(1);
     }));

@@ -455,18 +455,35 @@ impl GroupHandle {
     }
 
     /// `remove` takes voters out of the group (they are not kept as learners).
+    ///
+    /// One membership change per kind of member: voters are removed with
+    /// `retain = false`, which also drops them from the node set, and only
+    /// ids that are learners get a second change. A second change after
+    /// removing voters is wrong when the leader removed itself: it is then
+    /// a leader outside its own configuration, and openraft asserts that
+    /// such a leader appends no membership (found by the simulator: a shard
+    /// move's old replica became leader just before its removal).
     pub async fn remove(&self, ids: BTreeSet<NodeId>) -> Result<(), GroupError> {
-        let ids: BTreeSet<u64> = ids.into_iter().map(|i| i.0).collect();
-        let r = self
-            .raft
-            .change_membership(ChangeMembers::RemoveVoters(ids.clone()), false)
-            .await;
-        self.membership_result(r)?;
-        self.membership_result(
-            self.raft
-                .change_membership(ChangeMembers::RemoveNodes(ids), false)
-                .await,
-        )
+        let m = self.metrics();
+        let (voters, others): (BTreeSet<u64>, BTreeSet<u64>) = ids
+            .into_iter()
+            .map(|i| i.0)
+            .partition(|i| m.voters.contains(&NodeId(*i)));
+        if !voters.is_empty() {
+            self.membership_result(
+                self.raft
+                    .change_membership(ChangeMembers::RemoveVoters(voters), false)
+                    .await,
+            )?;
+        }
+        if !others.is_empty() {
+            self.membership_result(
+                self.raft
+                    .change_membership(ChangeMembers::RemoveNodes(others), false)
+                    .await,
+            )?;
+        }
+        Ok(())
     }
 
     fn membership_result<T>(

@@ -466,6 +466,54 @@ async fn leadership_transfers_on_request_and_the_new_leader_writes() {
     }
 }
 
+/// A leader may remove itself: the group commits the configuration without
+/// it, elects a leader among the rest, and keeps writing. The removed node
+/// drops out of the node set in the same change (no second change from a
+/// leader outside its configuration, which openraft forbids: it asserted in
+/// the simulator, seed 36).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_removes_itself_hands_over_and_the_group_keeps_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(&tmp, 3).await;
+    let g = GROUPS[1];
+    nodes[0]
+        .group(g)
+        .await
+        .initialize(members(&nodes))
+        .await
+        .unwrap();
+    write_range(&nodes, g, 0..10, 2).await;
+    let leader = leader_of(&nodes, g).await;
+    let me = nodes[leader].id;
+    nodes[leader]
+        .group(g)
+        .await
+        .remove(BTreeSet::from([me]))
+        .await
+        .unwrap();
+    let mut rest: Vec<Node> = Vec::new();
+    let mut removed = None;
+    for n in nodes {
+        if n.id == me {
+            removed = Some(n);
+        } else {
+            rest.push(n);
+        }
+    }
+    let new_leader = leader_of(&rest, g).await;
+    let m = rest[new_leader].group(g).await.metrics();
+    assert!(!m.voters.contains(&me), "{m:?}");
+    assert!(!m.learners.contains(&me), "{m:?}");
+    write_range(&rest, g, 10..20, 2).await;
+    assert_eq!(
+        read(&rest[new_leader], g, "len", ReadConsistency::Linearizable).await,
+        "20"
+    );
+    for n in rest.iter_mut().chain(removed.as_mut()) {
+        n.stop().await;
+    }
+}
+
 /// A restarted leader must win a new election before it leads again. Had
 /// it resumed its old term (openraft's "leader restore"), it could append,
 /// at indices a follower already holds from that same term, entries that
