@@ -811,16 +811,7 @@ impl Node {
                     }
                 },
             };
-            // The initial replica set is created by one of its members,
-            // rotating with the shard id so the first leaders (usually the
-            // initialiser) spread over the nodes instead of all landing on
-            // the lowest id; a replica added by a move joins through the
-            // leader instead.
-            let initial = shard.epoch == 1 && !state.tasks.values().any(|t| t.shard == shard.id);
-            let initialiser = shard
-                .replicas
-                .get((shard.id.0.saturating_sub(1) as usize) % shard.replicas.len().max(1));
-            if initial && initialiser == Some(&self.id) {
+            if initialiser(shard) == Some(self.id) {
                 let m = handle.metrics();
                 if m.last_log_index.is_none() && m.term == 0 {
                     let members: BTreeMap<NodeId, String> = shard
@@ -899,6 +890,26 @@ impl Node {
     }
 }
 
+/// `initialiser` is the member that creates `shard`'s Raft group with its
+/// initial replica set, while that set is still the initial one (epoch 1):
+/// a member rotating with the shard id, so the first leaders (usually the
+/// initialiser) spread over the nodes instead of all landing on the lowest
+/// id. A replica added later by a move joins through the leader instead.
+/// The initialiser acts only on a group with an empty log and term 0.
+///
+/// A pending task on the shard does not matter: a move waits for the
+/// shard's leader, so a shard whose group was never created must still be
+/// created, or the move and the shard wait for each other forever (found
+/// by raftwatch-sim seed 220: an operator moved a shard before its group
+/// was initialised).
+fn initialiser(shard: &raftwatch_control::state::Shard) -> Option<NodeId> {
+    if shard.epoch != 1 || shard.replicas.is_empty() {
+        return None;
+    }
+    let i = (shard.id.0.saturating_sub(1) as usize) % shard.replicas.len();
+    shard.replicas.get(i).copied()
+}
+
 /// Sleeps `wait` (then doubles `backoff`, capped at 1 s) unless the deadline
 /// passes first.
 async fn continue_after(
@@ -913,4 +924,52 @@ async fn continue_after(
     }
     *backoff = (*backoff * 2).min(Duration::from_secs(1));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use raftwatch_control::state::{Command, ControlState, ShardId};
+
+    use super::*;
+
+    #[test]
+    fn a_shard_is_initialised_by_one_member_even_with_a_move_pending() {
+        let mut state = ControlState::default();
+        let members = (1..=4)
+            .map(|i| (NodeId(i), format!("n{i}:7600"), format!("n{i}:7601")))
+            .collect();
+        state
+            .apply(&Command::Bootstrap {
+                members,
+                shards: 4,
+                replication_factor: 3,
+            })
+            .unwrap();
+        let shard = state.shards[&ShardId(3)].clone();
+        let first = initialiser(&shard).expect("an initialiser");
+        assert!(shard.replicas.contains(&first));
+        // Another shard rotates to another member.
+        assert_ne!(initialiser(&state.shards[&ShardId(1)]), Some(first));
+        // A move of the never-initialised shard is pending: the group must
+        // still be created, by the same member.
+        let to = (1..=4)
+            .map(NodeId)
+            .find(|n| !shard.replicas.contains(n))
+            .unwrap();
+        state
+            .apply(&Command::StartMove {
+                shard: ShardId(3),
+                from: shard.replicas[0],
+                to,
+                reason: "operator".into(),
+                expected_version: None,
+            })
+            .unwrap();
+        assert!(state.tasks.values().any(|t| t.shard == ShardId(3)));
+        assert_eq!(initialiser(&state.shards[&ShardId(3)]), Some(first));
+        // Once the replica set changed, nobody initialises.
+        let mut moved = shard.clone();
+        moved.epoch = 2;
+        assert_eq!(initialiser(&moved), None);
+    }
 }
