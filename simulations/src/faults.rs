@@ -193,10 +193,10 @@ impl Faults {
             Undo::Repair(a, b) => sim.repair(a.as_str(), b.as_str()),
             Undo::RepairOneway(a, b) => sim.repair_oneway(a.as_str(), b.as_str()),
             Undo::Release(a, b) => sim.release(a.as_str(), b.as_str()),
-            Undo::Loss(a, b) => {
-                sim.set_link_fail_rate(a.as_str(), b.as_str(), 0.0);
-                sim.repair(a.as_str(), b.as_str());
-            }
+            // Not `repair`: that would also end a partition of the same
+            // link another fault started. A randomly failed link heals by
+            // itself at the next tick (turmoil's repair rate is 1).
+            Undo::Loss(a, b) => sim.set_link_fail_rate(a.as_str(), b.as_str(), 0.0),
             Undo::Latency(a, b) => {
                 sim.set_link_max_message_latency(a.as_str(), b.as_str(), self.max_latency)
             }

@@ -12,8 +12,11 @@
 //!   term in one incarnation only, never again after a restart (the
 //!   failure `enable_leader_restore` caused: a restarted leader resumed its
 //!   term with a shorter log and overwrote entries followers held);
-//! - within a term, leadership passes only to higher node ids (the order
-//!   of advanced leader ids).
+//!
+//! Not an invariant, though it looks like one: that within a term the
+//! node ids of successive leaders increase. A voter grants (t, 1) and then
+//! the higher (t, 3); node 3 may complete its election first and node 1
+//! second (seen in seed 474 once the harness let a partition heal early).
 //!
 //! Terms led by more than one node are counted in the report.
 
@@ -57,12 +60,6 @@ impl ElectionSafety {
                     )),
                     Some(_) => {}
                     None => {
-                        if let Some((&later, _)) = term_leaders.range(id + 1..).next() {
-                            out.push(format!(
-                                "group {} term {}: node {id} became leader after node {later}, against leader-id order",
-                                key.0, key.1
-                            ));
-                        }
                         if !term_leaders.is_empty() {
                             self.shared_terms += 1;
                         }
