@@ -49,7 +49,9 @@ pub fn host_name(id: u64) -> String {
 }
 
 fn server_config(params: &Params, id: u64) -> ServerConfig {
+    let joining = params.joiner == Some(id);
     let initial_cluster = (1..=params.nodes)
+        .filter(|i| !joining && params.joiner != Some(*i))
         .map(|i| (i, format!("{}:{PORT}", host_name(i))))
         .collect();
     ServerConfig {
@@ -60,7 +62,7 @@ fn server_config(params: &Params, id: u64) -> ServerConfig {
         advertise_grpc_addr: format!("{}:{PORT}", host_name(id)),
         advertise_http_addr: format!("{}:{}", host_name(id), PORT + 1),
         initial_cluster,
-        join: None,
+        join: joining.then(|| format!("{}:{PORT}", host_name(1))),
         shards: params.shards,
         replicas: params.replicas,
         heartbeat_interval_ms: params.heartbeat_ms,

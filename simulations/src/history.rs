@@ -63,6 +63,10 @@ pub enum CasKind {
     Move { shard: u64, from: u64, to: u64 },
     /// Drain a node.
     Drain { node: u64 },
+    /// Promote a joined node to an active member.
+    Promote { node: u64 },
+    /// Remove a drained node.
+    Remove { node: u64 },
 }
 
 /// `CasOutcome` is how a conditional command ended.

@@ -49,6 +49,78 @@ async fn list(
     r
 }
 
+async fn status(
+    params: &Params,
+    shared: &SharedRef,
+    rng: &mut DetRng,
+) -> Option<pb::ClusterStatusResponse> {
+    let op = shared.borrow_mut().invoke(Op::VersionRead { op: 0 });
+    let r = admin(params, rng)
+        .cluster_status(pb::ClusterStatusRequest {
+            consistency: pb::Consistency::Linearizable as i32,
+        })
+        .await
+        .ok()
+        .map(tonic::Response::into_inner);
+    shared.borrow_mut().history.ops.push(Op::VersionComplete {
+        op,
+        version: r.as_ref().map(|r| r.version),
+    });
+    r
+}
+
+/// Promotes a joined node, or removes a drained one that holds nothing,
+/// conditioned on `st.version`. Returns whether it tried.
+async fn membership(
+    params: &Params,
+    shared: &SharedRef,
+    rng: &mut DetRng,
+    st: &pb::ClusterStatusResponse,
+) -> bool {
+    let holds = |id: u64| st.shards.iter().any(|s| s.replicas.contains(&id));
+    let kind = if let Some(m) = st.members.iter().find(|m| m.state == "joining") {
+        CasKind::Promote { node: m.id }
+    } else if let Some(m) = st
+        .members
+        .iter()
+        .find(|m| m.state == "draining" && !holds(m.id) && st.tasks.is_empty())
+    {
+        CasKind::Remove { node: m.id }
+    } else {
+        return false;
+    };
+    let op = shared.borrow_mut().invoke(Op::CasInvoke {
+        op: 0,
+        kind: kind.clone(),
+        expected_version: st.version,
+    });
+    let mut c = admin(params, rng);
+    let r = match kind {
+        CasKind::Promote { node } => c
+            .promote_member(pb::MemberRequest {
+                node_id: node,
+                expected_version: st.version,
+            })
+            .await
+            .map(|_| ()),
+        CasKind::Remove { node } => c
+            .remove_member(pb::MemberRequest {
+                node_id: node,
+                expected_version: st.version,
+            })
+            .await
+            .map(|_| ()),
+        _ => Ok(()),
+    };
+    let outcome = cas_outcome(&r);
+    shared
+        .borrow_mut()
+        .history
+        .ops
+        .push(Op::CasComplete { op, outcome });
+    true
+}
+
 fn cas_outcome<T>(r: &Result<T, tonic::Status>) -> CasOutcome {
     match r {
         Ok(_) => CasOutcome::Applied,
@@ -72,6 +144,12 @@ pub async fn operator(params: Params, shared: SharedRef, seed: u64) -> turmoil::
     let rf = params.replicas.min(params.nodes as u32) as usize;
     while shared.borrow().phase == Phase::Safety {
         tokio::time::sleep(Duration::from_millis(300 + rng.below(1_200))).await;
+        if rng.chance(0.3)
+            && let Some(st) = status(&params, &shared, &mut rng).await
+            && membership(&params, &shared, &mut rng, &st).await
+        {
+            continue;
+        }
         let Some(state) = list(&params, &shared, &mut rng).await else {
             continue;
         };
@@ -146,10 +224,19 @@ pub async fn operator(params: Params, shared: SharedRef, seed: u64) -> turmoil::
             _ => {}
         }
     }
-    // Liveness: every task finishes, and every shard ends with its full
-    // replica set.
+    // Liveness: a joining node becomes an active member, every task
+    // finishes, and every shard ends with its full replica set.
     loop {
-        if let Some(state) = list(&params, &shared, &mut rng).await
+        let joined = match (params.joiner, status(&params, &shared, &mut rng).await) {
+            (None, _) => true,
+            (Some(j), Some(st)) => {
+                membership(&params, &shared, &mut rng, &st).await;
+                st.members.iter().any(|m| m.id == j && m.state != "joining")
+            }
+            (Some(_), None) => false,
+        };
+        if joined
+            && let Some(state) = list(&params, &shared, &mut rng).await
             && state.tasks.is_empty()
         {
             let short: Vec<String> = state

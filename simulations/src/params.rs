@@ -16,6 +16,10 @@ pub struct Params {
     pub shards: u32,
     /// Replicas per shard.
     pub replicas: u32,
+    /// A node that is not in the initial cluster: it joins through `n1`
+    /// as a learner of the control group, and the operator promotes it
+    /// (about half the runs with 4 or 5 nodes).
+    pub joiner: Option<u64>,
     /// Raft heartbeat, ms.
     pub heartbeat_ms: u64,
     /// Snapshot every this many applied entries, keeping this many behind
@@ -150,6 +154,7 @@ impl Params {
         let stale_ratio = shape.below(4) as f64 / 10.0;
         let snapshot_after = 10 + shape.below(90);
         let snapshot_every = (snapshot_after, shape.below(snapshot_after / 2));
+        let joiner = (nodes >= 4 && shape.chance(0.5)).then_some(nodes);
 
         let faults = if o.no_faults {
             Vec::new()
@@ -160,6 +165,7 @@ impl Params {
             nodes,
             shards,
             replicas: 3,
+            joiner,
             heartbeat_ms,
             snapshot_every,
             election_ms: (election_min, election_min * 2),
