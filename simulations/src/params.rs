@@ -14,7 +14,7 @@ pub struct Params {
     pub nodes: u64,
     /// Shards created at bootstrap (1–4).
     pub shards: u32,
-    /// Replicas per shard.
+    /// Replicas per shard (3, or 5 in some 5-node runs).
     pub replicas: u32,
     /// A node that is not in the initial cluster: it joins through `n1`
     /// as a learner of the control group, and the operator promotes it
@@ -155,6 +155,13 @@ impl Params {
         let snapshot_after = 10 + shape.below(90);
         let snapshot_every = (snapshot_after, shape.below(snapshot_after / 2));
         let joiner = (nodes >= 4 && shape.chance(0.5)).then_some(nodes);
+        // Five replicas when five nodes start together, in a third of those
+        // runs (no spare node then: moves are refused, drains too).
+        let replicas = if nodes == 5 && joiner.is_none() && shape.chance(0.33) {
+            5
+        } else {
+            3
+        };
 
         let faults = if o.no_faults {
             Vec::new()
@@ -164,7 +171,7 @@ impl Params {
         Params {
             nodes,
             shards,
-            replicas: 3,
+            replicas,
             joiner,
             heartbeat_ms,
             snapshot_every,

@@ -474,7 +474,7 @@ async fn leadership_transfers_on_request_and_the_new_leader_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_removes_itself_hands_over_and_the_group_keeps_writing() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut nodes = cluster(&tmp, 3).await;
+    let nodes = cluster(&tmp, 3).await;
     let g = GROUPS[1];
     nodes[0]
         .group(g)
