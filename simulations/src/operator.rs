@@ -29,24 +29,32 @@ fn admin(
     pb::admin_client::AdminClient::new((crate::net::dialer())(&endpoint))
 }
 
+/// `versioned` runs a linearizable read of the control state and records
+/// it, with the state version it saw, for `control_cas`.
+async fn versioned<T>(
+    shared: &SharedRef,
+    read: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    version: impl Fn(&T) -> u64,
+) -> Option<T> {
+    let op = shared.borrow_mut().invoke(Op::VersionRead { op: 0 });
+    let r = read.await.ok().map(tonic::Response::into_inner);
+    shared.borrow_mut().history.ops.push(Op::VersionComplete {
+        op,
+        version: r.as_ref().map(&version),
+    });
+    r
+}
+
 async fn list(
     params: &Params,
     shared: &SharedRef,
     rng: &mut DetRng,
 ) -> Option<pb::ListShardsResponse> {
-    let op = shared.borrow_mut().invoke(Op::VersionRead { op: 0 });
-    let r = admin(params, rng)
-        .list_shards(pb::ListShardsRequest {
-            consistency: pb::Consistency::Linearizable as i32,
-        })
-        .await
-        .ok()
-        .map(tonic::Response::into_inner);
-    shared.borrow_mut().history.ops.push(Op::VersionComplete {
-        op,
-        version: r.as_ref().map(|r| r.version),
+    let mut c = admin(params, rng);
+    let read = c.list_shards(pb::ListShardsRequest {
+        consistency: pb::Consistency::Linearizable as i32,
     });
-    r
+    versioned(shared, read, |r| r.version).await
 }
 
 async fn status(
@@ -54,19 +62,11 @@ async fn status(
     shared: &SharedRef,
     rng: &mut DetRng,
 ) -> Option<pb::ClusterStatusResponse> {
-    let op = shared.borrow_mut().invoke(Op::VersionRead { op: 0 });
-    let r = admin(params, rng)
-        .cluster_status(pb::ClusterStatusRequest {
-            consistency: pb::Consistency::Linearizable as i32,
-        })
-        .await
-        .ok()
-        .map(tonic::Response::into_inner);
-    shared.borrow_mut().history.ops.push(Op::VersionComplete {
-        op,
-        version: r.as_ref().map(|r| r.version),
+    let mut c = admin(params, rng);
+    let read = c.cluster_status(pb::ClusterStatusRequest {
+        consistency: pb::Consistency::Linearizable as i32,
     });
-    r
+    versioned(shared, read, |r| r.version).await
 }
 
 /// Promotes a joined node, or removes a drained one that holds nothing,
