@@ -7,4 +7,5 @@ mod client_routing;
 mod cluster;
 mod dependency_rules;
 mod query_api;
+mod remote_write;
 mod write_path;

@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod limit;
 pub mod net;
+pub mod prometheus;
 
 /// `raftwatch.v1`: the public API and the internal Raft transport. The
 /// servers use [`codec::ServerCodec`], the clients tonic's `ProstCodec`

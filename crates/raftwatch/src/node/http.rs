@@ -1,13 +1,15 @@
-//! The node's HTTP endpoint: health, readiness and the node's own metrics.
-//! (The Prometheus-compatible query and write APIs join it later.)
+//! The node's HTTP endpoint: health, readiness, the node's own metrics and
+//! the Prometheus remote-write receiver (`remote_write.rs`). (The
+//! Prometheus-compatible query API joins it later.)
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use super::{CONTROL_GROUP, Node};
 
@@ -21,6 +23,11 @@ pub(crate) async fn serve(node: Arc<Node>) -> anyhow::Result<()> {
         .route("/-/healthy", get(|| async { "ok\n" }))
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route(
+            "/api/v1/write",
+            post(super::remote_write::receive)
+                .layer(DefaultBodyLimit::max(node.config.request_bytes_max)),
+        )
         .with_state(node.clone());
     raftwatch_raft::rt::spawn(node.config.node_id, async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -10,6 +10,7 @@ mod driver;
 mod http;
 mod ingest;
 mod query;
+mod remote_write;
 mod shards;
 
 use std::collections::{BTreeMap, BTreeSet};
