@@ -450,3 +450,26 @@ fn log_op(events: &mut EventLog, t: u64, op: &Op, counts: &mut BTreeMap<&'static
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_run_names_the_command_that_reproduces_it() {
+        let d = Overrides::default();
+        assert_eq!(
+            repro(42, None, &d),
+            "cargo run -p raftwatch-sim -- run --seed 42"
+        );
+        let o = Overrides {
+            safety_ms: 60_000,
+            no_faults: true,
+            ..Overrides::default()
+        };
+        assert_eq!(
+            repro(7, Some("skip-fsync"), &o),
+            "cargo run -p raftwatch-sim --features inject-bugs -- run --seed 7 --inject-bug skip-fsync --safety-s 60 --no-faults"
+        );
+    }
+}

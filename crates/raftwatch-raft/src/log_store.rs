@@ -186,6 +186,7 @@ impl SharedLog {
             pending_bytes_max,
             tx: Mutex::new(Some(tx)),
             queued: tokio::sync::Notify::new(),
+            signal_queued: mode == FlushMode::Manual,
         });
         let (manual_rx, thread) = match mode {
             FlushMode::Manual => (Some(Mutex::new(rx)), None),
@@ -452,7 +453,9 @@ impl GroupLogStore {
             done,
         });
         drop(front);
-        self.core.queued.notify_one();
+        if self.core.signal_queued {
+            self.core.queued.notify_one();
+        }
         Ok(())
     }
 

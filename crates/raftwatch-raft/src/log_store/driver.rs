@@ -179,6 +179,9 @@ pub(super) struct Core {
     /// Signalled after every enqueue, so that a flusher task driving a
     /// [`FlushMode::Manual`] log sleeps until there is work.
     pub(super) queued: tokio::sync::Notify,
+    /// Whether anything waits on `queued` (manual mode only: the driver
+    /// thread reads the queue itself, so the write path skips the signal).
+    pub(super) signal_queued: bool,
 }
 
 impl Core {
