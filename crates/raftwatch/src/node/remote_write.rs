@@ -54,7 +54,7 @@ pub(crate) async fn receive(
     body: Bytes,
 ) -> Response {
     match decode(&headers, &body, node.config.request_bytes_max) {
-        Ok(req) => write(&node, req).await,
+        Ok(req) => write(&node, req, &body).await,
         Err((status, message)) => plain(status, message),
     }
 }
@@ -140,6 +140,12 @@ fn decode(headers: &HeaderMap, body: &[u8], bytes_max: usize) -> Result<pb::Writ
     })
 }
 
+/// The request in an already validated body.
+fn original(body: &[u8]) -> Option<prom::WriteRequest> {
+    let raw = snap::raw::Decoder::new().decompress_vec(body).ok()?;
+    prom::WriteRequest::decode(raw.as_slice()).ok()
+}
+
 /// The spec's label rules a receiver must enforce before anything is
 /// written: names sorted, unique and non-empty. (Name syntax and size
 /// limits are the ingest path's, one rejection per sample.)
@@ -181,24 +187,7 @@ fn show(labels: &[prom::Label]) -> String {
     format!("{{{}}}", inner.join(", "))
 }
 
-async fn write(node: &Arc<Node>, req: pb::WriteRequest) -> Response {
-    let names: Vec<String> = req
-        .series
-        .iter()
-        .map(|s| {
-            let inner: Vec<String> = s
-                .labels
-                .iter()
-                .map(|l| format!("{}={:?}", l.name, l.value))
-                .collect();
-            format!("{{{}}}", inner.join(", "))
-        })
-        .collect();
-    let timestamps: Vec<Vec<i64>> = req
-        .series
-        .iter()
-        .map(|s| s.samples.iter().map(|x| x.timestamp_ms).collect())
-        .collect();
+async fn write(node: &Arc<Node>, req: pb::WriteRequest, sent_body: &[u8]) -> Response {
     match node.write(req).await {
         Ok(resp) if resp.rejections.is_empty() => StatusCode::NO_CONTENT.into_response(),
         Ok(resp) => {
@@ -207,14 +196,16 @@ async fn write(node: &Arc<Node>, req: pb::WriteRequest) -> Response {
                 resp.samples_accepted,
                 resp.rejections.len()
             );
+            // Named from the body, decoded again: rare, and it keeps the
+            // accepted path from copying every label set and timestamp.
+            let sent = original(sent_body);
             for r in resp.rejections.iter().take(REJECTIONS_LISTED_MAX) {
                 let (si, ki) = (r.series_index as usize, r.sample_index as usize);
-                let series = names.get(si).map_or("?", String::as_str);
-                let ts = timestamps
-                    .get(si)
-                    .and_then(|t| t.get(ki))
-                    .copied()
-                    .unwrap_or_default();
+                let ts = sent.as_ref().and_then(|w| w.timeseries.get(si));
+                let series = ts.map_or_else(|| "?".to_string(), |t| show(&t.labels));
+                let ts = ts
+                    .and_then(|t| t.samples.get(ki))
+                    .map_or(0, |x| x.timestamp);
                 body.push_str(&format!(
                     "series {si} {series} sample at {ts}: {}\n",
                     r.reason
