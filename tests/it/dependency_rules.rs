@@ -127,6 +127,7 @@ const PURE: &[&str] = &[
     "raftwatch-storage",
     "raftwatch-tsdb",
     "raftwatch-wal",
+    "raftwatch-promql",
 ];
 
 #[test]
@@ -141,6 +142,26 @@ fn pure_engine_crates_reach_neither_tokio_nor_sled() {
             if let Some(path) = path_to(&graph, krate, forbidden) {
                 panic!("{krate} depends on {forbidden}: {}", path.join(" -> "));
             }
+        }
+    }
+}
+
+#[test]
+fn promql_reads_only_through_queryable() {
+    // Prometheus's rule: `promql` imports `storage`, never `tsdb`. Ours:
+    // the evaluator reaches no storage, log or replication crate at all.
+    let graph = dependency_graph();
+    for forbidden in [
+        "raftwatch-tsdb",
+        "raftwatch-storage",
+        "raftwatch-chunk",
+        "raftwatch-wal",
+        "raftwatch-raft",
+        "openraft",
+        "tonic",
+    ] {
+        if let Some(path) = path_to(&graph, "raftwatch-promql", forbidden) {
+            panic!("raftwatch-promql reaches {forbidden}: {}", path.join(" -> "));
         }
     }
 }

@@ -1,0 +1,244 @@
+//! raftwatch-promql: the PromQL evaluator, with Prometheus 3.x semantics.
+//!
+//! Layer 2 of the workspace (see `ARCHITECTURE.md`): synchronous, I/O-free
+//! and clock-free. Parsing is `promql-parser`'s; evaluation is ours.
+//!
+//! A query runs in two phases so that the caller, not the engine, does the
+//! I/O:
+//! 1. [`Engine::instant_query`] / [`Engine::range_query`] parse the
+//!    expression and plan it: [`Query::selects`] lists every series
+//!    selection the evaluation will make (matchers and the inclusive time
+//!    range of samples it needs).
+//! 2. [`Query::exec`] evaluates against a [`Queryable`]. The node fetches
+//!    the planned selections from its shards (asynchronously, at the
+//!    requested consistency) and hands the engine a [`Queryable`] over what
+//!    it fetched; tests and the rule evaluator hand it an in-memory store
+//!    ([`MemStorage`]).
+//!
+//! **Architecture Invariant:** this crate never imports the TSDB, tokio or
+//! any I/O; all data comes through [`Queryable`] (as Prometheus's
+//! `promql/engine.go` imports `storage`, never `tsdb`).
+
+mod aggregate;
+mod binary;
+mod eval;
+mod functions;
+mod labels;
+mod mem;
+mod plan;
+pub mod testscript;
+mod value;
+
+use std::sync::atomic::AtomicBool;
+
+pub use labels::Labels;
+pub use mem::MemStorage;
+pub use plan::SelectRequest;
+pub use value::{Annotations, QueryResult, RawSeries, Sample, Series, Value};
+
+use promql_parser::parser::Expr;
+
+/// `LOOKBACK_DELTA_MS_DEFAULT` is how far back an instant vector selector
+/// looks for a series' latest sample (Prometheus's `--query.lookback-delta`
+/// default, 5 minutes).
+pub const LOOKBACK_DELTA_MS_DEFAULT: i64 = 300_000;
+/// `MAX_SAMPLES_DEFAULT` is the most samples one query may hold in memory
+/// at once (Prometheus's `--query.max-samples` default).
+pub const MAX_SAMPLES_DEFAULT: usize = 50_000_000;
+/// `SUBQUERY_STEP_MS_DEFAULT` is the step of a subquery that names none
+/// (`x[5m:]`): Prometheus uses the global evaluation interval, 1 minute by
+/// default.
+pub const SUBQUERY_STEP_MS_DEFAULT: i64 = 60_000;
+/// `RANGE_STEPS_MAX` is Prometheus's maximum resolution: a range query may
+/// evaluate at most this many steps per series.
+pub const RANGE_STEPS_MAX: i64 = 11_000;
+
+/// `Error` is why a query could not be planned or evaluated. Each variant
+/// maps to one of Prometheus's API error types ([`Error::kind`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The expression does not parse or does not type-check
+    /// (`bad_data`).
+    #[error("{0}")]
+    Parse(String),
+    /// A query parameter is invalid: step, range, times (`bad_data`).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Evaluation failed on the data: duplicate label sets, many-to-many
+    /// matching, a function given bad arguments (`execution`).
+    #[error("{0}")]
+    Execution(String),
+    /// The query would hold more than `max_samples` samples (`execution`,
+    /// Prometheus's wording).
+    #[error("query processing would load too many samples into memory in {0}")]
+    TooManySamples(&'static str),
+    /// The caller cancelled the query (`canceled`).
+    #[error("query was canceled")]
+    Canceled,
+    /// The data source failed (`internal`/`unavailable`, as the caller
+    /// decides).
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl Error {
+    /// `kind` is the Prometheus HTTP API `errorType` for this error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Parse(_) | Error::BadRequest(_) => "bad_data",
+            Error::Execution(_) | Error::TooManySamples(_) => "execution",
+            Error::Canceled => "canceled",
+            Error::Storage(_) => "internal",
+        }
+    }
+}
+
+/// `Queryable` is where the engine reads series from. `select` returns
+/// every series matching all `req.matchers` with its samples in
+/// `[req.start_ms, req.end_ms]` (both inclusive), sorted by timestamp,
+/// staleness markers included (the engine interprets them). Series with no
+/// sample in the range may be omitted.
+pub trait Queryable {
+    /// `select` answers one planned selection.
+    fn select(&self, req: &SelectRequest) -> Result<Vec<RawSeries>, Error>;
+}
+
+/// `EngineConfig` holds the engine's limits and defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// Lookback delta, ms, > 0.
+    pub lookback_delta_ms: i64,
+    /// Most samples one query may hold at once; over it,
+    /// [`Error::TooManySamples`].
+    pub max_samples: usize,
+    /// Step of a subquery that names none, ms, > 0.
+    pub subquery_step_ms: i64,
+    /// Allow the functions and aggregations Prometheus hides behind
+    /// `--enable-feature=promql-experimental-functions`.
+    pub experimental_functions: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            lookback_delta_ms: LOOKBACK_DELTA_MS_DEFAULT,
+            max_samples: MAX_SAMPLES_DEFAULT,
+            subquery_step_ms: SUBQUERY_STEP_MS_DEFAULT,
+            experimental_functions: false,
+        }
+    }
+}
+
+/// `Engine` plans and evaluates PromQL queries.
+#[derive(Clone, Debug, Default)]
+pub struct Engine {
+    config: EngineConfig,
+}
+
+/// `Query` is a parsed and planned query, ready to [`Query::exec`].
+#[derive(Debug)]
+pub struct Query {
+    expr: Box<Expr>,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+    instant: bool,
+    config: EngineConfig,
+    selects: Vec<SelectRequest>,
+    selector_ids: plan::SelectorIds,
+}
+
+impl Engine {
+    /// `new` is an engine with `config`.
+    pub fn new(config: EngineConfig) -> Engine {
+        Engine { config }
+    }
+
+    /// `config` is the engine's configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// `instant_query` plans `expr` evaluated at `time_ms`.
+    pub fn instant_query(&self, expr: &str, time_ms: i64) -> Result<Query, Error> {
+        self.plan(expr, time_ms, time_ms, 0, true)
+    }
+
+    /// `range_query` plans `expr` evaluated at `start_ms`, `start_ms +
+    /// step_ms`, ... up to `end_ms` inclusive. `step_ms > 0`, `start_ms <=
+    /// end_ms`, and at most [`RANGE_STEPS_MAX`] steps; otherwise
+    /// [`Error::BadRequest`] with Prometheus's message.
+    pub fn range_query(
+        &self,
+        expr: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Query, Error> {
+        if step_ms <= 0 {
+            return Err(Error::BadRequest(
+                "zero or negative query resolution step widths are not accepted. \
+                 Try a positive integer"
+                    .into(),
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(Error::BadRequest(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        if (end_ms - start_ms) / step_ms > RANGE_STEPS_MAX {
+            return Err(Error::BadRequest(
+                "exceeded maximum resolution of 11,000 points per timeseries. \
+                 Try decreasing the query resolution (?step=XX)"
+                    .into(),
+            ));
+        }
+        self.plan(expr, start_ms, end_ms, step_ms, false)
+    }
+
+    fn plan(
+        &self,
+        text: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        instant: bool,
+    ) -> Result<Query, Error> {
+        // Boxed before planning: selectors are identified by address.
+        let expr = Box::new(promql_parser::parser::parse(text).map_err(Error::Parse)?);
+        plan::check(&expr, text, &self.config)?;
+        let (selects, selector_ids) = plan::selects(&expr, start_ms, end_ms, &self.config)?;
+        Ok(Query {
+            expr,
+            start_ms,
+            end_ms,
+            step_ms,
+            instant,
+            config: self.config.clone(),
+            selects,
+            selector_ids,
+        })
+    }
+}
+
+impl Query {
+    /// `selects` is every selection [`Query::exec`] will make, in order.
+    /// A caller that fetches data ahead of evaluation fetches exactly
+    /// these.
+    pub fn selects(&self) -> &[SelectRequest] {
+        &self.selects
+    }
+
+    /// `is_instant` says whether this is an instant query (its result is a
+    /// vector, scalar or string) rather than a range query (a matrix).
+    pub fn is_instant(&self) -> bool {
+        self.instant
+    }
+
+    /// `exec` evaluates the query over `data`. It checks `cancel` between
+    /// steps and returns [`Error::Canceled`] once it is set.
+    pub fn exec(&self, data: &dyn Queryable, cancel: &AtomicBool) -> Result<QueryResult, Error> {
+        eval::run(self, data, cancel)
+    }
+}

@@ -1,0 +1,3 @@
+//! raftwatch-promql integration tests.
+
+mod conformance;
