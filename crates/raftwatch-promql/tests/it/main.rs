@@ -1,3 +1,4 @@
 //! raftwatch-promql integration tests.
 
 mod conformance;
+mod robustness;
