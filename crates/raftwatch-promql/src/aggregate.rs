@@ -28,6 +28,9 @@ fn string_param(e: &Expr) -> Option<String> {
 }
 
 pub(crate) fn eval(ev: &mut Evaluator, a: &AggregateExpr, grid: &Grid) -> Result<V, Error> {
+    if let Some(p) = ev.query.pushdown_ids.get(&crate::plan::aggregate_id(a)) {
+        return combine(ev, p, grid);
+    }
     let op = a.op.to_string();
     let n = grid.len();
     let param: Option<Vec<f64>> = match (&a.param, op.as_str()) {
@@ -169,6 +172,103 @@ pub(crate) fn eval(ev: &mut Evaluator, a: &AggregateExpr, grid: &Grid) -> Result
             Ok(V::Vector(out))
         }
     }
+}
+
+/// `combine` answers a pushed-down aggregation from the shards' partial
+/// results: per group and step, the sum of their sums or counts, the min
+/// of their mins, the max of their maxes, or (for `avg`) the mean of their
+/// means weighted by their counts.
+fn combine(ev: &mut Evaluator, p: &crate::plan::Pushdown, grid: &Grid) -> Result<V, Error> {
+    let n = grid.len();
+    let mut parts = Vec::with_capacity(p.requests.len());
+    for &r in &p.requests {
+        let req = &ev.query.pushdowns[r];
+        let answer = ev.pushdown(req)?;
+        parts.push(answer);
+    }
+    // Points of each part, by group, per step, in shard order.
+    let step_of = |t: i64| -> Option<usize> {
+        let d = t - grid.start;
+        (d >= 0 && d % grid.step == 0 && ((d / grid.step) as usize) < n)
+            .then_some((d / grid.step) as usize)
+    };
+    let mut groups: Vec<Labels> = Vec::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut vals: Vec<Vec<Vec<Vec<f64>>>> = vec![Vec::new(); parts.len()];
+    for (k, part) in parts.iter().enumerate() {
+        for s in &part.series {
+            let g = *index.entry(s.labels.clone()).or_insert_with(|| {
+                groups.push(s.labels.clone());
+                groups.len() - 1
+            });
+            for v in vals.iter_mut() {
+                v.resize_with(groups.len(), || vec![Vec::new(); n]);
+            }
+            for &(t, v) in &s.points {
+                let Some(i) = step_of(t) else {
+                    return Err(Error::Storage(format!(
+                        "a shard's partial answer has a point at {t}, not a step of the query"
+                    )));
+                };
+                vals[k][g][i].push(v);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for (g, labels) in groups.into_iter().enumerate() {
+        let mut series_vals = vec![None; n];
+        for (i, out_v) in series_vals.iter_mut().enumerate() {
+            let first = &vals[0][g][i];
+            if first.is_empty() {
+                continue;
+            }
+            *out_v = Some(match p.op.as_str() {
+                "sum" | "count" => {
+                    let (mut s, mut c) = (0.0, 0.0);
+                    for &v in first {
+                        (s, c) = kahan_inc(v, s, c);
+                    }
+                    if s.is_infinite() { s } else { s + c }
+                }
+                "min" => first[1..]
+                    .iter()
+                    .fold(first[0], |m, &v| if m > v || m.is_nan() { v } else { m }),
+                "max" => first[1..]
+                    .iter()
+                    .fold(first[0], |m, &v| if m < v || m.is_nan() { v } else { m }),
+                "group" => 1.0,
+                _ => {
+                    // avg: means weighted by counts, added as fractions of
+                    // the total so that large means cannot overflow.
+                    let counts = &vals[1][g][i];
+                    let total: f64 = counts.iter().sum();
+                    let (mut s, mut c) = (0.0, 0.0);
+                    for (&m, &k) in first.iter().zip(counts) {
+                        (s, c) = kahan_inc(m * (k / total), s, c);
+                    }
+                    if s.is_infinite() { s } else { s + c }
+                }
+            });
+        }
+        out.push(S {
+            labels,
+            vals: series_vals,
+            drop_name: false,
+        });
+    }
+    for part in parts {
+        for w in part.annotations.warnings {
+            if !ev.annotations.warnings.contains(&w) {
+                ev.annotations.warnings.push(w);
+            }
+        }
+        for i in part.annotations.infos {
+            if !ev.annotations.infos.contains(&i) {
+                ev.annotations.infos.push(i);
+            }
+        }
+    }
+    Ok(V::Vector(out))
 }
 
 fn variance(vals: &[f64]) -> f64 {

@@ -318,6 +318,20 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// `pushdown` fetches one planned partial aggregation.
+    pub fn pushdown(
+        &mut self,
+        req: &crate::PushdownRequest,
+    ) -> Result<crate::PushdownAnswer, Error> {
+        let answer = self.data.pushdown(req)?.ok_or_else(|| {
+            Error::Storage("the data source cannot answer a pushed-down aggregation".into())
+        })?;
+        let n: usize = answer.series.iter().map(|s| s.points.len()).sum();
+        self.samples_read += n as u64;
+        self.hold(n)?;
+        Ok(answer)
+    }
+
     pub fn select(&mut self, vs: &VectorSelector) -> Result<std::rc::Rc<Vec<RawSeries>>, Error> {
         let id = selector_id(vs);
         if let Some(f) = self.fetched.get(&id) {

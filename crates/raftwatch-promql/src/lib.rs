@@ -32,8 +32,8 @@ mod value;
 use std::sync::atomic::AtomicBool;
 
 pub use labels::Labels;
-pub use mem::MemStorage;
-pub use plan::SelectRequest;
+pub use mem::{MemStorage, ShardedMemStorage, evaluate_pushdown};
+pub use plan::{PushdownRequest, SelectRequest};
 pub use value::{Annotations, QueryResult, RawSeries, Sample, Series, Value};
 
 use promql_parser::parser::Expr;
@@ -101,6 +101,26 @@ impl Error {
 pub trait Queryable {
     /// `select` answers one planned selection.
     fn select(&self, req: &SelectRequest) -> Result<Vec<RawSeries>, Error>;
+
+    /// `pushdown` answers one planned partial aggregation
+    /// ([`Query::pushdowns`]): every shard's result of `req.expr`,
+    /// concatenated, with their annotations; `None` when this source
+    /// cannot (a query planned with push-down then fails).
+    fn pushdown(&self, req: &PushdownRequest) -> Result<Option<PushdownAnswer>, Error> {
+        let _ = req;
+        Ok(None)
+    }
+}
+
+/// `PushdownAnswer` is every shard's answer to a [`PushdownRequest`]: the
+/// series of each (one label set may come from several shards), and what
+/// they noted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PushdownAnswer {
+    /// All shards' series, points at the request's steps.
+    pub series: Vec<Series>,
+    /// All shards' annotations.
+    pub annotations: Annotations,
 }
 
 /// `EngineConfig` holds the engine's limits and defaults.
@@ -116,6 +136,10 @@ pub struct EngineConfig {
     /// Allow the functions and aggregations Prometheus hides behind
     /// `--enable-feature=promql-experimental-functions`.
     pub experimental_functions: bool,
+    /// Plan `sum`, `count`, `min`, `max`, `group` and `avg` of
+    /// series-local expressions as partial aggregations on the shards
+    /// ([`Query::pushdowns`]) instead of selecting their raw samples.
+    pub pushdown: bool,
 }
 
 impl Default for EngineConfig {
@@ -125,6 +149,7 @@ impl Default for EngineConfig {
             max_samples: MAX_SAMPLES_DEFAULT,
             subquery_step_ms: SUBQUERY_STEP_MS_DEFAULT,
             experimental_functions: false,
+            pushdown: false,
         }
     }
 }
@@ -146,6 +171,8 @@ pub struct Query {
     config: EngineConfig,
     selects: Vec<SelectRequest>,
     selector_ids: plan::SelectorIds,
+    pushdowns: Vec<PushdownRequest>,
+    pushdown_ids: plan::PushdownIds,
 }
 
 impl Engine {
@@ -208,7 +235,7 @@ impl Engine {
         // Boxed before planning: selectors are identified by address.
         let expr = Box::new(promql_parser::parser::parse(text).map_err(Error::Parse)?);
         plan::check(&expr, text, &self.config)?;
-        let (selects, selector_ids) = plan::selects(&expr, start_ms, end_ms, &self.config)?;
+        let p = plan::selects(&expr, start_ms, end_ms, step_ms, &self.config)?;
         Ok(Query {
             expr,
             start_ms,
@@ -216,8 +243,10 @@ impl Engine {
             step_ms,
             instant,
             config: self.config.clone(),
-            selects,
-            selector_ids,
+            selects: p.selects,
+            selector_ids: p.selector_ids,
+            pushdowns: p.pushdowns,
+            pushdown_ids: p.pushdown_ids,
         })
     }
 }
@@ -228,6 +257,13 @@ impl Query {
     /// these.
     pub fn selects(&self) -> &[SelectRequest] {
         &self.selects
+    }
+
+    /// `pushdowns` is every partial aggregation [`Query::exec`] will ask
+    /// [`Queryable::pushdown`] for, in order (empty unless
+    /// [`EngineConfig::pushdown`]).
+    pub fn pushdowns(&self) -> &[PushdownRequest] {
+        &self.pushdowns
     }
 
     /// `is_instant` says whether this is an instant query (its result is a

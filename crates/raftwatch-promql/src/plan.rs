@@ -32,6 +32,114 @@ pub struct SelectRequest {
 /// [`crate::Query::selects`].
 pub(crate) type SelectorIds = HashMap<usize, usize>;
 
+/// `PushdownRequest` is a partial aggregation every shard evaluates over
+/// its own series: `expr` (PromQL, an aggregation `by`/`without` some
+/// labels of a series-local expression) at `start_ms` (instant, when
+/// `step_ms` is 0) or at every step of `[start_ms, end_ms]`, with the
+/// query's lookback delta. The answers of all shards, concatenated, are
+/// what [`crate::Queryable::pushdown`] returns; the engine combines them.
+///
+/// Safe because a series lives on exactly one shard and the aggregated
+/// expression reads each series alone: every group's value is the
+/// combination (sum of sums, min of mins, ...) of the shards' values for
+/// that group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PushdownRequest {
+    /// The PromQL each shard evaluates.
+    pub expr: String,
+    /// First (or only) evaluation time, ms.
+    pub start_ms: i64,
+    /// Last evaluation time, ms, inclusive.
+    pub end_ms: i64,
+    /// Step, ms; 0 for an instant evaluation.
+    pub step_ms: i64,
+    /// Lookback delta, ms.
+    pub lookback_delta_ms: i64,
+}
+
+/// How an aggregation node is answered from pushed-down partials.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Pushdown {
+    /// `sum`, `count`, `min`, `max`, `group` or `avg`.
+    pub op: String,
+    /// Index of the partial in [`crate::Query::pushdowns`]; for `avg`, the
+    /// shards' means, then their counts.
+    pub requests: Vec<usize>,
+}
+
+/// Aggregation identity (address in the boxed AST) to its push-down.
+pub(crate) type PushdownIds = HashMap<usize, Pushdown>;
+
+fn agg_id(a: &promql_parser::parser::AggregateExpr) -> usize {
+    a as *const promql_parser::parser::AggregateExpr as usize
+}
+
+pub(crate) fn aggregate_id(a: &promql_parser::parser::AggregateExpr) -> usize {
+    agg_id(a)
+}
+
+/// `series_local` says whether `e` computes each output series from one
+/// input series alone (or from constants), so that evaluating it on every
+/// shard separately gives the union of the whole answer.
+fn series_local(e: &Expr) -> bool {
+    match e {
+        Expr::VectorSelector(_) | Expr::MatrixSelector(_) => true,
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => true,
+        Expr::Paren(p) => series_local(&p.expr),
+        Expr::Unary(u) => series_local(&u.expr),
+        Expr::Subquery(s) => series_local(&s.expr),
+        Expr::Binary(b) => {
+            use promql_parser::parser::value::ValueType;
+            // A vector with a scalar only: vector-vector matching crosses
+            // series.
+            let scalar = |x: &Expr| x.value_type() == ValueType::Scalar;
+            (scalar(&b.lhs) || scalar(&b.rhs)) && series_local(&b.lhs) && series_local(&b.rhs)
+        }
+        Expr::Call(c) => {
+            let per_series = !matches!(
+                c.func.name,
+                "absent"
+                    | "absent_over_time"
+                    | "scalar"
+                    | "vector"
+                    | "histogram_quantile"
+                    | "histogram_fraction"
+                    | "histogram_quantiles"
+                    | "info"
+                    | "limitk"
+                    | "limit_ratio"
+            );
+            // Date functions without an argument make a series from
+            // nothing: one per shard.
+            let makes_series = c.args.args.is_empty()
+                && c.func.return_type == promql_parser::parser::value::ValueType::Vector;
+            per_series && !makes_series && c.args.args.iter().all(|a| series_local(a))
+        }
+        Expr::Aggregate(_) | Expr::Extension(_) => false,
+    }
+}
+
+/// `pushable` says whether an aggregation can be answered from shard
+/// partials.
+fn pushable(a: &promql_parser::parser::AggregateExpr) -> bool {
+    use promql_parser::parser::LabelModifier;
+    let op = a.op.to_string();
+    if !matches!(
+        op.as_str(),
+        "sum" | "count" | "min" | "max" | "group" | "avg"
+    ) {
+        return false;
+    }
+    // Grouping by the name keeps names the shard would drop: keep it
+    // central.
+    if let Some(LabelModifier::Include(l)) = &a.modifier
+        && l.labels.iter().any(|n| n == NAME)
+    {
+        return false;
+    }
+    series_local(&a.expr)
+}
+
 pub(crate) fn selector_id(vs: &VectorSelector) -> usize {
     vs as *const VectorSelector as usize
 }
@@ -271,31 +379,56 @@ pub(crate) fn walk(expr: &Expr, f: &mut dyn FnMut(&Expr)) {
     }
 }
 
+/// `Plan` is what a query reads: selections, and (when push-down is on)
+/// partial aggregations.
+pub(crate) struct Plan {
+    pub selects: Vec<SelectRequest>,
+    pub selector_ids: SelectorIds,
+    pub pushdowns: Vec<PushdownRequest>,
+    pub pushdown_ids: PushdownIds,
+}
+
 /// `selects` plans every selection of `expr` evaluated at times in
-/// `[start_ms, end_ms]`.
+/// `[start_ms, end_ms]` (every `step_ms`; 0 for an instant query).
 pub(crate) fn selects(
     expr: &Expr,
     start_ms: i64,
     end_ms: i64,
+    step_ms: i64,
     config: &EngineConfig,
-) -> Result<(Vec<SelectRequest>, SelectorIds), Error> {
+) -> Result<Plan, Error> {
     let mut p = Planner {
         start_ms,
         end_ms,
+        step_ms,
         config,
         out: Vec::new(),
         ids: HashMap::new(),
+        pushdowns: Vec::new(),
+        pushdown_ids: HashMap::new(),
+        in_subquery: 0,
     };
     p.plan(expr, start_ms, end_ms)?;
-    Ok((p.out, p.ids))
+    Ok(Plan {
+        selects: p.out,
+        selector_ids: p.ids,
+        pushdowns: p.pushdowns,
+        pushdown_ids: p.pushdown_ids,
+    })
 }
 
 struct Planner<'a> {
     start_ms: i64,
     end_ms: i64,
+    step_ms: i64,
     config: &'a EngineConfig,
     out: Vec<SelectRequest>,
     ids: SelectorIds,
+    pushdowns: Vec<PushdownRequest>,
+    pushdown_ids: PushdownIds,
+    /// Depth of enclosing subqueries: push-down answers the query's own
+    /// steps only.
+    in_subquery: usize,
 }
 
 impl Planner<'_> {
@@ -307,7 +440,35 @@ impl Planner<'_> {
             Expr::MatrixSelector(ms) => self.selector(&ms.vs, lo, hi, duration_ms(&ms.range)),
             Expr::Subquery(sq) => {
                 let (lo, hi) = self.shifted(&sq.at, &sq.offset, lo, hi);
-                self.plan(&sq.expr, lo - duration_ms(&sq.range), hi)
+                self.in_subquery += 1;
+                let r = self.plan(&sq.expr, lo - duration_ms(&sq.range), hi);
+                self.in_subquery -= 1;
+                r
+            }
+            Expr::Aggregate(a) if self.config.pushdown && self.in_subquery == 0 && pushable(a) => {
+                let op = a.op.to_string();
+                let mut requests = Vec::new();
+                let mut texts = vec![Expr::Aggregate(a.clone()).to_string()];
+                if op == "avg" {
+                    let mut count = a.clone();
+                    count.op = promql_parser::parser::token::TokenType::new(
+                        promql_parser::parser::token::T_COUNT,
+                    );
+                    texts.push(Expr::Aggregate(count).to_string());
+                }
+                for expr in texts {
+                    requests.push(self.pushdowns.len());
+                    self.pushdowns.push(PushdownRequest {
+                        expr,
+                        start_ms: self.start_ms,
+                        end_ms: self.end_ms,
+                        step_ms: self.step_ms,
+                        lookback_delta_ms: self.config.lookback_delta_ms,
+                    });
+                }
+                self.pushdown_ids
+                    .insert(agg_id(a), Pushdown { op, requests });
+                Ok(())
             }
             Expr::Aggregate(a) => {
                 if let Some(p) = &a.param {

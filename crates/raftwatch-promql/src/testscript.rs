@@ -420,6 +420,19 @@ impl Script {
     /// `experimental` enables Prometheus's experimental functions (their
     /// cases count as [`Outcome::Beyond`] either way).
     pub fn run(&self) -> Vec<CaseResult> {
+        self.run_with(None)
+    }
+
+    /// `run_sharded` runs the script as the cluster evaluates: data spread
+    /// over `shards` shards and aggregations pushed down to them. The
+    /// second value counts the push-downs answered.
+    pub fn run_sharded(&self, shards: usize) -> (Vec<CaseResult>, usize) {
+        let mut count = 0;
+        let r = self.run_with(Some((shards, &mut count)));
+        (r, count)
+    }
+
+    fn run_with(&self, mut sharded: Option<(usize, &mut usize)>) -> Vec<CaseResult> {
         let mut storage = MemStorage::new();
         let mut results = Vec::new();
         // Metric names that hold native histograms, and whether the
@@ -427,6 +440,11 @@ impl Script {
         let mut hist_series: Vec<Labels> = Vec::new();
         let mut nhcb_loaded = false;
         let engine = Engine::new(EngineConfig {
+            experimental_functions: true,
+            pushdown: sharded.is_some(),
+            ..EngineConfig::default()
+        });
+        let plain = Engine::new(EngineConfig {
             experimental_functions: true,
             ..EngineConfig::default()
         });
@@ -466,8 +484,16 @@ impl Script {
                     }
                 }
                 Cmd::Eval(e) => {
-                    let beyond = beyond_reason(e, &hist_series, nhcb_loaded, &engine, &strict);
-                    let outcome = run_eval(&engine, &storage, e);
+                    let beyond = beyond_reason(e, &hist_series, nhcb_loaded, &plain, &strict);
+                    let outcome = match sharded.as_mut() {
+                        None => run_eval(&engine, &storage, e),
+                        Some((n, count)) => {
+                            let s = crate::ShardedMemStorage::new(&storage, *n);
+                            let o = run_eval(&engine, &s, e);
+                            **count += s.pushdowns_answered();
+                            o
+                        }
+                    };
                     let outcome = match (beyond, outcome) {
                         (Some(why), Outcome::Pass) => Outcome::Beyond(why, true),
                         (Some(why), Outcome::Fail(m)) => {
@@ -651,7 +677,7 @@ fn almost_equal(a: f64, b: f64) -> bool {
     diff / abs_sum.min(f64::MAX) < EPSILON
 }
 
-fn run_eval(engine: &Engine, storage: &MemStorage, e: &EvalCmd) -> Outcome {
+fn run_eval(engine: &Engine, storage: &dyn crate::Queryable, e: &EvalCmd) -> Outcome {
     let cancel = AtomicBool::new(false);
     let query = if e.range {
         engine.range_query(&e.expr, e.start_ms, e.end_ms, e.step_ms)

@@ -90,3 +90,53 @@ fn prometheus_promql_test_scripts_pass() {
         failures.len()
     );
 }
+
+/// The same scripts with the data spread over three shards and every
+/// eligible aggregation pushed down to them, as the cluster evaluates:
+/// partial aggregation must not change a single in-scope answer.
+#[test]
+fn prometheus_promql_test_scripts_pass_with_pushdown_over_shards() {
+    let dir = testdata();
+    let mut failures = Vec::new();
+    let (mut passed, mut pushdowns) = (0, 0);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "test"))
+        .collect();
+    files.sort();
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        if name == "native_histograms.test" {
+            continue;
+        }
+        let script = Script::parse(&std::fs::read_to_string(f).unwrap()).unwrap();
+        let (results, n) = script.run_sharded(3);
+        pushdowns += n;
+        for r in results {
+            match r.outcome {
+                Outcome::Pass => passed += 1,
+                Outcome::Fail(m) => {
+                    failures.push(format!("{name}:{}: {}\n    {m}", r.line, r.expr))
+                }
+                Outcome::Beyond(..) => {}
+            }
+        }
+    }
+    println!(
+        "pushdown over 3 shards: {passed} pass, {} fail, {pushdowns} push-downs answered",
+        failures.len()
+    );
+    for f in &failures {
+        println!("FAIL {f}");
+    }
+    assert!(
+        pushdowns > 200,
+        "only {pushdowns} aggregations were pushed down"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} in-scope PromQL cases fail with push-down",
+        failures.len()
+    );
+}
