@@ -47,6 +47,10 @@ pub enum QueryKind {
     LabelNames = 4,
     /// 5: sorted unique values of `label_name` among the selected series.
     LabelValues = 5,
+    /// 6: PromQL `expr` evaluated over this shard's series alone (a
+    /// pushed-down partial aggregation): instant at `start_ms` when
+    /// `step_ms` is 0, else at every step of `[start_ms, end_ms]`.
+    Eval = 6,
 }
 
 impl QueryKind {
@@ -59,6 +63,7 @@ impl QueryKind {
             3 => QueryKind::Series,
             4 => QueryKind::LabelNames,
             5 => QueryKind::LabelValues,
+            6 => QueryKind::Eval,
             _ => return None,
         })
     }
@@ -136,6 +141,9 @@ pub struct ShardRead {
     /// Label values: the label.
     #[prost(string, tag = "9")]
     pub label_name: String,
+    /// Eval: the PromQL expression.
+    #[prost(string, tag = "10")]
+    pub expr: String,
 }
 
 /// `ShardReadResult` answers a [`ShardRead`] of any kind but select.
@@ -159,6 +167,12 @@ pub struct ShardReadResult {
     /// Label names or values, sorted, unique.
     #[prost(string, repeated, tag = "7")]
     pub values: Vec<String>,
+    /// Eval: the evaluation's warnings (Prometheus's wording).
+    #[prost(string, repeated, tag = "8")]
+    pub warnings: Vec<String>,
+    /// Eval: the evaluation's infos.
+    #[prost(string, repeated, tag = "9")]
+    pub infos: Vec<String>,
 }
 
 /// `ReadError` is a refused read: its code and message.
@@ -247,6 +261,7 @@ pub fn evaluate<S: KvStore>(db: &Tsdb<S>, read: &ShardRead) -> ShardReadResult {
         Some(QueryKind::Series) => series(db, read).map(series_answer),
         Some(QueryKind::LabelNames) => label_names(db, read).map(values_answer),
         Some(QueryKind::LabelValues) => label_values(db, read).map(values_answer),
+        Some(QueryKind::Eval) => eval(db, read),
     };
     match answer {
         Ok(mut r) => {
@@ -404,6 +419,133 @@ fn points<S: KvStore>(
         });
     }
     Ok(out)
+}
+
+/// `TsdbSource` reads the PromQL engine's selections from this shard's
+/// engine: raw samples, staleness markers included.
+struct TsdbSource<'a, S: KvStore> {
+    db: &'a Tsdb<S>,
+}
+
+impl<S: KvStore> raftwatch_promql::Queryable for TsdbSource<'_, S> {
+    fn select(
+        &self,
+        req: &raftwatch_promql::SelectRequest,
+    ) -> Result<Vec<raftwatch_promql::RawSeries>, raftwatch_promql::Error> {
+        let mut out = Vec::new();
+        let (mint, maxt) = (TimestampMs(req.start_ms), TimestampMs(req.end_ms));
+        for e in self.db.select(&req.matchers, mint, maxt) {
+            let mut samples = Vec::new();
+            for s in self
+                .db
+                .samples(e.series_ref, mint, maxt)
+                .map_err(|e| raftwatch_promql::Error::Storage(e.to_string()))?
+            {
+                let s = s.map_err(|e| raftwatch_promql::Error::Storage(e.to_string()))?;
+                samples.push((s.timestamp.0, s.value));
+            }
+            if samples.is_empty() {
+                continue;
+            }
+            out.push(raftwatch_promql::RawSeries {
+                labels: raftwatch_promql::Labels::new(
+                    e.labels
+                        .iter()
+                        .map(|l| (l.name.clone(), l.value.clone()))
+                        .collect(),
+                ),
+                samples,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// `eval` evaluates a pushed-down expression over this shard's series
+/// alone, with the request's lookback delta and samples limit.
+fn eval<S: KvStore>(db: &Tsdb<S>, read: &ShardRead) -> Result<ShardReadResult, ReadError> {
+    use raftwatch_promql::{Engine, EngineConfig, Error as QError, Value};
+    if read.lookback_ms <= 0 {
+        return Err(ReadError::invalid(format!(
+            "the lookback delta must be positive, not {} ms",
+            read.lookback_ms
+        )));
+    }
+    let engine = Engine::new(EngineConfig {
+        lookback_delta_ms: read.lookback_ms,
+        max_samples: match read.samples_max {
+            0 => raftwatch_promql::MAX_SAMPLES_DEFAULT,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        },
+        // The node already refused what it does not enable.
+        experimental_functions: true,
+        ..EngineConfig::default()
+    });
+    let query = if read.step_ms == 0 {
+        if read.start_ms != read.end_ms {
+            return Err(ReadError::invalid(
+                "an instant evaluation has start_ms equal to end_ms",
+            ));
+        }
+        engine.instant_query(&read.expr, read.start_ms)
+    } else {
+        check_steps(read.start_ms, read.end_ms, read.step_ms)?;
+        engine.range_query(&read.expr, read.start_ms, read.end_ms, read.step_ms)
+    };
+    let map = |e: QError| match e {
+        QError::Parse(m) | QError::BadRequest(m) | QError::Execution(m) => ReadError::invalid(m),
+        e @ QError::TooManySamples(_) => ReadError::new(ErrorCode::SamplesLimit, e.to_string()),
+        e @ (QError::Canceled | QError::Storage(_)) => {
+            ReadError::new(ErrorCode::Unavailable, e.to_string())
+        }
+    };
+    let query = query.map_err(map)?;
+    let result = query
+        .exec(
+            &TsdbSource { db },
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .map_err(map)?;
+    let pb = |labels: raftwatch_promql::Labels| -> Vec<LabelPb> {
+        labels
+            .into_pairs()
+            .into_iter()
+            .map(|(name, value)| LabelPb { name, value })
+            .collect()
+    };
+    let series: Vec<SeriesPb> = match result.value {
+        Value::Vector(v) => v
+            .into_iter()
+            .map(|s| SeriesPb {
+                labels: pb(s.labels),
+                timestamps: vec![s.t],
+                values: vec![s.v],
+            })
+            .collect(),
+        Value::Matrix(m) => m
+            .into_iter()
+            .map(|s| SeriesPb {
+                labels: pb(s.labels),
+                timestamps: s.points.iter().map(|p| p.0).collect(),
+                values: s.points.iter().map(|p| p.1).collect(),
+            })
+            .collect(),
+        other => {
+            return Err(ReadError::invalid(format!(
+                "a shard evaluates vector expressions only, not a {}",
+                other.type_name()
+            )));
+        }
+    };
+    if read.series_max > 0 && series.len() as u64 > read.series_max {
+        return Err(series_limit(read.series_max));
+    }
+    Ok(ShardReadResult {
+        series,
+        warnings: result.annotations.warnings,
+        infos: result.annotations.infos,
+        ..Default::default()
+    })
 }
 
 fn storage(e: raftwatch_tsdb::TsdbError) -> ReadError {

@@ -589,3 +589,106 @@ proptest! {
         );
     }
 }
+
+fn eval(expr: &str, start: i64, end: i64, step: i64) -> ShardRead {
+    ShardRead {
+        start_ms: start,
+        end_ms: end,
+        step_ms: step,
+        expr: expr.into(),
+        ..read(QueryKind::Eval, Vec::new())
+    }
+}
+
+#[test]
+fn eval_runs_promql_over_this_shards_series() {
+    let mut sm = sm();
+    let a: Vec<(i64, f64)> = (0..10).map(|i| (i * 15_000, i as f64)).collect();
+    let b: Vec<(i64, f64)> = (0..10).map(|i| (i * 15_000, 2.0 * i as f64)).collect();
+    let c: Vec<(i64, f64)> = vec![(0, 5.0), (15_000, stale_nan())];
+    let raw = raw_of(&[
+        (
+            labels(&[("__name__", "x_total"), ("job", "a"), ("i", "1")]),
+            &a,
+        ),
+        (
+            labels(&[("__name__", "x_total"), ("job", "a"), ("i", "2")]),
+            &b,
+        ),
+        (
+            labels(&[("__name__", "x_total"), ("job", "b"), ("i", "3")]),
+            &c,
+        ),
+    ]);
+    write(&mut sm, 1, &raw);
+
+    // Instant: per-second rate of each series, summed per job.
+    let r = ask(
+        &sm,
+        &eval("sum by (job) (rate(x_total[1m]))", 135_000, 135_000, 0),
+    );
+    let p = points(&r);
+    assert_eq!(p.len(), 1, "{p:?}");
+    let (l, pts) = p.iter().next().unwrap();
+    assert_eq!(l, &labels(&[("job", "a")]));
+    assert_eq!(pts.len(), 1);
+    let v = f64::from_bits(pts[0].1);
+    assert!((v - 0.2).abs() < 1e-9, "rate sum {v}");
+    assert!(r.infos.is_empty(), "{:?}", r.infos);
+
+    // Range: the stale marker ends job b's series after one step.
+    let r = ask(&sm, &eval("count by (job) (x_total)", 0, 30_000, 15_000));
+    let p = points(&r);
+    assert_eq!(p[&labels(&[("job", "a")])].len(), 3);
+    assert_eq!(p[&labels(&[("job", "b")])].len(), 1);
+
+    // Annotations travel back.
+    let r = ask(
+        &sm,
+        &eval("sum(rate({job=\"a\"}[1m]))", 135_000, 135_000, 0),
+    );
+    assert_eq!(r.error, "");
+    assert_eq!(r.infos.len(), 0);
+    let r = ask(
+        &sm,
+        &eval(
+            "sum(rate(x_total[1m])) + sum(rate(label_replace(x_total, \"__name__\", \"y\", \"\", \"\")[1m:15s]))",
+            135_000,
+            135_000,
+            0,
+        ),
+    );
+    assert_eq!(r.error, "");
+    assert!(
+        r.infos.iter().any(|i| i.contains("might not be a counter")),
+        "{:?}",
+        r.infos
+    );
+}
+
+#[test]
+fn eval_refuses_bad_expressions_and_limits() {
+    let mut sm = sm();
+    let a: Vec<(i64, f64)> = (0..100).map(|i| (i * 1_000, i as f64)).collect();
+    write(&mut sm, 1, &raw_of(&[(labels(&[("__name__", "m")]), &a)]));
+    let r = ask(&sm, &eval("sum(", 0, 0, 0));
+    assert_eq!(
+        ErrorCode::from_wire(r.error_code),
+        ErrorCode::InvalidArgument,
+        "{r:?}"
+    );
+    let r = ask(&sm, &eval("m", 0, 10, 0));
+    assert_eq!(
+        ErrorCode::from_wire(r.error_code),
+        ErrorCode::InvalidArgument,
+        "{r:?}"
+    );
+    let mut limited = eval("sum(m)", 0, 99_000, 1_000);
+    limited.samples_max = 10;
+    let r = ask(&sm, &limited);
+    assert_eq!(
+        ErrorCode::from_wire(r.error_code),
+        ErrorCode::SamplesLimit,
+        "{r:?}"
+    );
+}
