@@ -257,16 +257,7 @@ fn combine(ev: &mut Evaluator, p: &crate::plan::Pushdown, grid: &Grid) -> Result
         });
     }
     for part in parts {
-        for w in part.annotations.warnings {
-            if !ev.annotations.warnings.contains(&w) {
-                ev.annotations.warnings.push(w);
-            }
-        }
-        for i in part.annotations.infos {
-            if !ev.annotations.infos.contains(&i) {
-                ev.annotations.infos.push(i);
-            }
-        }
+        ev.merge_annotations(part.annotations);
     }
     Ok(V::Vector(out))
 }

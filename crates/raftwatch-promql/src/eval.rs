@@ -181,6 +181,54 @@ pub(crate) fn run(
     })
 }
 
+/// `run_partial` evaluates an instant-vector query for a push-down:
+/// series with their name-removal flags, names kept.
+pub(crate) fn run_partial(
+    query: &Query,
+    data: &dyn Queryable,
+    cancel: &AtomicBool,
+) -> Result<crate::PushdownAnswer, Error> {
+    let mut ev = Evaluator {
+        query,
+        data,
+        cancel,
+        fetched: HashMap::new(),
+        annotations: Annotations::default(),
+        samples_read: 0,
+        samples_held: 0,
+    };
+    let grid = Grid {
+        start: query.start_ms,
+        end: query.end_ms,
+        step: query.step_ms.max(1),
+    };
+    let V::Vector(series) = ev.eval(&query.expr, &grid)? else {
+        return Err(Error::BadRequest(
+            "a partial evaluation must be of an instant vector".into(),
+        ));
+    };
+    let mut answer = crate::PushdownAnswer {
+        annotations: ev.annotations,
+        ..Default::default()
+    };
+    for s in series {
+        let points: Vec<(i64, f64)> = grid
+            .times()
+            .zip(s.vals)
+            .filter_map(|(t, v)| v.map(|v| (t, v)))
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        answer.series.push(Series {
+            labels: s.labels,
+            points,
+        });
+        answer.drop_name.push(s.drop_name);
+    }
+    Ok(answer)
+}
+
 /// `finish_names` removes the names marked for removal and merges series
 /// that then share a label set; two of them with a value at the same step
 /// is Prometheus's duplicate-labelset error.
@@ -260,6 +308,9 @@ impl<'a> Evaluator<'a> {
 
     pub fn eval(&mut self, expr: &Expr, grid: &Grid) -> Result<V, Error> {
         self.check_cancel()?;
+        if let Some(p) = self.query.pushdown_ids.get(&crate::plan::node_id(expr)) {
+            return self.union(p, grid);
+        }
         match expr {
             Expr::NumberLiteral(n) => Ok(V::Scalar(vec![n.val; grid.len()])),
             Expr::StringLiteral(s) => Ok(V::String(s.val.clone())),
@@ -315,6 +366,47 @@ impl<'a> Evaluator<'a> {
                 "expected a scalar, got {}",
                 kind(&other)
             ))),
+        }
+    }
+
+    /// `union` answers a pushed-down series-local expression: every shard's
+    /// series, merged where a label set repeats.
+    fn union(&mut self, p: &crate::plan::Pushdown, grid: &Grid) -> Result<V, Error> {
+        let req = &self.query.pushdowns[p.requests[0]];
+        let answer = self.pushdown(req)?;
+        let n = grid.len();
+        let mut out = Vec::with_capacity(answer.series.len());
+        for (k, s) in answer.series.into_iter().enumerate() {
+            let mut vals = vec![None; n];
+            for (t, v) in s.points {
+                let d = t - grid.start;
+                if d < 0 || d % grid.step != 0 || (d / grid.step) as usize >= n {
+                    return Err(Error::Storage(format!(
+                        "a shard's answer has a point at {t}, not a step of the query"
+                    )));
+                }
+                vals[(d / grid.step) as usize] = Some(v);
+            }
+            out.push(S {
+                labels: s.labels,
+                vals,
+                drop_name: answer.drop_name.get(k).copied().unwrap_or(false),
+            });
+        }
+        self.merge_annotations(answer.annotations);
+        Ok(V::Vector(crate::functions::merge_same_labels(out)?))
+    }
+
+    pub fn merge_annotations(&mut self, a: Annotations) {
+        for w in a.warnings {
+            if !self.annotations.warnings.contains(&w) {
+                self.annotations.warnings.push(w);
+            }
+        }
+        for i in a.infos {
+            if !self.annotations.infos.contains(&i) {
+                self.annotations.infos.push(i);
+            }
         }
     }
 

@@ -837,7 +837,7 @@ fn label_join(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error> {
 
 /// `merge_same_labels` merges series that share a label set (and name
 /// flag) after a relabelling; overlapping values are an error.
-fn merge_same_labels(ss: Vec<S>) -> Result<Vec<S>, Error> {
+pub(crate) fn merge_same_labels(ss: Vec<S>) -> Result<Vec<S>, Error> {
     let mut out: Vec<S> = Vec::with_capacity(ss.len());
     let mut index: std::collections::HashMap<(Labels, bool), usize> = Default::default();
     for s in ss {

@@ -119,6 +119,9 @@ pub trait Queryable {
 pub struct PushdownAnswer {
     /// All shards' series, points at the request's steps.
     pub series: Vec<Series>,
+    /// Per series: its metric name is still to be removed (Prometheus's
+    /// delayed name removal; [`Query::exec_partial`]).
+    pub drop_name: Vec<bool>,
     /// All shards' annotations.
     pub annotations: Annotations,
 }
@@ -276,5 +279,17 @@ impl Query {
     /// steps and returns [`Error::Canceled`] once it is set.
     pub fn exec(&self, data: &dyn Queryable, cancel: &AtomicBool) -> Result<QueryResult, Error> {
         eval::run(self, data, cancel)
+    }
+
+    /// `exec_partial` evaluates an instant-vector expression as one part
+    /// of a larger query (a shard's push-down): series at the query's
+    /// steps, each with whether its name is still to be removed, names
+    /// not yet removed and same-labelled series not merged.
+    pub fn exec_partial(
+        &self,
+        data: &dyn Queryable,
+        cancel: &AtomicBool,
+    ) -> Result<PushdownAnswer, Error> {
+        eval::run_partial(self, data, cancel)
     }
 }

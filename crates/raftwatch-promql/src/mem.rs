@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::labels::Labels;
 use crate::plan::{PushdownRequest, SelectRequest};
-use crate::value::{RawSeries, Series, Value};
+use crate::value::RawSeries;
 use crate::{Engine, EngineConfig, Error, PushdownAnswer, Queryable};
 
 /// `MemStorage` holds series in memory, keyed by label set.
@@ -131,20 +131,9 @@ pub fn evaluate_pushdown<'a>(
         } else {
             engine.range_query(&req.expr, req.start_ms, req.end_ms, req.step_ms)?
         };
-        let r = q.exec(shard, &cancel)?;
-        match r.value {
-            Value::Vector(v) => answer.series.extend(v.into_iter().map(|s| Series {
-                labels: s.labels,
-                points: vec![(s.t, s.v)],
-            })),
-            Value::Matrix(m) => answer.series.extend(m),
-            other => {
-                return Err(Error::Execution(format!(
-                    "a pushed-down aggregation returned a {}",
-                    other.type_name()
-                )));
-            }
-        }
+        let r = q.exec_partial(shard, &cancel)?;
+        answer.series.extend(r.series);
+        answer.drop_name.extend(r.drop_name);
         answer.annotations.warnings.extend(r.annotations.warnings);
         answer.annotations.infos.extend(r.annotations.infos);
     }

@@ -60,22 +60,39 @@ pub struct PushdownRequest {
 /// How an aggregation node is answered from pushed-down partials.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Pushdown {
-    /// `sum`, `count`, `min`, `max`, `group` or `avg`.
+    /// `sum`, `count`, `min`, `max`, `group` or `avg`; `union` for a
+    /// series-local expression whose shard answers are simply put
+    /// together.
     pub op: String,
     /// Index of the partial in [`crate::Query::pushdowns`]; for `avg`, the
     /// shards' means, then their counts.
     pub requests: Vec<usize>,
 }
 
-/// Aggregation identity (address in the boxed AST) to its push-down.
-pub(crate) type PushdownIds = HashMap<usize, Pushdown>;
+/// Node identity (address in the boxed AST, and whether the node is an
+/// aggregation's payload or a whole expression: the two can share an
+/// address) to its push-down.
+pub(crate) type PushdownIds = HashMap<(usize, bool), Pushdown>;
 
 fn agg_id(a: &promql_parser::parser::AggregateExpr) -> usize {
     a as *const promql_parser::parser::AggregateExpr as usize
 }
 
-pub(crate) fn aggregate_id(a: &promql_parser::parser::AggregateExpr) -> usize {
-    agg_id(a)
+pub(crate) fn aggregate_id(a: &promql_parser::parser::AggregateExpr) -> (usize, bool) {
+    (agg_id(a), false)
+}
+
+/// `node_id` identifies any node by address (union push-downs).
+pub(crate) fn node_id(e: &Expr) -> (usize, bool) {
+    (e as *const Expr as usize, true)
+}
+
+fn has_selector(e: &Expr) -> bool {
+    let mut found = false;
+    walk(e, &mut |x| {
+        found |= matches!(x, Expr::VectorSelector(_) | Expr::MatrixSelector(_));
+    });
+    found
 }
 
 /// `series_local` says whether `e` computes each output series from one
@@ -432,9 +449,39 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
+    fn push(&mut self, op: String, texts: Vec<String>, id: (usize, bool)) {
+        let mut requests = Vec::new();
+        for expr in texts {
+            requests.push(self.pushdowns.len());
+            self.pushdowns.push(PushdownRequest {
+                expr,
+                start_ms: self.start_ms,
+                end_ms: self.end_ms,
+                step_ms: self.step_ms,
+                lookback_delta_ms: self.config.lookback_delta_ms,
+            });
+        }
+        self.pushdown_ids.insert(id, Pushdown { op, requests });
+    }
+}
+
+impl Planner<'_> {
     /// `plan` records the selections of `expr` evaluated at times in
     /// `[lo, hi]`.
     fn plan(&mut self, expr: &Expr, lo: i64, hi: i64) -> Result<(), Error> {
+        // A series-local instant-vector expression that reads data: every
+        // shard evaluates it over its own series and the answers are put
+        // together (points per step cross the network, not raw samples).
+        if self.config.pushdown
+            && self.in_subquery == 0
+            && !matches!(expr, Expr::Aggregate(_) | Expr::Paren(_))
+            && expr.value_type() == promql_parser::parser::value::ValueType::Vector
+            && series_local(expr)
+            && has_selector(expr)
+        {
+            self.push("union".into(), vec![expr.to_string()], node_id(expr));
+            return Ok(());
+        }
         match expr {
             Expr::VectorSelector(vs) => self.selector(vs, lo, hi, self.config.lookback_delta_ms),
             Expr::MatrixSelector(ms) => self.selector(&ms.vs, lo, hi, duration_ms(&ms.range)),
@@ -447,7 +494,6 @@ impl Planner<'_> {
             }
             Expr::Aggregate(a) if self.config.pushdown && self.in_subquery == 0 && pushable(a) => {
                 let op = a.op.to_string();
-                let mut requests = Vec::new();
                 let mut texts = vec![Expr::Aggregate(a.clone()).to_string()];
                 if op == "avg" {
                     let mut count = a.clone();
@@ -456,18 +502,7 @@ impl Planner<'_> {
                     );
                     texts.push(Expr::Aggregate(count).to_string());
                 }
-                for expr in texts {
-                    requests.push(self.pushdowns.len());
-                    self.pushdowns.push(PushdownRequest {
-                        expr,
-                        start_ms: self.start_ms,
-                        end_ms: self.end_ms,
-                        step_ms: self.step_ms,
-                        lookback_delta_ms: self.config.lookback_delta_ms,
-                    });
-                }
-                self.pushdown_ids
-                    .insert(agg_id(a), Pushdown { op, requests });
+                self.push(op, texts, aggregate_id(a));
                 Ok(())
             }
             Expr::Aggregate(a) => {

@@ -173,6 +173,9 @@ pub struct ShardReadResult {
     /// Eval: the evaluation's infos.
     #[prost(string, repeated, tag = "9")]
     pub infos: Vec<String>,
+    /// Eval: per series, whether its metric name is still to be removed.
+    #[prost(bool, repeated, tag = "10")]
+    pub drop_name: Vec<bool>,
 }
 
 /// `ReadError` is a refused read: its code and message.
@@ -464,7 +467,7 @@ impl<S: KvStore> raftwatch_promql::Queryable for TsdbSource<'_, S> {
 /// `eval` evaluates a pushed-down expression over this shard's series
 /// alone, with the request's lookback delta and samples limit.
 fn eval<S: KvStore>(db: &Tsdb<S>, read: &ShardRead) -> Result<ShardReadResult, ReadError> {
-    use raftwatch_promql::{Engine, EngineConfig, Error as QError, Value};
+    use raftwatch_promql::{Engine, EngineConfig, Error as QError};
     if read.lookback_ms <= 0 {
         return Err(ReadError::invalid(format!(
             "the lookback delta must be positive, not {} ms",
@@ -500,43 +503,29 @@ fn eval<S: KvStore>(db: &Tsdb<S>, read: &ShardRead) -> Result<ShardReadResult, R
         }
     };
     let query = query.map_err(map)?;
+    // Partial: names still to be removed travel as flags, for the node
+    // to remove after it has combined every shard's part (Prometheus's
+    // delayed name removal).
     let result = query
-        .exec(
+        .exec_partial(
             &TsdbSource { db },
             &std::sync::atomic::AtomicBool::new(false),
         )
         .map_err(map)?;
-    let pb = |labels: raftwatch_promql::Labels| -> Vec<LabelPb> {
-        labels
-            .into_pairs()
-            .into_iter()
-            .map(|(name, value)| LabelPb { name, value })
-            .collect()
-    };
-    let series: Vec<SeriesPb> = match result.value {
-        Value::Vector(v) => v
-            .into_iter()
-            .map(|s| SeriesPb {
-                labels: pb(s.labels),
-                timestamps: vec![s.t],
-                values: vec![s.v],
-            })
-            .collect(),
-        Value::Matrix(m) => m
-            .into_iter()
-            .map(|s| SeriesPb {
-                labels: pb(s.labels),
-                timestamps: s.points.iter().map(|p| p.0).collect(),
-                values: s.points.iter().map(|p| p.1).collect(),
-            })
-            .collect(),
-        other => {
-            return Err(ReadError::invalid(format!(
-                "a shard evaluates vector expressions only, not a {}",
-                other.type_name()
-            )));
-        }
-    };
+    let series: Vec<SeriesPb> = result
+        .series
+        .into_iter()
+        .map(|s| SeriesPb {
+            timestamps: s.points.iter().map(|p| p.0).collect(),
+            values: s.points.iter().map(|p| p.1).collect(),
+            labels: s
+                .labels
+                .into_pairs()
+                .into_iter()
+                .map(|(name, value)| LabelPb { name, value })
+                .collect(),
+        })
+        .collect();
     if read.series_max > 0 && series.len() as u64 > read.series_max {
         return Err(series_limit(read.series_max));
     }
@@ -544,6 +533,7 @@ fn eval<S: KvStore>(db: &Tsdb<S>, read: &ShardRead) -> Result<ShardReadResult, R
         series,
         warnings: result.annotations.warnings,
         infos: result.annotations.infos,
+        drop_name: result.drop_name,
         ..Default::default()
     })
 }

@@ -692,3 +692,30 @@ fn eval_refuses_bad_expressions_and_limits() {
         "{r:?}"
     );
 }
+
+#[test]
+fn eval_keeps_names_and_flags_the_ones_to_remove() {
+    let mut sm = sm();
+    let a: Vec<(i64, f64)> = (0..10).map(|i| (i * 15_000, i as f64)).collect();
+    write(
+        &mut sm,
+        1,
+        &raw_of(&[(labels(&[("__name__", "x_total"), ("i", "1")]), &a)]),
+    );
+    let r = ask(
+        &sm,
+        &eval(
+            "rate(x_total[1m]) or last_over_time(x_total[1m])",
+            135_000,
+            135_000,
+            0,
+        ),
+    );
+    assert_eq!(r.error, "");
+    assert_eq!(r.series.len(), 1);
+    assert!(
+        r.series[0].labels.iter().any(|l| l.name == "__name__"),
+        "the name travels"
+    );
+    assert_eq!(r.drop_name, [true], "and is flagged for removal");
+}
