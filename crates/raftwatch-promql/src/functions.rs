@@ -748,13 +748,13 @@ fn timestamp(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error> {
         let ss = ev.eval_vector(a, grid)?;
         let off = offset_ms(&vs.offset);
         let raw = ev.select(vs)?;
+        let by_labels: std::collections::HashMap<&Labels, &[(i64, f64)]> = raw
+            .iter()
+            .map(|r| (&r.labels, r.samples.as_slice()))
+            .collect();
         let mut out = Vec::with_capacity(ss.len());
         for mut s in ss {
-            let samples = raw
-                .iter()
-                .find(|r| r.labels == s.labels)
-                .map(|r| r.samples.as_slice())
-                .unwrap_or(&[]);
+            let samples = by_labels.get(&s.labels).copied().unwrap_or(&[]);
             for (i, v) in s.vals.iter_mut().enumerate() {
                 if v.is_some() {
                     let t = crate::plan::at_ms(&vs.at, ev.query.start_ms, ev.query.end_ms)
