@@ -465,8 +465,9 @@ impl<'a> Evaluator<'a> {
         for rs in data.iter() {
             let mut vals = Vec::with_capacity(times.len());
             let mut any = false;
+            let mut cursor = Windows::new(&rs.samples);
             for &t in &times {
-                let hi = rs.samples.partition_point(|p| p.0 <= t);
+                let hi = cursor.get(i64::MIN, t).len();
                 let v = if hi == 0 {
                     None
                 } else {
@@ -628,6 +629,48 @@ pub(crate) fn kind(v: &V) -> &'static str {
         V::Vector(_) => "instant vector",
         V::Matrix(_) => "range vector",
         V::String(_) => "string",
+    }
+}
+
+/// `Windows` walks `(lo, hi]` windows over sorted points: with two
+/// cursors while the windows move forward (the normal case, linear in
+/// points plus windows), by binary search otherwise (`@`).
+pub(crate) struct Windows<'a> {
+    points: &'a [(i64, f64)],
+    a: usize,
+    b: usize,
+    last: (i64, i64),
+}
+
+impl<'a> Windows<'a> {
+    pub fn new(points: &'a [(i64, f64)]) -> Windows<'a> {
+        Windows {
+            points,
+            a: 0,
+            b: 0,
+            last: (i64::MIN, i64::MIN),
+        }
+    }
+
+    /// `get` is the slice inside `(lo, hi]`.
+    pub fn get(&mut self, lo: i64, hi: i64) -> &'a [(i64, f64)] {
+        let p = self.points;
+        if lo >= self.last.0 && hi >= self.last.1 {
+            while self.a < p.len() && p[self.a].0 <= lo {
+                self.a += 1;
+            }
+            if self.b < self.a {
+                self.b = self.a;
+            }
+            while self.b < p.len() && p[self.b].0 <= hi {
+                self.b += 1;
+            }
+        } else {
+            self.a = p.partition_point(|x| x.0 <= lo);
+            self.b = p.partition_point(|x| x.0 <= hi).max(self.a);
+        }
+        self.last = (lo, hi);
+        &p[self.a..self.b]
     }
 }
 

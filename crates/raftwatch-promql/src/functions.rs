@@ -442,12 +442,13 @@ fn range_apply(
     let mut out = Vec::with_capacity(input.series.len());
     for s in input.series {
         let mut any = false;
+        let mut cursor = crate::eval::Windows::new(&s.points);
         let vals: Vec<Option<f64>> = input
             .windows
             .iter()
             .enumerate()
             .map(|(i, &(lo, hi))| {
-                let w = window(&s.points, lo, hi);
+                let w = cursor.get(lo, hi);
                 let v = if w.is_empty() {
                     None
                 } else {
