@@ -68,8 +68,8 @@ fn bench(c: &mut Criterion) {
     ] {
         g.bench_function(name, |b| {
             b.iter(|| {
-                let query = engine.range_query(q, 0, HOUR_MS, STEP_MS).unwrap();
-                query.exec(&m, &cancel).unwrap()
+                let query = engine.range_query(q, 0, HOUR_MS, STEP_MS).expect("plans");
+                query.exec(&m, &cancel).expect("evaluates")
             })
         });
     }
