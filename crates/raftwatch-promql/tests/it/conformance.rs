@@ -6,18 +6,24 @@ use std::path::PathBuf;
 
 use raftwatch_promql::testscript::{Outcome, Script};
 
+/// `testdata` is `$PROMQL_TESTDATA`, else the first `shared/promql-testdata`
+/// beside the clone or any folder above it (the steering documents sit
+/// beside the checkout). Missing is a failure, never a skip.
 fn testdata() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PROMQL_TESTDATA") {
+        return PathBuf::from(dir);
+    }
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    // crates/raftwatch-promql -> the clone's parent holds `shared/`.
-    for dir in [
-        here.join("../../../shared/promql-testdata"),
-        here.join("../../shared/promql-testdata"),
-    ] {
-        if dir.is_dir() {
-            return dir;
+    for dir in here.ancestors() {
+        let candidate = dir.join("shared/promql-testdata");
+        if candidate.is_dir() {
+            return candidate;
         }
     }
-    panic!("promql-testdata not found beside the clone");
+    panic!(
+        "Prometheus's PromQL test scripts were not found: set PROMQL_TESTDATA or put \
+         shared/promql-testdata beside the clone"
+    );
 }
 
 #[test]
