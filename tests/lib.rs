@@ -10,6 +10,8 @@
 // Test harness code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
+pub mod exposition;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex, Weak};
 
 use raftwatch::config::{LogFormat, ServerConfig};
 use raftwatch::node::{Node, NodeEnv, ShardStores};
+use raftwatch_model::TimestampMs;
 use raftwatch_raft::GroupId;
 use raftwatch_raft::log_store::{FlushMode, SharedLog};
 use raftwatch_raft::state_machine::{MemSnapshotStore, SnapshotStore};
-use raftwatch_seams::DetRng;
+use raftwatch_seams::{Clock, DetRng, MonoNanos};
 use raftwatch_wal::{MemDisk, WalConfig};
 
 use crate::params::{PORT, Params};
@@ -154,6 +155,25 @@ impl Cluster {
     }
 }
 
+/// `SimClock` is simulated time, as turmoil keeps it for the host running
+/// now: monotonic time is the simulation's elapsed time, wall time its
+/// fixed epoch plus that. Read outside a host, both are 0. The node reads
+/// it only for its metrics.
+#[derive(Debug)]
+struct SimClock;
+
+impl Clock for SimClock {
+    fn now_wall(&self) -> TimestampMs {
+        let since_epoch = turmoil::since_epoch().unwrap_or_default();
+        TimestampMs(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    fn now_mono(&self) -> MonoNanos {
+        let elapsed = turmoil::sim_elapsed().unwrap_or_default();
+        MonoNanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
 async fn start_node(
     config: ServerConfig,
     d: &Durable,
@@ -184,6 +204,7 @@ async fn start_node(
         http: false,
         create_data_dir: false,
         seed,
+        clock: Arc::new(SimClock),
         snapshot_every: Some(snapshot_every),
     };
     let id = config.node_id;

@@ -16,6 +16,7 @@ use raftwatch_shard::codec as sc;
 use tonic::{Request, Response, Status};
 
 use super::clients::{group_status, unavailable_with_leader};
+use super::metrics::Protocol;
 use super::{GroupOp, Node, NodeCell, REQUEST_BYTES_MAX};
 
 /// How long `cluster status` waits for each node's report.
@@ -534,8 +535,82 @@ impl pb::ingest_server::Ingest for Api {
         request: Request<pb::WriteRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let node = self.node()?;
-        Ok(Response::new(node.write(request.into_inner()).await?))
+        let started = node.metrics.now();
+        let req = request.into_inner();
+        let resp = node.write_observed(Protocol::Grpc, started, req).await?;
+        Ok(Response::new(resp))
     }
+}
+
+/// `select` answers `Query.Select`: every shard's raw samples, merged and
+/// sorted by label set.
+async fn select(node: &Arc<Node>, req: pb::SelectRequest) -> Result<Vec<pb::Series>, Status> {
+    let c = consistency(req.consistency)?;
+    // One matcher check for every query kind (`query.rs`).
+    let matchers = super::query::matchers(&req.matchers, super::query::Need::Selector)?;
+    let query = sc::ShardQuery {
+        matchers,
+        start_ms: req.start_ms,
+        end_ms: req.end_ms,
+        series_max: 0,
+        samples_max: 0,
+    }
+    .encode_to_vec();
+    let state = node.shard_list_state(c).await?;
+    let calls = state.shards.keys().map(|shard| {
+        let node = node.clone();
+        let query = query.clone();
+        let shard = *shard;
+        async move {
+            let bytes = node
+                .group_read(shard.group(), query, c, &node.shard_candidates(shard))
+                .await?;
+            let r = sc::ShardQueryResult::decode(bytes.as_slice())
+                .map_err(|e| Status::internal(format!("shard {shard} answer: {e}")))?;
+            if !r.error.is_empty() {
+                return Err(Status::invalid_argument(format!(
+                    "shard {shard}: {}",
+                    r.error
+                )));
+            }
+            Ok::<_, Status>(r.series)
+        }
+    });
+    let mut series = Vec::new();
+    // The first shard to fail fails the read; the others are dropped.
+    for r in futures::future::try_join_all(calls).await? {
+        for s in r {
+            series.push(pb::Series {
+                labels: s
+                    .labels
+                    .into_iter()
+                    .map(|l| pb::Label {
+                        name: l.name,
+                        value: l.value,
+                    })
+                    .collect(),
+                samples: s
+                    .timestamps
+                    .into_iter()
+                    .zip(s.values)
+                    .map(|(t, v)| pb::Sample {
+                        timestamp_ms: t,
+                        value: v,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    series.sort_by(|a, b| {
+        let key = |s: &pb::Series| {
+            s.labels
+                .iter()
+                .map(|l| (l.name.clone(), l.value.clone()))
+                .collect::<Vec<_>>()
+        };
+        key(a).cmp(&key(b))
+    });
+    Ok(series)
 }
 
 #[tonic::async_trait]
@@ -546,71 +621,10 @@ impl pb::query_server::Query for Api {
     ) -> Result<Response<pb::SelectResponse>, Status> {
         let node = self.node()?;
         let req = request.into_inner();
-        let c = consistency(req.consistency)?;
-        // One matcher check for every query kind (`query.rs`).
-        let matchers = super::query::matchers(&req.matchers, super::query::Need::Selector)?;
-        let query = sc::ShardQuery {
-            matchers,
-            start_ms: req.start_ms,
-            end_ms: req.end_ms,
-            series_max: 0,
-            samples_max: 0,
-        }
-        .encode_to_vec();
-        let state = node.shard_list_state(c).await?;
-        let calls = state.shards.keys().map(|shard| {
-            let node = node.clone();
-            let query = query.clone();
-            let shard = *shard;
-            async move {
-                let bytes = node
-                    .group_read(shard.group(), query, c, &node.shard_candidates(shard))
-                    .await?;
-                let r = sc::ShardQueryResult::decode(bytes.as_slice())
-                    .map_err(|e| Status::internal(format!("shard {shard} answer: {e}")))?;
-                if !r.error.is_empty() {
-                    return Err(Status::invalid_argument(format!(
-                        "shard {shard}: {}",
-                        r.error
-                    )));
-                }
-                Ok::<_, Status>(r.series)
-            }
-        });
-        let mut series = Vec::new();
-        // The first shard to fail fails the read; the others are dropped.
-        for r in futures::future::try_join_all(calls).await? {
-            for s in r {
-                series.push(pb::Series {
-                    labels: s
-                        .labels
-                        .into_iter()
-                        .map(|l| pb::Label {
-                            name: l.name,
-                            value: l.value,
-                        })
-                        .collect(),
-                    samples: s
-                        .timestamps
-                        .into_iter()
-                        .zip(s.values)
-                        .map(|(t, v)| pb::Sample {
-                            timestamp_ms: t,
-                            value: v,
-                        })
-                        .collect(),
-                });
-            }
-        }
-        series.sort_by(|a, b| {
-            let key = |s: &pb::Series| {
-                s.labels
-                    .iter()
-                    .map(|l| (l.name.clone(), l.value.clone()))
-                    .collect::<Vec<_>>()
-            };
-            key(a).cmp(&key(b))
-        });
+        let series = node
+            .metrics
+            .timed_query("select", select(&node, req))
+            .await?;
         Ok(Response::new(pb::SelectResponse { series }))
     }
 

@@ -8,7 +8,8 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::{CONTROL_GROUP, Node};
@@ -58,78 +59,11 @@ async fn ready(State(node): State<Arc<Node>>) -> (StatusCode, String) {
     }
 }
 
-/// Per-group Raft state and write routing in Prometheus text format.
-async fn metrics(State(node): State<Arc<Node>>) -> String {
-    let mut out = String::new();
-    let id = node.id.0;
-    out.push_str("# HELP raftwatch_group_term Current Raft term of each group on this node.\n# TYPE raftwatch_group_term gauge\n");
-    let status = node.local_status().await;
-    for g in &status {
-        out.push_str(&format!(
-            "raftwatch_group_term{{node=\"{id}\",group=\"{}\"}} {}\n",
-            g.group.0, g.term
-        ));
-    }
-    out.push_str("# HELP raftwatch_group_is_leader Whether this node leads the group.\n# TYPE raftwatch_group_is_leader gauge\n");
-    for g in &status {
-        out.push_str(&format!(
-            "raftwatch_group_is_leader{{node=\"{id}\",group=\"{}\"}} {}\n",
-            g.group.0,
-            u8::from(g.is_leader)
-        ));
-    }
-    out.push_str("# HELP raftwatch_group_applied_index Last applied log index.\n# TYPE raftwatch_group_applied_index gauge\n");
-    for g in &status {
-        out.push_str(&format!(
-            "raftwatch_group_applied_index{{node=\"{id}\",group=\"{}\"}} {}\n",
-            g.group.0,
-            g.applied_index.unwrap_or(0)
-        ));
-    }
-    // The node-wide Raft log: what group commit buys (entries per fsync)
-    // and what replication costs on disk (bytes per entry).
+/// The node's own metrics in the Prometheus text format (`metrics.rs`),
+/// the per-group Raft gauges read from the groups as they are now.
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    let groups = node.local_status().await;
     let log = node.host.log().stats();
-    for (name, help, value) in [
-        (
-            "raftwatch_log_fsyncs_total",
-            "fdatasync calls on the node's Raft log.",
-            log.fsyncs_count,
-        ),
-        (
-            "raftwatch_log_entries_appended_total",
-            "Raft entries appended to the node's log (all groups).",
-            log.entries_appended_count,
-        ),
-        (
-            "raftwatch_log_records_total",
-            "Records made durable in the node's log.",
-            log.records_count,
-        ),
-        (
-            "raftwatch_log_bytes_written_total",
-            "Bytes appended to the node's log segments.",
-            log.bytes_written,
-        ),
-    ] {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{node=\"{id}\"}} {value}\n"
-        ));
-    }
-    let c = &node.write_counters;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    out.push_str("# HELP raftwatch_write_requests_total Ingest.Write requests past the limit and epoch checks, by routing: shard (the client routed it to one shard, WriteRequest.shard) or any.\n# TYPE raftwatch_write_requests_total counter\n");
-    for (routing, v) in [("shard", &c.requests_pinned), ("any", &c.requests_any)] {
-        out.push_str(&format!(
-            "raftwatch_write_requests_total{{node=\"{id}\",routing=\"{routing}\"}} {}\n",
-            load(v)
-        ));
-    }
-    out.push_str("# HELP raftwatch_write_shard_parts_total Attempts to write one shard's part of an Ingest.Write request, by route: local (this node's replica) or forwarded (another node's leader, over ShardWrite).\n# TYPE raftwatch_write_shard_parts_total counter\n");
-    for (route, v) in [("local", &c.parts_local), ("forwarded", &c.parts_forwarded)] {
-        out.push_str(&format!(
-            "raftwatch_write_shard_parts_total{{node=\"{id}\",route=\"{route}\"}} {}\n",
-            load(v)
-        ));
-    }
-    out
+    let body = node.metrics.render(&groups, log);
+    ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], body).into_response()
 }

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prost::Message;
@@ -22,6 +21,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::Status;
 
 use super::clients::{MAP_EPOCH_KEY, leader_hint, retryable, unavailable_with_leader};
+use super::metrics::{PartRoute, Protocol, Routing};
 use super::{GroupOp, Node, OPERATION_TIMEOUT};
 
 /// `SERIES_PER_REQUEST_MAX`: series in one write request.
@@ -65,26 +65,6 @@ impl std::fmt::Debug for Batchers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Batchers")
     }
-}
-
-/// `WriteCounters` counts how this node's `Ingest.Write` requests were
-/// routed (exported on `/metrics`): requests pinned to one shard by the
-/// client (`WriteRequest.shard`) or for any shard, and shard parts queued
-/// on this node's own replica or forwarded to another node's leader.
-#[derive(Debug, Default)]
-pub(crate) struct WriteCounters {
-    /// Requests carrying `shard` (routed by the client).
-    pub(crate) requests_pinned: AtomicU64,
-    /// Requests without `shard` (routed here).
-    pub(crate) requests_any: AtomicU64,
-    /// Attempts to queue a part on this node's replica.
-    pub(crate) parts_local: AtomicU64,
-    /// Attempts to hand a part to another node over `ShardWrite`.
-    pub(crate) parts_forwarded: AtomicU64,
-}
-
-fn count(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A refusal telling the client its shard map is stale: FAILED_PRECONDITION
@@ -177,7 +157,7 @@ impl Node {
                 None => false,
             };
             let result = if leads_here && hint.is_none() {
-                count(&self.write_counters.parts_local);
+                self.metrics.count_part(PartRoute::Local);
                 self.enqueue_local(shard, request.clone()).await
             } else {
                 let target = match hint.take() {
@@ -194,10 +174,10 @@ impl Node {
                     }
                 };
                 if target == self.advertised_grpc() {
-                    count(&self.write_counters.parts_local);
+                    self.metrics.count_part(PartRoute::Local);
                     self.enqueue_local(shard, request.clone()).await
                 } else {
-                    count(&self.write_counters.parts_forwarded);
+                    self.metrics.count_part(PartRoute::Forwarded);
                     self.remote_shard_write(&target, shard, &request).await
                 }
             };
@@ -236,7 +216,7 @@ impl Node {
         request: sc::ShardRequest,
         state: &ControlState,
     ) -> Result<sc::ShardWriteResult, Status> {
-        count(&self.write_counters.parts_local);
+        self.metrics.count_part(PartRoute::Local);
         match self.enqueue_local(shard, request).await {
             Err(s) if s.code() == tonic::Code::NotFound => {
                 let hint = state
@@ -280,6 +260,24 @@ impl Node {
                 Err(s)
             }
         }
+    }
+
+    /// `write_observed` is [`Node::write`] for a request that arrived over
+    /// `protocol` at `started` (a reading of the metrics clock), recorded
+    /// in the node's metrics: samples received, accepted and refused, the
+    /// outcome and the time to answer. A request whose caller went away
+    /// before the answer (its handler dropped mid-write) is not recorded.
+    pub(crate) async fn write_observed(
+        self: &Arc<Self>,
+        protocol: Protocol,
+        started: raftwatch_seams::MonoNanos,
+        req: pb::WriteRequest,
+    ) -> Result<pb::WriteResponse, Status> {
+        let samples: u64 = req.series.iter().map(|s| s.samples.len() as u64).sum();
+        let result = self.write(req).await;
+        self.metrics
+            .observe_write(protocol, started, samples, result.as_ref());
+        result
     }
 
     /// `write` is `Ingest.Write`: validate, split by shard, write every
@@ -331,8 +329,8 @@ impl Node {
                     state.map_epoch(),
                 ));
             }
-            Some(_) => count(&self.write_counters.requests_pinned),
-            None => count(&self.write_counters.requests_any),
+            Some(_) => self.metrics.count_routing(Routing::Shard),
+            None => self.metrics.count_routing(Routing::Any),
         }
         let limits = LabelLimits::default();
         let mut rejections = Vec::new();

@@ -9,6 +9,7 @@ mod clients;
 mod driver;
 mod http;
 mod ingest;
+mod metrics;
 mod query;
 mod remote_write;
 mod shards;
@@ -26,6 +27,7 @@ use raftwatch_control::{
 use raftwatch_proto::v1 as pb;
 use raftwatch_raft::host::{GroupError, GroupMetrics};
 use raftwatch_raft::{GroupHandle, GroupId, HostConfig, NodeId, RaftHost, ReadConsistency};
+use raftwatch_seams::{Clock, SystemClock};
 use raftwatch_shard::ShardStateMachine;
 use tonic::Status;
 use tracing::Instrument;
@@ -83,8 +85,8 @@ pub struct Node {
     groups_lock: tokio::sync::Mutex<()>,
     /// Proposal queues of the shards this node leads.
     batchers: ingest::Batchers,
-    /// How writes were routed (`/metrics`).
-    pub(crate) write_counters: ingest::WriteCounters,
+    /// This node's own metrics (`/metrics`).
+    pub(crate) metrics: metrics::NodeMetrics,
 }
 
 impl std::fmt::Debug for Node {
@@ -128,7 +130,7 @@ pub enum ShardStores {
     Mem,
 }
 
-/// `NodeEnv` is where a node's disk, network and randomness come from:
+/// `NodeEnv` is where a node's disk, network, time and randomness come from:
 /// [`NodeEnv::production`] for `raftwatch server`; the simulator passes an
 /// in-memory disk, turmoil's network and a seed from its run seed.
 pub struct NodeEnv {
@@ -145,6 +147,9 @@ pub struct NodeEnv {
     pub create_data_dir: bool,
     /// Seed of this node's randomness (openraft's election timeouts).
     pub seed: u64,
+    /// Where the node reads time for its metrics (durations, start time).
+    /// (Timers and timeouts are tokio's, which the simulator pauses.)
+    pub clock: Arc<dyn Clock>,
     /// Snapshot policy override: (build a snapshot every this many
     /// applied entries, entries kept in the log behind it). The simulator
     /// makes snapshots, log purges and snapshot installs frequent.
@@ -159,6 +164,7 @@ impl std::fmt::Debug for NodeEnv {
             .field("http", &self.http)
             .field("create_data_dir", &self.create_data_dir)
             .field("seed", &self.seed)
+            .field("clock", &self.clock)
             .field("snapshot_every", &self.snapshot_every)
             .finish_non_exhaustive()
     }
@@ -174,6 +180,7 @@ impl NodeEnv {
             http: true,
             create_data_dir: true,
             seed: config.node_id,
+            clock: Arc::new(SystemClock::new()),
             snapshot_every: None,
         }
     }
@@ -218,7 +225,7 @@ pub async fn start_with_env(config: ServerConfig, env: NodeEnv) -> anyhow::Resul
         state_cache: RwLock::default(),
         groups_lock: tokio::sync::Mutex::default(),
         batchers: ingest::Batchers::default(),
-        write_counters: ingest::WriteCounters::default(),
+        metrics: metrics::NodeMetrics::new(id, env.clock.clone()),
     });
     let _ = cell.set(node.clone());
     node.host

@@ -96,8 +96,61 @@ fn samples_limit(n: u64) -> Status {
 
 // ---- The handlers ----
 
-/// `instant` answers `Query.Instant`.
+// Each records its duration and, when it fails, its status code in the
+// node's metrics (`raftwatch_query_duration_seconds`,
+// `raftwatch_query_errors_total`).
+
+/// `instant` answers `Query.Instant` (query kind `instant` in the node's metrics).
 pub(super) async fn instant(
+    node: &Arc<Node>,
+    req: pb::InstantRequest,
+) -> Result<pb::InstantResponse, Status> {
+    node.metrics
+        .timed_query("instant", answer_instant(node, req))
+        .await
+}
+
+/// `range` answers `Query.Range` (query kind `range` in the node's metrics).
+pub(super) async fn range(
+    node: &Arc<Node>,
+    req: pb::RangeRequest,
+) -> Result<pb::RangeResponse, Status> {
+    node.metrics
+        .timed_query("range", answer_range(node, req))
+        .await
+}
+
+/// `series` answers `Query.Series` (query kind `series` in the node's metrics).
+pub(super) async fn series(
+    node: &Arc<Node>,
+    req: pb::SeriesRequest,
+) -> Result<pb::SeriesResponse, Status> {
+    node.metrics
+        .timed_query("series", answer_series(node, req))
+        .await
+}
+
+/// `label_names` answers `Query.LabelNames` (query kind `labels` in the node's metrics).
+pub(super) async fn label_names(
+    node: &Arc<Node>,
+    req: pb::LabelNamesRequest,
+) -> Result<pb::LabelNamesResponse, Status> {
+    node.metrics
+        .timed_query("labels", answer_label_names(node, req))
+        .await
+}
+
+/// `label_values` answers `Query.LabelValues` (query kind `label_values` in the node's metrics).
+pub(super) async fn label_values(
+    node: &Arc<Node>,
+    req: pb::LabelValuesRequest,
+) -> Result<pb::LabelValuesResponse, Status> {
+    node.metrics
+        .timed_query("label_values", answer_label_values(node, req))
+        .await
+}
+
+async fn answer_instant(
     node: &Arc<Node>,
     req: pb::InstantRequest,
 ) -> Result<pb::InstantResponse, Status> {
@@ -117,8 +170,7 @@ pub(super) async fn instant(
     })
 }
 
-/// `range` answers `Query.Range`.
-pub(super) async fn range(
+async fn answer_range(
     node: &Arc<Node>,
     req: pb::RangeRequest,
 ) -> Result<pb::RangeResponse, Status> {
@@ -140,8 +192,7 @@ pub(super) async fn range(
     })
 }
 
-/// `series` answers `Query.Series`.
-pub(super) async fn series(
+async fn answer_series(
     node: &Arc<Node>,
     req: pb::SeriesRequest,
 ) -> Result<pb::SeriesResponse, Status> {
@@ -173,8 +224,7 @@ pub(super) async fn series(
     })
 }
 
-/// `label_names` answers `Query.LabelNames`.
-pub(super) async fn label_names(
+async fn answer_label_names(
     node: &Arc<Node>,
     req: pb::LabelNamesRequest,
 ) -> Result<pb::LabelNamesResponse, Status> {
@@ -194,8 +244,7 @@ pub(super) async fn label_names(
     })
 }
 
-/// `label_values` answers `Query.LabelValues`.
-pub(super) async fn label_values(
+async fn answer_label_values(
     node: &Arc<Node>,
     req: pb::LabelValuesRequest,
 ) -> Result<pb::LabelValuesResponse, Status> {

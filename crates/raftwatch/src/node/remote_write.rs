@@ -24,9 +24,11 @@ use axum::response::{IntoResponse, Response};
 use prost::Message;
 use raftwatch_proto::prometheus as prom;
 use raftwatch_proto::v1 as pb;
+use raftwatch_seams::MonoNanos;
 use tonic::Code;
 
 use super::Node;
+use super::metrics::Protocol;
 
 /// How much larger than the compressed body limit a decoded request may
 /// be. Remote-write bodies compress 5–10×; a decompression bomb stops here.
@@ -53,9 +55,15 @@ pub(crate) async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let started = node.metrics.now();
     match decode(&headers, &body, node.config.request_bytes_max) {
-        Ok(req) => write(&node, req, &body).await,
-        Err((status, message)) => plain(status, message),
+        Ok(req) => write(&node, started, req, &body).await,
+        Err((status, message)) => {
+            let limit = status == StatusCode::PAYLOAD_TOO_LARGE;
+            node.metrics
+                .observe_write_refused(Protocol::RemoteWrite, started, limit);
+            plain(status, message)
+        }
     }
 }
 
@@ -187,8 +195,16 @@ fn show(labels: &[prom::Label]) -> String {
     format!("{{{}}}", inner.join(", "))
 }
 
-async fn write(node: &Arc<Node>, req: pb::WriteRequest, sent_body: &[u8]) -> Response {
-    match node.write(req).await {
+async fn write(
+    node: &Arc<Node>,
+    started: MonoNanos,
+    req: pb::WriteRequest,
+    sent_body: &[u8],
+) -> Response {
+    match node
+        .write_observed(Protocol::RemoteWrite, started, req)
+        .await
+    {
         Ok(resp) if resp.rejections.is_empty() => StatusCode::NO_CONTENT.into_response(),
         Ok(resp) => {
             let mut body = format!(
