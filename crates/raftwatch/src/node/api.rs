@@ -555,63 +555,34 @@ impl pb::query_server::Query for Api {
             end_ms: req.end_ms,
             series_max: 0,
             samples_max: 0,
-        }
-        .encode_to_vec();
-        let state = node.shard_list_state(c).await?;
-        let calls = state.shards.keys().map(|shard| {
-            let node = node.clone();
-            let query = query.clone();
-            let shard = *shard;
-            async move {
-                let bytes = node
-                    .group_read(shard.group(), query, c, &node.shard_candidates(shard))
-                    .await?;
-                let r = sc::ShardQueryResult::decode(bytes.as_slice())
-                    .map_err(|e| Status::internal(format!("shard {shard} answer: {e}")))?;
-                if !r.error.is_empty() {
-                    return Err(Status::invalid_argument(format!(
-                        "shard {shard}: {}",
-                        r.error
-                    )));
-                }
-                Ok::<_, Status>(r.series)
-            }
-        });
-        let mut series = Vec::new();
-        // The first shard to fail fails the read; the others are dropped.
-        for r in futures::future::try_join_all(calls).await? {
-            for s in r {
-                series.push(pb::Series {
-                    labels: s
-                        .labels
-                        .into_iter()
-                        .map(|l| pb::Label {
-                            name: l.name,
-                            value: l.value,
-                        })
-                        .collect(),
-                    samples: s
-                        .timestamps
-                        .into_iter()
-                        .zip(s.values)
-                        .map(|(t, v)| pb::Sample {
-                            timestamp_ms: t,
-                            value: v,
-                        })
-                        .collect(),
-                });
-            }
-        }
-        series.sort_by(|a, b| {
-            let key = |s: &pb::Series| {
-                s.labels
-                    .iter()
-                    .map(|l| (l.name.clone(), l.value.clone()))
-                    .collect::<Vec<_>>()
-            };
-            key(a).cmp(&key(b))
-        });
-        Ok(Response::new(pb::SelectResponse { series }))
+        };
+        let (found, read) = super::query::select(&node, query, c).await?;
+        let series = found
+            .into_iter()
+            .map(|s| pb::Series {
+                labels: s
+                    .labels
+                    .into_iter()
+                    .map(|l| pb::Label {
+                        name: l.name,
+                        value: l.value,
+                    })
+                    .collect(),
+                samples: s
+                    .timestamps
+                    .into_iter()
+                    .zip(s.values)
+                    .map(|(t, v)| pb::Sample {
+                        timestamp_ms: t,
+                        value: v,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::SelectResponse {
+            series,
+            read: Some(read),
+        }))
     }
 
     // Instant, range, series and label queries: `query.rs`.
@@ -664,6 +635,17 @@ impl pb::query_server::Query for Api {
         Ok(Response::new(
             super::query::label_values(&node, request.into_inner()).await?,
         ))
+    }
+
+    async fn promql(
+        &self,
+        request: Request<pb::PromqlRequest>,
+    ) -> Result<Response<pb::PromqlResponse>, Status> {
+        let node = self.node()?;
+        super::promql::grpc(&node, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| e.to_status())
     }
 }
 

@@ -9,6 +9,8 @@ mod clients;
 mod driver;
 mod http;
 mod ingest;
+mod prom_api;
+mod promql;
 mod query;
 mod remote_write;
 mod shards;
@@ -85,6 +87,8 @@ pub struct Node {
     batchers: ingest::Batchers,
     /// How writes were routed (`/metrics`).
     pub(crate) write_counters: ingest::WriteCounters,
+    /// The node's clock: "now" of a PromQL query that names no time.
+    pub(crate) clock: Arc<dyn raftwatch_seams::Clock>,
 }
 
 impl std::fmt::Debug for Node {
@@ -149,6 +153,9 @@ pub struct NodeEnv {
     /// applied entries, entries kept in the log behind it). The simulator
     /// makes snapshots, log purges and snapshot installs frequent.
     pub snapshot_every: Option<(u64, u64)>,
+    /// The clock the node reads wall time from (the default evaluation
+    /// time of a PromQL query).
+    pub clock: Arc<dyn raftwatch_seams::Clock>,
 }
 
 impl std::fmt::Debug for NodeEnv {
@@ -160,6 +167,7 @@ impl std::fmt::Debug for NodeEnv {
             .field("create_data_dir", &self.create_data_dir)
             .field("seed", &self.seed)
             .field("snapshot_every", &self.snapshot_every)
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
@@ -175,6 +183,7 @@ impl NodeEnv {
             create_data_dir: true,
             seed: config.node_id,
             snapshot_every: None,
+            clock: Arc::new(raftwatch_seams::SystemClock::new()),
         }
     }
 }
@@ -219,6 +228,7 @@ pub async fn start_with_env(config: ServerConfig, env: NodeEnv) -> anyhow::Resul
         groups_lock: tokio::sync::Mutex::default(),
         batchers: ingest::Batchers::default(),
         write_counters: ingest::WriteCounters::default(),
+        clock: env.clock,
     });
     let _ = cell.set(node.clone());
     node.host
@@ -699,24 +709,12 @@ impl Node {
         }
     }
 
-    /// `group_read` answers a read-only request on `group` at
+    /// `group_read_with_index` answers a read-only request on `group` at
     /// `consistency`: locally when this node hosts a replica, otherwise on
-    /// a replica among `candidates` (trying each until one answers).
-    pub(crate) async fn group_read(
-        &self,
-        group: GroupId,
-        request: Vec<u8>,
-        consistency: ReadConsistency,
-        candidates: &[String],
-    ) -> Result<Vec<u8>, Status> {
-        self.group_read_with_index(group, request, consistency, candidates)
-            .await
-            .map(|r| r.response)
-    }
-
-    /// `group_read_with_index` is [`Node::group_read`] that also says which
-    /// log position the answer reflects: the answering replica's applied
-    /// index and, for a linearizable read, the read index it waited for.
+    /// a replica among `candidates` (trying each until one answers). It
+    /// says which log position the answer reflects: the answering replica's
+    /// applied index and, for a linearizable read, the read index it waited
+    /// for.
     pub(crate) async fn group_read_with_index(
         &self,
         group: GroupId,
