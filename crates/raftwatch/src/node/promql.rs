@@ -10,7 +10,10 @@
 //! `query.rs`), all selections at once, under the query's samples limit
 //! and timeout; then it evaluates on a blocking thread over what it
 //! fetched ([`Prefetched`]), with a cancel flag that is set when the
-//! timeout passes or the caller goes away (its future is dropped).
+//! timeout passes or the caller's future is dropped. (A gRPC client that
+//! cancels drops it; hyper's HTTP/1 server does not notice a client that
+//! disconnects while the handler runs, so an HTTP query runs on to its
+//! timeout. The evaluator reads the flag once per expression node.)
 //!
 //! Both the HTTP API (`prom_api.rs`) and gRPC `Query.Promql` come here; the
 //! errors carry Prometheus's error types ([`QueryError`]), mapped to HTTP
@@ -259,7 +262,7 @@ pub(crate) struct Answer {
 }
 
 /// Sets the flag when dropped: when the query finishes, times out, or its
-/// caller's future is dropped (an HTTP client that went away).
+/// caller's future is dropped.
 struct CancelOnDrop(Arc<AtomicBool>);
 
 impl Drop for CancelOnDrop {
