@@ -98,6 +98,17 @@ impl Cluster {
     /// `start` bootstraps `nodes` nodes with `shards` shards of
     /// `replicas` replicas and waits until every shard has a leader.
     pub fn start(nodes: u64, shards: u32, replicas: u32) -> Cluster {
+        Cluster::start_with(nodes, shards, replicas, |_| vec![])
+    }
+
+    /// `start_with` is [`Cluster::start`] with extra flags for each node
+    /// (`extra(id)`, e.g. a lower query limit on one node).
+    pub fn start_with(
+        nodes: u64,
+        shards: u32,
+        replicas: u32,
+        extra: impl Fn(u64) -> Vec<String>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(nodes as usize * 2);
         let mut specs = BTreeMap::new();
@@ -113,14 +124,17 @@ impl Cluster {
                     grpc: format!("127.0.0.1:{}", ports[2 * i as usize]),
                     http: format!("127.0.0.1:{}", ports[2 * i as usize + 1]),
                     data_dir: dir.path().join(format!("node-{id}")),
-                    flags: vec![
+                    flags: [
                         "--initial-cluster".into(),
                         initial.join(","),
                         "--shards".into(),
                         shards.to_string(),
                         "--replicas".into(),
                         replicas.to_string(),
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(extra(id))
+                    .collect(),
                 },
             );
         }

@@ -70,6 +70,8 @@ fn server_config(params: &Params, id: u64) -> ServerConfig {
         election_timeout_ms_min: params.election_ms.0,
         election_timeout_ms_max: params.election_ms.1,
         request_bytes_max: 4 << 20,
+        query_max_samples: raftwatch::config::QUERY_MAX_SAMPLES_DEFAULT as usize,
+        query_timeout_ms: raftwatch::config::QUERY_TIMEOUT_MS_DEFAULT,
         log_format: LogFormat::Text,
     }
 }
@@ -206,6 +208,10 @@ async fn start_node(
         seed,
         clock: Arc::new(SimClock),
         snapshot_every: Some(snapshot_every),
+        // Only the PromQL API reads the node's clock for "now", and the
+        // simulation sends no PromQL: a clock that never moves, so a
+        // future workload cannot make a run depend on real time.
+        clock: Arc::new(raftwatch_seams::ManualClock::default()),
     };
     let id = config.node_id;
     raftwatch::node::start_with_env(config, env)

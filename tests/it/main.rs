@@ -7,6 +7,7 @@ mod client_routing;
 mod cluster;
 mod dependency_rules;
 mod metrics;
+mod prom_api;
 mod query_api;
 mod remote_write;
 mod write_path;

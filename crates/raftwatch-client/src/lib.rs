@@ -830,6 +830,31 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `promql` evaluates a PromQL query (`Query.Promql`) on any node: the
+    /// node plans it, reads what it needs from every shard at the
+    /// request's consistency, and evaluates it. Retried like every read
+    /// (`UNAVAILABLE`, ...); a malformed query is `INVALID_ARGUMENT`, with
+    /// Prometheus's error type in the metadata `raftwatch-error-type`.
+    pub async fn promql(
+        &self,
+        request: pb::PromqlRequest,
+    ) -> Result<pb::PromqlResponse, ClientError> {
+        self.with_retries(|ch| {
+            let request = self.request(request.clone());
+            let bytes_max = self.config.message_bytes_max;
+            async move {
+                pb::query_client::QueryClient::new(ch)
+                    .max_decoding_message_size(bytes_max)
+                    .promql(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,6 +93,21 @@ impl Error {
     }
 }
 
+/// `parse_metric_selector` parses a series selector (`up`,
+/// `up{job="a"}`, `{__name__=~"node_.*"}`), as the Prometheus HTTP API's
+/// `match[]` parameters are, into the matchers every selected series must
+/// satisfy (the name, if given, first). Anything else — an expression, a
+/// range, `offset` or `@` — is [`Error::Parse`]. Whether the selector
+/// selects too much (every matcher accepts "") is the caller's rule.
+pub fn parse_metric_selector(text: &str) -> Result<Vec<raftwatch_model::Matcher>, Error> {
+    match promql_parser::parser::parse(text).map_err(Error::Parse)? {
+        Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => plan::matchers(&vs),
+        _ => Err(Error::Parse(format!(
+            "{text:?} is not a series selector (metric{{label=\"value\", ...}})"
+        ))),
+    }
+}
+
 /// `Queryable` is where the engine reads series from. `select` returns
 /// every series matching all `req.matchers` with its samples in
 /// `[req.start_ms, req.end_ms]` (both inclusive), sorted by timestamp,
@@ -291,5 +306,41 @@ impl Query {
         cancel: &AtomicBool,
     ) -> Result<PushdownAnswer, Error> {
         eval::run_partial(self, data, cancel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raftwatch_model::MatchOp;
+
+    #[test]
+    fn metric_selectors_parse_and_anything_else_is_refused() {
+        let ms = parse_metric_selector(r#"up{job="a",inst=~"1|2"}"#).unwrap();
+        let shown: Vec<(&str, MatchOp, &str)> =
+            ms.iter().map(|m| (m.name(), m.op(), m.value())).collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("__name__", MatchOp::Equal, "up"),
+                ("job", MatchOp::Equal, "a"),
+                ("inst", MatchOp::RegexMatch, "1|2"),
+            ]
+        );
+        assert_eq!(parse_metric_selector(r#"{a=~".+"}"#).unwrap().len(), 1);
+        // The parser already refuses a selector that would select every
+        // series.
+        for bad in [
+            r#"{a!="b"}"#,
+            "up[5m]",
+            "up offset 1m",
+            "rate(up[1m])",
+            "1",
+            "up{",
+            "",
+        ] {
+            let e = parse_metric_selector(bad).unwrap_err();
+            assert_eq!(e.kind(), "bad_data", "{bad:?}: {e}");
+        }
     }
 }

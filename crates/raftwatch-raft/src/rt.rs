@@ -26,6 +26,18 @@ where
     std::thread::Builder::new().name(name.to_string()).spawn(f)
 }
 
+/// `spawn_blocking` runs the synchronous `f` on tokio's blocking-thread
+/// pool, so a long computation (a PromQL evaluation) does not hold up the
+/// tasks of the runtime's worker threads. It starts real threads: nothing
+/// the simulator runs may call it (the simulator serves no PromQL).
+pub fn spawn_blocking<F, R>(f: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+}
+
 /// `scope` runs `fut` inside openraft's seeded-RNG scope without spawning.
 pub fn scope<F: Future>(seed: u64, fut: F) -> impl Future<Output = F::Output> {
     Rt::scope(seed, fut)

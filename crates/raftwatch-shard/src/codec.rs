@@ -128,6 +128,13 @@ pub struct ShardQuery {
     pub samples_max: u64,
 }
 
+/// `SAMPLES_LIMIT_REFUSAL` starts [`ShardQueryResult::error`] when the
+/// answer would hold more than [`ShardQuery::samples_max`] samples, so a
+/// caller can tell a limit from a failure (the select answer has no error
+/// code; its tags are frozen, see `query.rs`). Older replicas use the same
+/// words.
+pub const SAMPLES_LIMIT_REFUSAL: &str = "query would return more than the limit of";
+
 /// `ShardQueryResult` answers a [`ShardQuery`].
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ShardQueryResult {

@@ -397,7 +397,8 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
                 samples_count += 1;
                 if q.samples_max > 0 && samples_count > q.samples_max {
                     return refuse(format!(
-                        "query would return more than the limit of {} samples",
+                        "{} {} samples",
+                        crate::codec::SAMPLES_LIMIT_REFUSAL,
                         q.samples_max
                     ));
                 }

@@ -55,6 +55,30 @@ pub const REQUEST_BYTES_MAX_HIGHEST: u64 = crate::node::REQUEST_BYTES_MAX as u64
 const _: () = assert!(REQUEST_BYTES_MAX_LOWEST <= REQUEST_BYTES_MAX_DEFAULT);
 const _: () = assert!(REQUEST_BYTES_MAX_DEFAULT <= REQUEST_BYTES_MAX_HIGHEST);
 
+/// `QUERY_MAX_SAMPLES_DEFAULT` is the most samples one PromQL query may
+/// hold in memory at once, raw samples fetched from the shards included
+/// (Prometheus's `--query.max-samples` default). Over it the query fails
+/// with Prometheus's "query processing would load too many samples into
+/// memory" error.
+pub const QUERY_MAX_SAMPLES_DEFAULT: u64 = raftwatch_promql::MAX_SAMPLES_DEFAULT as u64;
+/// `QUERY_MAX_SAMPLES_HIGHEST` bounds `query_max_samples`: at 16 bytes a
+/// sample, a billion samples is 16 GB of one query's memory.
+pub const QUERY_MAX_SAMPLES_HIGHEST: u64 = 1_000_000_000;
+/// `QUERY_TIMEOUT_MS_DEFAULT` is how long one PromQL query may take, every
+/// shard read and the evaluation included (Prometheus's `--query.timeout`
+/// default, 2 minutes); a request's `timeout` may only lower it.
+pub const QUERY_TIMEOUT_MS_DEFAULT: u64 = 120_000;
+/// `QUERY_TIMEOUT_MS_LOWEST` is the smallest `query_timeout_ms` allowed.
+pub const QUERY_TIMEOUT_MS_LOWEST: u64 = 100;
+/// `QUERY_TIMEOUT_MS_HIGHEST` is the largest `query_timeout_ms` allowed
+/// (one hour).
+pub const QUERY_TIMEOUT_MS_HIGHEST: u64 = 3_600_000;
+
+const _: () = assert!(QUERY_MAX_SAMPLES_DEFAULT >= 1);
+const _: () = assert!(QUERY_MAX_SAMPLES_DEFAULT <= QUERY_MAX_SAMPLES_HIGHEST);
+const _: () = assert!(QUERY_TIMEOUT_MS_LOWEST <= QUERY_TIMEOUT_MS_DEFAULT);
+const _: () = assert!(QUERY_TIMEOUT_MS_DEFAULT <= QUERY_TIMEOUT_MS_HIGHEST);
+
 /// `ENV_PREFIX` starts the name of every configuration environment variable.
 pub const ENV_PREFIX: &str = "RAFTWATCH_";
 
@@ -64,7 +88,7 @@ pub const ENV_CONFIG: &str = "RAFTWATCH_CONFIG";
 /// `KEYS` lists every configuration key: the TOML keys `load` accepts, the
 /// flags (with `-` for `_`) and the environment variables (upper-cased,
 /// after [`ENV_PREFIX`]).
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; 17] = [
     "node_id",
     "data_dir",
     "grpc_addr",
@@ -79,6 +103,8 @@ pub const KEYS: [&str; 15] = [
     "election_timeout_ms_min",
     "election_timeout_ms_max",
     "request_bytes_max",
+    "query_max_samples",
+    "query_timeout_ms",
     "log_format",
 ];
 
@@ -143,6 +169,10 @@ pub struct ServerConfig {
     /// The longest request message the public gRPC services accept, bytes
     /// (inclusive); longer ones get `RESOURCE_EXHAUSTED`.
     pub request_bytes_max: usize,
+    /// The most samples one PromQL query may hold at once (inclusive).
+    pub query_max_samples: usize,
+    /// How long one PromQL query may take, ms.
+    pub query_timeout_ms: u64,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -203,6 +233,16 @@ pub struct ServerArgs {
     /// (4096..=33554432) [default: 33554432].
     #[arg(long, value_name = "BYTES")]
     pub request_bytes_max: Option<u64>,
+    /// Most samples one PromQL query may hold in memory at once, raw
+    /// samples read from the shards included; over it the query fails
+    /// (1..=1000000000) [default: 50000000, Prometheus's
+    /// --query.max-samples].
+    #[arg(long, value_name = "N")]
+    pub query_max_samples: Option<u64>,
+    /// Longest a PromQL query may take, ms; a request's `timeout` may only
+    /// lower it (100..=3600000) [default: 120000].
+    #[arg(long, value_name = "MS")]
+    pub query_timeout_ms: Option<u64>,
     /// TOML file with any of the keys above (snake_case, e.g. `grpc_addr`);
     /// flags beat it, it beats `RAFTWATCH_*` variables [env: RAFTWATCH_CONFIG].
     #[arg(long, value_name = "FILE")]
@@ -320,6 +360,8 @@ struct Layer {
     election_timeout_ms_min: Option<u64>,
     election_timeout_ms_max: Option<u64>,
     request_bytes_max: Option<u64>,
+    query_max_samples: Option<u64>,
+    query_timeout_ms: Option<u64>,
     log_format: Option<LogFormat>,
 }
 
@@ -341,6 +383,8 @@ impl Layer {
             election_timeout_ms_min: None,
             election_timeout_ms_max: None,
             request_bytes_max: None,
+            query_max_samples: None,
+            query_timeout_ms: None,
             log_format: None,
         }
     }
@@ -362,6 +406,8 @@ impl Layer {
             election_timeout_ms_min: args.election_timeout_ms_min,
             election_timeout_ms_max: args.election_timeout_ms_max,
             request_bytes_max: args.request_bytes_max,
+            query_max_samples: args.query_max_samples,
+            query_timeout_ms: args.query_timeout_ms,
             log_format: args.log_format,
         }
     }
@@ -433,6 +479,8 @@ impl Layer {
                 self.election_timeout_ms_max = Some(raw.integer(key, &source)?)
             }
             "request_bytes_max" => self.request_bytes_max = Some(raw.integer(key, &source)?),
+            "query_max_samples" => self.query_max_samples = Some(raw.integer(key, &source)?),
+            "query_timeout_ms" => self.query_timeout_ms = Some(raw.integer(key, &source)?),
             "log_format" => {
                 let s = raw.string(key, &source)?;
                 self.log_format = Some(LogFormat::parse(&s).ok_or_else(|| {
@@ -687,6 +735,21 @@ impl Merged {
         // Within REQUEST_BYTES_MAX_HIGHEST, which is a usize.
         let request_bytes_max = usize::try_from(request_bytes_max).unwrap_or(usize::MAX);
 
+        let query_max_samples = self.bounded(
+            "query_max_samples",
+            |l| l.query_max_samples.as_ref(),
+            1..=QUERY_MAX_SAMPLES_HIGHEST,
+            QUERY_MAX_SAMPLES_DEFAULT,
+        )?;
+        // Within QUERY_MAX_SAMPLES_HIGHEST, which fits a usize on 64 bits.
+        let query_max_samples = usize::try_from(query_max_samples).unwrap_or(usize::MAX);
+        let query_timeout_ms = self.bounded(
+            "query_timeout_ms",
+            |l| l.query_timeout_ms.as_ref(),
+            QUERY_TIMEOUT_MS_LOWEST..=QUERY_TIMEOUT_MS_HIGHEST,
+            QUERY_TIMEOUT_MS_DEFAULT,
+        )?;
+
         let log_format = self
             .pick(|l| l.log_format.as_ref())
             .map_or(LogFormat::Text, |g| g.value);
@@ -706,8 +769,34 @@ impl Merged {
             election_timeout_ms_min,
             election_timeout_ms_max,
             request_bytes_max,
+            query_max_samples,
+            query_timeout_ms,
             log_format,
         })
+    }
+
+    /// The value of an integer key within `range` (inclusive), else its
+    /// default; outside the range, an error naming the key and the source.
+    fn bounded(
+        &self,
+        key: &str,
+        get: impl Fn(&Layer) -> Option<&u64>,
+        range: std::ops::RangeInclusive<u64>,
+        default: u64,
+    ) -> Result<u64, ConfigError> {
+        match self.pick(get) {
+            Some(given) if !range.contains(&given.value) => Err(given.error(
+                key,
+                format!(
+                    "{} is outside {}..={}",
+                    given.value,
+                    range.start(),
+                    range.end()
+                ),
+            )),
+            Some(given) => Ok(given.value),
+            None => Ok(default),
+        }
     }
 
     fn listen_addr(

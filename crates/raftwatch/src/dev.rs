@@ -182,6 +182,8 @@ pub fn server_argv(args: &ServerArgs) -> Vec<OsString> {
     flag("election-timeout-ms-min", n(args.election_timeout_ms_min));
     flag("election-timeout-ms-max", n(args.election_timeout_ms_max));
     flag("request-bytes-max", n(args.request_bytes_max));
+    flag("query-max-samples", n(args.query_max_samples));
+    flag("query-timeout-ms", n(args.query_timeout_ms));
     flag("config", args.config.as_ref().map(OsString::from));
     flag("log-format", args.log_format.map(|f| f.as_str().into()));
     argv

@@ -18,18 +18,22 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use raftwatch_client::endpoint::{self, LEADER_ADDR_KEY, code_name};
 use raftwatch_client::{Client, ClientConfig, ClientError, Routing, selector};
 use raftwatch_proto::v1::{
-    AddMemberRequest, ClusterStatusRequest, Consistency, LabelMatcher, ListMembersRequest,
-    ListShardsRequest, MemberRequest, MemberResponse, MoveShardRequest, RebalanceRequest, Sample,
-    Series, TransferShardLeaderRequest, admin_client::AdminClient,
+    AddMemberRequest, ClusterStatusRequest, Consistency, ListMembersRequest, ListShardsRequest,
+    MemberRequest, MemberResponse, MoveShardRequest, PromqlRange, PromqlRequest, QueryLimits,
+    RebalanceRequest, Sample, Series, TransferShardLeaderRequest, admin_client::AdminClient,
 };
 use tonic::Status;
 use tonic::transport::Channel;
 
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7600";
 
-/// The window a `query` reads when given only `--time`: the last five
-/// minutes, Prometheus's default lookback.
-const QUERY_LOOKBACK_MS: i64 = 5 * 60 * 1000;
+/// The metadata key of a failed PromQL query's Prometheus error type.
+const ERROR_TYPE_KEY: &str = "raftwatch-error-type";
+
+/// A range query without `--step` evaluates about this many steps (as
+/// Prometheus's graph page: (end - start) / 250, in whole seconds, at
+/// least one second).
+const RANGE_STEPS_DEFAULT: i64 = 250;
 
 /// Operator CLI for a raftwatch cluster; talks gRPC to any node.
 #[derive(Debug, Parser)]
@@ -106,7 +110,7 @@ enum Command {
     Shards(ShardsCommand),
     /// Write one sample of one series.
     Write(WriteArgs),
-    /// Read the raw samples of the series a selector matches.
+    /// Evaluate a PromQL expression, at one time or over a range.
     Query(QueryArgs),
 }
 
@@ -216,19 +220,25 @@ struct WriteArgs {
 
 #[derive(Debug, Args)]
 struct QueryArgs {
-    /// A series selector: `metric{a="b",c!="d",e=~"re",f!~"re"}`.
+    /// A PromQL expression: `up`, `rate(http_requests_total[5m])`,
+    /// `sum by (job) (up) / 2`. A range selector (`up[5m]`) at one time
+    /// lists raw samples.
     #[arg(value_name = "EXPR")]
     expr: String,
-    /// Evaluation time in milliseconds since the Unix epoch (default: now);
-    /// reads the five minutes up to it, inclusive.
+    /// Evaluation time in milliseconds since the Unix epoch (default: the
+    /// node's clock now).
     #[arg(long, value_name = "MS", conflicts_with_all = ["start", "end"])]
     time: Option<i64>,
-    /// Start of the window in milliseconds, inclusive (with --end).
+    /// A range query from this time, ms, inclusive (with --end).
     #[arg(long, value_name = "MS", requires = "end")]
     start: Option<i64>,
-    /// End of the window in milliseconds, inclusive (with --start).
+    /// The range query's last evaluation time, ms, inclusive (with --start).
     #[arg(long, value_name = "MS", requires = "start")]
     end: Option<i64>,
+    /// Step of a range query, ms [default: (end - start) / 250 in whole
+    /// seconds, at least 1000].
+    #[arg(long, value_name = "MS", requires = "start")]
+    step: Option<i64>,
     /// Read consistency.
     #[arg(long, value_enum, default_value_t)]
     consistency: ConsistencyArg,
@@ -404,6 +414,11 @@ fn check_command(command: &Command) -> anyhow::Result<()> {
         }) if start > end => {
             bail!("--start ({start}) is after --end ({end})");
         }
+        Command::Query(QueryArgs {
+            step: Some(step), ..
+        }) if *step <= 0 => {
+            bail!("--step ({step}) must be positive");
+        }
         _ => {}
     }
     Ok(())
@@ -556,31 +571,49 @@ async fn write(ctl: &Ctl, args: WriteArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn query(ctl: &Ctl, args: QueryArgs) -> anyhow::Result<()> {
-    let matchers = selector::parse_selector(&args.expr)
-        .with_context(|| format!("invalid selector {:?}", args.expr))?;
-    let (start_ms, end_ms) = match (args.start, args.end) {
-        (Some(start), Some(end)) => (start, end),
-        _ => {
-            let time = match args.time {
-                Some(time) => time,
-                None => now_ms()?,
-            };
-            (time.saturating_sub(QUERY_LOOKBACK_MS), time)
-        }
+    let range = match (args.start, args.end) {
+        (Some(start_ms), Some(end_ms)) => Some(PromqlRange {
+            start_ms,
+            end_ms,
+            step_ms: args
+                .step
+                .unwrap_or_else(|| default_step_ms(start_ms, end_ms)),
+        }),
+        _ => None,
     };
-    let matchers: Vec<LabelMatcher> = matchers.into_iter().map(LabelMatcher::from).collect();
-    let select = ctl
-        .client
-        .select(matchers, start_ms, end_ms, args.consistency.consistency());
-    let response = ctl.client_call(select).await?;
+    let request = PromqlRequest {
+        expr: args.expr,
+        time_ms: args.time,
+        range,
+        lookback_delta_ms: 0,
+        consistency: args.consistency.to_proto(),
+        // The node stops evaluating when this CLI stops waiting.
+        limits: Some(QueryLimits {
+            timeout_ms: u64::try_from(ctl.timeout.as_millis()).unwrap_or(u64::MAX),
+            ..QueryLimits::default()
+        }),
+    };
+    let response = ctl.client_call(ctl.client.promql(request)).await?;
     ctl.print(
-        || output::select_table(&response),
-        || output::select_json(&response),
+        || output::promql_table(&response),
+        || output::promql_json(&response),
     );
-    if ctl.output == OutputFormat::Table && response.series.is_empty() {
-        eprintln!("no series matched in [{start_ms}, {end_ms}]");
+    if ctl.output == OutputFormat::Table {
+        eprint!("{}", output::promql_notes(&response));
+        let empty = matches!(response.result_type.as_str(), "vector" | "matrix")
+            && response.series.is_empty();
+        if empty {
+            eprintln!("empty result: no series matched");
+        }
     }
     Ok(())
+}
+
+/// The step of a range query given none: (end - start) / 250 in whole
+/// seconds, at least one second.
+fn default_step_ms(start_ms: i64, end_ms: i64) -> i64 {
+    let step = end_ms.saturating_sub(start_ms) / RANGE_STEPS_DEFAULT;
+    (step / 1000 * 1000).max(1000)
 }
 
 /// Milliseconds since the Unix epoch, from the wall clock.
@@ -635,6 +668,16 @@ fn render_error(err: &anyhow::Error) -> String {
             message.push_str(&cause_text);
         }
         source = cause.source();
+    }
+    // A failed PromQL query names Prometheus's error type (bad_data,
+    // execution, ...) in its metadata.
+    if let Some(kind) = status
+        .metadata()
+        .get(ERROR_TYPE_KEY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+    {
+        message = format!("{kind}: {message}");
     }
     let mut out = format!("error: {}: {message}\n", code_name(status.code()));
     if let Some(leader) = status
@@ -738,6 +781,14 @@ mod tests {
         let cli = parse(&["query", "up", "--start", "3", "--end", "2"]).unwrap();
         let err = check_command(&cli.command).unwrap_err();
         assert_eq!(err.to_string(), "--start (3) is after --end (2)");
+        assert!(parse(&["query", "up", "--step", "5"]).is_err());
+        let cli = parse(&["query", "up", "--start", "1", "--end", "2", "--step", "0"]).unwrap();
+        let err = check_command(&cli.command).unwrap_err();
+        assert_eq!(err.to_string(), "--step (0) must be positive");
+        let cli = parse(&["query", "sum by (job) (rate(x[5m])) > 1"]).unwrap();
+        assert!(check_command(&cli.command).is_ok());
+        assert_eq!(default_step_ms(0, 3_600_000), 14_000);
+        assert_eq!(default_step_ms(0, 10), 1_000);
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! in JSON and `-` in tables.
 
 use raftwatch_proto::v1::{
-    ClusterStatusResponse, Label, ListMembersResponse, ListShardsResponse, MemberInfo,
-    MemberResponse, RebalanceResponse, SelectResponse, ShardInfo, TaskInfo, WriteResponse,
+    ClusterStatusResponse, Consistency, Label, ListMembersResponse, ListShardsResponse, MemberInfo,
+    MemberResponse, PromqlResponse, RebalanceResponse, Sample, ShardInfo, TaskInfo, WriteResponse,
 };
 use serde_json::{Value, json};
 
@@ -266,44 +266,126 @@ pub fn rejection_lines(response: &WriteResponse) -> String {
         .collect()
 }
 
-/// select_json renders `query` as `{"series": [{"labels": {name: value},
-/// "samples": [[timestamp_ms, value], ...]}]}`; a non-finite value is the
-/// string `"NaN"`, `"+Inf"` or `"-Inf"` (JSON has no such numbers).
-pub fn select_json(response: &SelectResponse) -> Value {
-    let series = response
-        .series
-        .iter()
-        .map(|s| {
-            let labels: serde_json::Map<String, Value> = s
-                .labels
+/// promql_json renders `query` as Prometheus's `data` object, with the
+/// CLI's number conventions: `{"resultType": "vector"|"matrix"|"scalar"|
+/// "string", "result": ..., "warnings": [...], "infos": [...], "read":
+/// {"consistency", "min_applied_index", "max_lag_entries"}}`. A vector
+/// element is `{"metric": {name: value}, "value": [timestamp_ms, value]}`,
+/// a matrix series `{"metric": {...}, "values": [[timestamp_ms, value],
+/// ...]}`, a scalar `[timestamp_ms, value]`, a string `[timestamp_ms,
+/// "text"]`. Timestamps are integer milliseconds; a non-finite value is
+/// the string `"NaN"`, `"+Inf"` or `"-Inf"` (JSON has no such numbers).
+pub fn promql_json(response: &PromqlResponse) -> Value {
+    let metric = |labels: &[Label]| -> Value {
+        Value::Object(
+            labels
                 .iter()
                 .map(|l| (l.name.clone(), Value::String(l.value.clone())))
-                .collect();
-            let samples: Vec<Value> = s
-                .samples
+                .collect(),
+        )
+    };
+    let point = |p: &Sample| json!([p.timestamp_ms, float_json(p.value)]);
+    let result = match response.result_type.as_str() {
+        "scalar" => response.scalar.as_ref().map_or(Value::Null, point),
+        "string" => response
+            .string
+            .as_ref()
+            .map_or(Value::Null, |s| json!([s.timestamp_ms, s.value])),
+        "matrix" => Value::Array(
+            response
+                .series
                 .iter()
-                .map(|p| json!([p.timestamp_ms, float_json(p.value)]))
-                .collect();
-            json!({ "labels": labels, "samples": samples })
+                .map(|s| {
+                    json!({
+                        "metric": metric(&s.labels),
+                        "values": s.samples.iter().map(point).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        ),
+        _ => Value::Array(
+            response
+                .series
+                .iter()
+                .map(|s| {
+                    json!({
+                        "metric": metric(&s.labels),
+                        "value": s.samples.first().map_or(Value::Null, point),
+                    })
+                })
+                .collect(),
+        ),
+    };
+    let read = response.read.as_ref().map_or(Value::Null, |r| {
+        json!({
+            "consistency": match Consistency::try_from(r.consistency) {
+                Ok(Consistency::Stale) => "stale",
+                _ => "linearizable",
+            },
+            "min_applied_index": r.min_applied_index,
+            "max_lag_entries": r.max_lag_entries,
         })
-        .collect::<Vec<_>>();
-    json!({ "series": series })
+    });
+    json!({
+        "resultType": response.result_type,
+        "result": result,
+        "warnings": response.warnings,
+        "infos": response.infos,
+        "read": read,
+    })
 }
 
-/// select_table renders `query` for people: one `{labels} value @ts`
-/// line per sample, series after series, with label values quoted and
-/// escaped as in PromQL.
-pub fn select_table(response: &SelectResponse) -> String {
+/// promql_table renders `query` for people: one `{labels} value @ts` line
+/// per sample (vector elements, then every point of every matrix series),
+/// `scalar value @ts`, or `string "text" @ts`, with label values quoted
+/// and escaped as in PromQL. Warnings and infos go to stderr
+/// ([`promql_notes`]).
+pub fn promql_table(response: &PromqlResponse) -> String {
     let mut out = String::new();
-    for s in &response.series {
-        let labels = labels_text(&s.labels);
-        for p in &s.samples {
-            out.push_str(&format!(
-                "{labels} {} @{}\n",
-                float_text(p.value),
-                p.timestamp_ms
-            ));
+    match response.result_type.as_str() {
+        "scalar" => {
+            if let Some(p) = &response.scalar {
+                out.push_str(&format!(
+                    "scalar {} @{}\n",
+                    float_text(p.value),
+                    p.timestamp_ms
+                ));
+            }
         }
+        "string" => {
+            if let Some(s) = &response.string {
+                out.push_str(&format!(
+                    "string \"{}\" @{}\n",
+                    escape_value(&s.value),
+                    s.timestamp_ms
+                ));
+            }
+        }
+        _ => {
+            for s in &response.series {
+                let labels = labels_text(&s.labels);
+                for p in &s.samples {
+                    out.push_str(&format!(
+                        "{labels} {} @{}\n",
+                        float_text(p.value),
+                        p.timestamp_ms
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// promql_notes are the warning and info lines for stderr (`warning:
+/// ...`, `info: ...`).
+pub fn promql_notes(response: &PromqlResponse) -> String {
+    let mut out = String::new();
+    for w in &response.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    for i in &response.infos {
+        out.push_str(&format!("info: {i}\n"));
     }
     out
 }
@@ -439,7 +521,7 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raftwatch_proto::v1::{Rejection, Sample, Series};
+    use raftwatch_proto::v1::{PromqlString, ReadInfo, Rejection, Series};
 
     fn status() -> ClusterStatusResponse {
         ClusterStatusResponse {
@@ -689,63 +771,104 @@ TASK  KIND  SHARD  FROM  TO  STEP
         assert_eq!(rejection_lines(&WriteResponse::default()), "");
     }
 
-    fn select() -> SelectResponse {
-        SelectResponse {
+    fn up_labels() -> Vec<Label> {
+        vec![
+            Label {
+                name: "__name__".to_owned(),
+                value: "up".to_owned(),
+            },
+            Label {
+                name: "path".to_owned(),
+                value: "a\"b\\c\nd".to_owned(),
+            },
+        ]
+    }
+
+    fn sample(timestamp_ms: i64, value: f64) -> Sample {
+        Sample {
+            timestamp_ms,
+            value,
+        }
+    }
+
+    fn matrix() -> PromqlResponse {
+        PromqlResponse {
+            result_type: "matrix".to_owned(),
             series: vec![Series {
-                labels: vec![
-                    Label {
-                        name: "__name__".to_owned(),
-                        value: "up".to_owned(),
-                    },
-                    Label {
-                        name: "path".to_owned(),
-                        value: "a\"b\\c\nd".to_owned(),
-                    },
-                ],
+                labels: up_labels(),
                 samples: vec![
-                    Sample {
-                        timestamp_ms: 1000,
-                        value: 1.5,
-                    },
-                    Sample {
-                        timestamp_ms: 2000,
-                        value: f64::NAN,
-                    },
-                    Sample {
-                        timestamp_ms: 3000,
-                        value: f64::INFINITY,
-                    },
-                    Sample {
-                        timestamp_ms: 4000,
-                        value: f64::NEG_INFINITY,
-                    },
+                    sample(1000, 1.5),
+                    sample(2000, f64::NAN),
+                    sample(3000, f64::INFINITY),
+                    sample(4000, f64::NEG_INFINITY),
                 ],
             }],
+            warnings: vec!["PromQL warning: w".to_owned()],
+            read: Some(ReadInfo {
+                consistency: Consistency::Stale as i32,
+                min_applied_index: 7,
+                max_lag_entries: 2,
+                shards: vec![],
+            }),
+            ..PromqlResponse::default()
         }
     }
 
     #[test]
-    fn select_json_shape_and_non_finite_values() {
+    fn promql_json_shapes_and_non_finite_values() {
         assert_eq!(
-            select_json(&select()),
-            json!({"series": [{
-                "labels": {"__name__": "up", "path": "a\"b\\c\nd"},
-                "samples": [[1000, 1.5], [2000, "NaN"], [3000, "+Inf"], [4000, "-Inf"]],
-            }]})
+            promql_json(&matrix()),
+            json!({
+                "resultType": "matrix",
+                "result": [{
+                    "metric": {"__name__": "up", "path": "a\"b\\c\nd"},
+                    "values": [[1000, 1.5], [2000, "NaN"], [3000, "+Inf"], [4000, "-Inf"]],
+                }],
+                "warnings": ["PromQL warning: w"],
+                "infos": [],
+                "read": {"consistency": "stale", "min_applied_index": 7, "max_lag_entries": 2},
+            })
         );
+        let vector = PromqlResponse {
+            result_type: "vector".to_owned(),
+            series: vec![Series {
+                labels: vec![],
+                samples: vec![sample(5, 2.0)],
+            }],
+            ..PromqlResponse::default()
+        };
         assert_eq!(
-            select_json(&SelectResponse::default()),
-            json!({"series": []})
+            promql_json(&vector)["result"],
+            json!([{"metric": {}, "value": [5, 2.0]}])
         );
+        let scalar = PromqlResponse {
+            result_type: "scalar".to_owned(),
+            scalar: Some(sample(5, 0.5)),
+            ..PromqlResponse::default()
+        };
+        assert_eq!(promql_json(&scalar)["result"], json!([5, 0.5]));
+        let string = PromqlResponse {
+            result_type: "string".to_owned(),
+            string: Some(PromqlString {
+                timestamp_ms: 5,
+                value: "x".to_owned(),
+            }),
+            ..PromqlResponse::default()
+        };
+        assert_eq!(promql_json(&string)["result"], json!([5, "x"]));
+        assert_eq!(promql_table(&string), "string \"x\" @5\n");
+        assert_eq!(promql_table(&scalar), "scalar 0.5 @5\n");
+        assert_eq!(promql_table(&vector), "{} 2 @5\n");
     }
 
     #[test]
-    fn select_table_lines() {
+    fn promql_table_lines() {
         let label_text = r#"{__name__="up", path="a\"b\\c\nd"}"#;
         let expected = format!(
             "{label_text} 1.5 @1000\n{label_text} NaN @2000\n{label_text} +Inf @3000\n{label_text} -Inf @4000\n"
         );
-        assert_eq!(select_table(&select()), expected);
+        assert_eq!(promql_table(&matrix()), expected);
+        assert_eq!(promql_notes(&matrix()), "warning: PromQL warning: w\n");
     }
 
     #[test]

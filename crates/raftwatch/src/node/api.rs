@@ -544,7 +544,7 @@ impl pb::ingest_server::Ingest for Api {
 
 /// `select` answers `Query.Select`: every shard's raw samples, merged and
 /// sorted by label set.
-async fn select(node: &Arc<Node>, req: pb::SelectRequest) -> Result<Vec<pb::Series>, Status> {
+async fn select(node: &Arc<Node>, req: pb::SelectRequest) -> Result<pb::SelectResponse, Status> {
     let c = consistency(req.consistency)?;
     // One matcher check for every query kind (`query.rs`).
     let matchers = super::query::matchers(&req.matchers, super::query::Need::Selector)?;
@@ -554,63 +554,34 @@ async fn select(node: &Arc<Node>, req: pb::SelectRequest) -> Result<Vec<pb::Seri
         end_ms: req.end_ms,
         series_max: 0,
         samples_max: 0,
-    }
-    .encode_to_vec();
-    let state = node.shard_list_state(c).await?;
-    let calls = state.shards.keys().map(|shard| {
-        let node = node.clone();
-        let query = query.clone();
-        let shard = *shard;
-        async move {
-            let bytes = node
-                .group_read(shard.group(), query, c, &node.shard_candidates(shard))
-                .await?;
-            let r = sc::ShardQueryResult::decode(bytes.as_slice())
-                .map_err(|e| Status::internal(format!("shard {shard} answer: {e}")))?;
-            if !r.error.is_empty() {
-                return Err(Status::invalid_argument(format!(
-                    "shard {shard}: {}",
-                    r.error
-                )));
-            }
-            Ok::<_, Status>(r.series)
-        }
-    });
-    let mut series = Vec::new();
-    // The first shard to fail fails the read; the others are dropped.
-    for r in futures::future::try_join_all(calls).await? {
-        for s in r {
-            series.push(pb::Series {
-                labels: s
-                    .labels
-                    .into_iter()
-                    .map(|l| pb::Label {
-                        name: l.name,
-                        value: l.value,
-                    })
-                    .collect(),
-                samples: s
-                    .timestamps
-                    .into_iter()
-                    .zip(s.values)
-                    .map(|(t, v)| pb::Sample {
-                        timestamp_ms: t,
-                        value: v,
-                    })
-                    .collect(),
-            });
-        }
-    }
-    series.sort_by(|a, b| {
-        let key = |s: &pb::Series| {
-            s.labels
-                .iter()
-                .map(|l| (l.name.clone(), l.value.clone()))
-                .collect::<Vec<_>>()
-        };
-        key(a).cmp(&key(b))
-    });
-    Ok(series)
+    };
+    let (found, read) = super::query::select(node, query, c).await?;
+    let series = found
+        .into_iter()
+        .map(|s| pb::Series {
+            labels: s
+                .labels
+                .into_iter()
+                .map(|l| pb::Label {
+                    name: l.name,
+                    value: l.value,
+                })
+                .collect(),
+            samples: s
+                .timestamps
+                .into_iter()
+                .zip(s.values)
+                .map(|(t, v)| pb::Sample {
+                    timestamp_ms: t,
+                    value: v,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(pb::SelectResponse {
+        series,
+        read: Some(read),
+    })
 }
 
 #[tonic::async_trait]
@@ -621,11 +592,10 @@ impl pb::query_server::Query for Api {
     ) -> Result<Response<pb::SelectResponse>, Status> {
         let node = self.node()?;
         let req = request.into_inner();
-        let series = node
-            .metrics
+        node.metrics
             .timed_query("select", select(&node, req))
-            .await?;
-        Ok(Response::new(pb::SelectResponse { series }))
+            .await
+            .map(Response::new)
     }
 
     // Instant, range, series and label queries: `query.rs`.
@@ -678,6 +648,17 @@ impl pb::query_server::Query for Api {
         Ok(Response::new(
             super::query::label_values(&node, request.into_inner()).await?,
         ))
+    }
+
+    async fn promql(
+        &self,
+        request: Request<pb::PromqlRequest>,
+    ) -> Result<Response<pb::PromqlResponse>, Status> {
+        let node = self.node()?;
+        super::promql::grpc(&node, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| e.to_status())
     }
 }
 

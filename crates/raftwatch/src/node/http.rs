@@ -1,6 +1,6 @@
-//! The node's HTTP endpoint: health, readiness, the node's own metrics and
-//! the Prometheus remote-write receiver (`remote_write.rs`). (The
-//! Prometheus-compatible query API joins it later.)
+//! The node's HTTP endpoint: health, readiness, the node's own metrics,
+//! the Prometheus remote-write receiver (`remote_write.rs`) and the
+//! Prometheus query API (`prom_api.rs`).
 
 use std::sync::Arc;
 
@@ -29,6 +29,7 @@ pub(crate) async fn serve(node: Arc<Node>) -> anyhow::Result<()> {
             post(super::remote_write::receive)
                 .layer(DefaultBodyLimit::max(node.config.request_bytes_max)),
         )
+        .merge(query_api(node.config.request_bytes_max))
         .with_state(node.clone());
     raftwatch_raft::rt::spawn(node.config.node_id, async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -36,6 +37,24 @@ pub(crate) async fn serve(node: Arc<Node>) -> anyhow::Result<()> {
         }
     });
     Ok(())
+}
+
+/// The Prometheus query API (`prom_api.rs`): GET with a query string, or
+/// POST with a form body of at most `body_bytes_max` bytes.
+fn query_api(body_bytes_max: usize) -> Router<Arc<Node>> {
+    use super::prom_api as api;
+    Router::new()
+        .route("/api/v1/query", get(api::query).post(api::query))
+        .route(
+            "/api/v1/query_range",
+            get(api::query_range).post(api::query_range),
+        )
+        .route("/api/v1/series", get(api::series).post(api::series))
+        .route("/api/v1/labels", get(api::labels).post(api::labels))
+        .route("/api/v1/label/{name}/values", get(api::label_values))
+        .route("/api/v1/status/buildinfo", get(api::buildinfo))
+        .route("/api/v1/metadata", get(api::metadata))
+        .layer(DefaultBodyLimit::max(body_bytes_max))
 }
 
 /// Ready once the control group and every local shard group has a leader.

@@ -10,6 +10,8 @@ mod driver;
 mod http;
 mod ingest;
 mod metrics;
+mod prom_api;
+mod promql;
 mod query;
 mod remote_write;
 mod shards;
@@ -87,6 +89,9 @@ pub struct Node {
     batchers: ingest::Batchers,
     /// This node's own metrics (`/metrics`).
     pub(crate) metrics: metrics::NodeMetrics,
+    /// The node's clock: "now" of a PromQL query that names no time, and
+    /// the metrics' durations.
+    pub(crate) clock: Arc<dyn raftwatch_seams::Clock>,
 }
 
 impl std::fmt::Debug for Node {
@@ -147,8 +152,9 @@ pub struct NodeEnv {
     pub create_data_dir: bool,
     /// Seed of this node's randomness (openraft's election timeouts).
     pub seed: u64,
-    /// Where the node reads time for its metrics (durations, start time).
-    /// (Timers and timeouts are tokio's, which the simulator pauses.)
+    /// Where the node reads wall time: its metrics (durations, start
+    /// time) and the default evaluation time of a PromQL query. (Timers
+    /// and timeouts are tokio's, which the simulator pauses.)
     pub clock: Arc<dyn Clock>,
     /// Snapshot policy override: (build a snapshot every this many
     /// applied entries, entries kept in the log behind it). The simulator
@@ -226,6 +232,7 @@ pub async fn start_with_env(config: ServerConfig, env: NodeEnv) -> anyhow::Resul
         groups_lock: tokio::sync::Mutex::default(),
         batchers: ingest::Batchers::default(),
         metrics: metrics::NodeMetrics::new(id, env.clock.clone()),
+        clock: env.clock,
     });
     let _ = cell.set(node.clone());
     node.host
@@ -706,24 +713,12 @@ impl Node {
         }
     }
 
-    /// `group_read` answers a read-only request on `group` at
+    /// `group_read_with_index` answers a read-only request on `group` at
     /// `consistency`: locally when this node hosts a replica, otherwise on
-    /// a replica among `candidates` (trying each until one answers).
-    pub(crate) async fn group_read(
-        &self,
-        group: GroupId,
-        request: Vec<u8>,
-        consistency: ReadConsistency,
-        candidates: &[String],
-    ) -> Result<Vec<u8>, Status> {
-        self.group_read_with_index(group, request, consistency, candidates)
-            .await
-            .map(|r| r.response)
-    }
-
-    /// `group_read_with_index` is [`Node::group_read`] that also says which
-    /// log position the answer reflects: the answering replica's applied
-    /// index and, for a linearizable read, the read index it waited for.
+    /// a replica among `candidates` (trying each until one answers). It
+    /// says which log position the answer reflects: the answering replica's
+    /// applied index and, for a linearizable read, the read index it waited
+    /// for.
     pub(crate) async fn group_read_with_index(
         &self,
         group: GroupId,

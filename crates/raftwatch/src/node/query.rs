@@ -383,28 +383,43 @@ async fn fan_out(
     read.series_max = limits.series_max;
     read.samples_max = limits.samples_max;
     let kind = read.kind;
-    let bytes = read.encode_to_vec();
-    let work = async {
-        let state = node.shard_list_state(consistency).await?;
-        let calls = state.shards.keys().map(|&shard| {
-            let bytes = bytes.clone();
-            async move {
-                let r = node
-                    .group_read_with_index(
-                        shard.group(),
-                        bytes,
-                        consistency,
-                        &node.shard_candidates(shard),
-                    )
-                    .await
-                    .map_err(|s| read_failed(shard, s))?;
-                let answer = shard_answer(shard, kind, &r)?;
-                Ok::<_, Status>((shard, answer, r))
-            }
-        });
-        try_join_all(calls).await
-    };
-    let answers = within(limits.timeout, work).await?;
+    let work = shard_reads(node, read.encode_to_vec(), consistency, |shard, r| {
+        shard_answer(shard, kind, r)
+    });
+    within(limits.timeout, work).await
+}
+
+/// `shard_reads` sends the encoded shard request `bytes` to every shard
+/// of the shard list at `consistency` (a local replica when there is one,
+/// else a remote one), decodes each answer with `decode`, and returns them
+/// in shard order with how they were served. The first shard to fail fails
+/// the read, and the others' reads are dropped. No timeout of its own: the
+/// caller bounds the whole query.
+async fn shard_reads<T>(
+    node: &Arc<Node>,
+    bytes: Vec<u8>,
+    consistency: ReadConsistency,
+    decode: impl Fn(ShardId, &ReadResult) -> Result<T, Status>,
+) -> Result<(Vec<T>, pb::ReadInfo), Status> {
+    let state = node.shard_list_state(consistency).await?;
+    let decode = &decode;
+    let calls = state.shards.keys().map(|&shard| {
+        let bytes = bytes.clone();
+        async move {
+            let r = node
+                .group_read_with_index(
+                    shard.group(),
+                    bytes,
+                    consistency,
+                    &node.shard_candidates(shard),
+                )
+                .await
+                .map_err(|s| read_failed(shard, s))?;
+            let answer = decode(shard, &r)?;
+            Ok::<_, Status>((shard, answer, r))
+        }
+    });
+    let answers = try_join_all(calls).await?;
     let shards: Vec<pb::ShardReadInfo> = answers
         .iter()
         .map(|(shard, _, r)| shard_read_info(*shard, r))
@@ -420,6 +435,45 @@ async fn fan_out(
         shards,
     };
     Ok((answers.into_iter().map(|(_, a, _)| a).collect(), info))
+}
+
+/// `select` reads the raw samples (staleness markers included) of the
+/// series matching every matcher of `query` in `[start_ms, end_ms]` from
+/// every shard at `consistency`: a `ShardQuery`, answered by the shard
+/// state machine's select path. The series come back sorted by labels.
+/// A shard over `query.samples_max` refuses with `RESOURCE_EXHAUSTED`
+/// whose message holds [`sc::SAMPLES_LIMIT_REFUSAL`]; a replica that
+/// cannot answer, with `UNAVAILABLE`. The caller has checked the matchers.
+pub(super) async fn select(
+    node: &Arc<Node>,
+    query: sc::ShardQuery,
+    consistency: ReadConsistency,
+) -> Result<(Vec<sc::SeriesPb>, pb::ReadInfo), Status> {
+    let (answers, info) =
+        shard_reads(node, query.encode_to_vec(), consistency, select_answer).await?;
+    let mut series: Vec<sc::SeriesPb> = answers.into_iter().flatten().collect();
+    series.sort_by(|a, b| label_key(a).cmp(label_key(b)));
+    // A series lives in one shard; this only guards a move's overlap.
+    series.dedup_by(|a, b| a.labels == b.labels);
+    Ok((series, info))
+}
+
+/// `select_answer` decodes one shard's answer to a `ShardQuery` and maps
+/// its refusal: a limit is the caller's (`RESOURCE_EXHAUSTED`); anything
+/// else — a failed replica, a storage error — may pass on another replica
+/// or later (`UNAVAILABLE`), since the node checked the request first.
+fn select_answer(shard: ShardId, r: &ReadResult) -> Result<Vec<sc::SeriesPb>, Status> {
+    let a = sc::ShardQueryResult::decode(r.response.as_slice())
+        .map_err(|e| Status::internal(format!("shard {shard} answer: {e}")))?;
+    if a.error.is_empty() {
+        return Ok(a.series);
+    }
+    let message = format!("shard {shard}: {}", a.error);
+    if a.error.contains("more than the limit of") {
+        Err(Status::resource_exhausted(message))
+    } else {
+        Err(Status::unavailable(message))
+    }
 }
 
 /// How one shard's part was served: the log position its answer reflects

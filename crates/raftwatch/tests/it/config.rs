@@ -72,6 +72,8 @@ fn defaults_fill_what_no_source_sets() {
             election_timeout_ms_min: 1000,
             election_timeout_ms_max: 2000,
             request_bytes_max: 32 << 20,
+            query_max_samples: 50_000_000,
+            query_timeout_ms: 120_000,
             log_format: LogFormat::Text,
         }
     );
@@ -157,6 +159,8 @@ heartbeat_interval_ms = 100
 election_timeout_ms_min = 500
 election_timeout_ms_max = 900
 request_bytes_max = 65536
+query_max_samples = 1000
+query_timeout_ms = 5000
 log_format = "json"
 "#,
     );
@@ -182,6 +186,10 @@ log_format = "json"
         (500, 900)
     );
     assert_eq!(config.request_bytes_max, 65536);
+    assert_eq!(
+        (config.query_max_samples, config.query_timeout_ms),
+        (1000, 5000)
+    );
     assert_eq!(config.log_format, LogFormat::Json);
 
     // `join` is the one key the bootstrap file above cannot also hold.
@@ -220,6 +228,8 @@ fn every_key_can_come_from_the_environment() {
         ("RAFTWATCH_ELECTION_TIMEOUT_MS_MIN", "150"),
         ("RAFTWATCH_ELECTION_TIMEOUT_MS_MAX", "300"),
         ("RAFTWATCH_REQUEST_BYTES_MAX", "4096"),
+        ("RAFTWATCH_QUERY_MAX_SAMPLES", "7"),
+        ("RAFTWATCH_QUERY_TIMEOUT_MS", "100"),
         ("RAFTWATCH_LOG_FORMAT", "JSON"),
         // Not ours (raftwatchctl's): ignored.
         ("RAFTWATCH_ENDPOINT", "http://127.0.0.1:7600"),
@@ -232,6 +242,10 @@ fn every_key_can_come_from_the_environment() {
     // Joining: replicas is not checked against a member list.
     assert_eq!((config.shards, config.replicas), (4, 5));
     assert_eq!(config.request_bytes_max, 4096);
+    assert_eq!(
+        (config.query_max_samples, config.query_timeout_ms),
+        (7, 100)
+    );
     assert_eq!(config.log_format, LogFormat::Json);
 
     // Initial cluster from the environment.
@@ -532,6 +546,21 @@ fn every_validation_error_names_its_key() {
             "request_bytes_max above the node's 32 MiB ceiling",
             |a| a.request_bytes_max = Some((32 << 20) + 1),
             "request_bytes_max",
+        ),
+        (
+            "query_max_samples 0",
+            |a| a.query_max_samples = Some(0),
+            "query_max_samples",
+        ),
+        (
+            "query_max_samples above a billion",
+            |a| a.query_max_samples = Some(1_000_000_001),
+            "query_max_samples",
+        ),
+        (
+            "query_timeout_ms below 100",
+            |a| a.query_timeout_ms = Some(99),
+            "query_timeout_ms",
         ),
     ];
     for (what, change, key) in cases {

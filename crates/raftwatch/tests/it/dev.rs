@@ -92,6 +92,8 @@ fn server_argv_round_trips_through_the_flag_parser() {
         election_timeout_ms_min: Some(8),
         election_timeout_ms_max: Some(9),
         request_bytes_max: Some(10),
+        query_max_samples: Some(11),
+        query_timeout_ms: Some(12),
         config: Some("c.toml".into()),
         log_format: Some(LogFormat::Text),
     };
