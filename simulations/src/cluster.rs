@@ -208,10 +208,6 @@ async fn start_node(
         seed,
         clock: Arc::new(SimClock),
         snapshot_every: Some(snapshot_every),
-        // Only the PromQL API reads the node's clock for "now", and the
-        // simulation sends no PromQL: a clock that never moves, so a
-        // future workload cannot make a run depend on real time.
-        clock: Arc::new(raftwatch_seams::ManualClock::default()),
     };
     let id = config.node_id;
     raftwatch::node::start_with_env(config, env)
