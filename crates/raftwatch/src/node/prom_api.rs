@@ -547,6 +547,20 @@ pub(crate) fn consistency_param(p: &Params) -> Result<ReadConsistency, QueryErro
     }
 }
 
+/// Our parameter: `pushdown=false` makes the node fetch raw samples for
+/// the whole query instead of letting the shards evaluate their parts
+/// (the default, `true`); the answer is the same, only the cost differs.
+fn pushdown_param(p: &Params) -> Result<bool, QueryError> {
+    match p.get("pushdown") {
+        "" | "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(invalid_param(
+            "pushdown",
+            format!("{other:?} is neither \"true\" nor \"false\""),
+        )),
+    }
+}
+
 fn timeout_param(p: &Params) -> Result<Option<Duration>, QueryError> {
     match p.get("timeout") {
         "" => Ok(None),
@@ -634,6 +648,7 @@ async fn instant(node: &Arc<Node>, p: Result<Params, QueryError>) -> Result<Outc
         consistency,
         timeout,
         samples_max: None,
+        pushdown: pushdown_param(&p)?,
     };
     evaluate(node, req, limit).await
 }
@@ -687,6 +702,7 @@ async fn range(node: &Arc<Node>, p: Result<Params, QueryError>) -> Result<Outcom
         consistency,
         timeout,
         samples_max: None,
+        pushdown: pushdown_param(&p)?,
     };
     evaluate(node, req, limit).await
 }

@@ -26,11 +26,13 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use raftwatch_model::MatchOp;
 use raftwatch_promql::{
-    Engine, EngineConfig, Labels, Query, QueryResult, Queryable, RawSeries, SelectRequest, Value,
+    Engine, EngineConfig, Labels, PushdownAnswer, PushdownRequest, Query, QueryResult, Queryable,
+    RawSeries, SelectRequest, Series, Value,
 };
 use raftwatch_proto::v1 as pb;
 use raftwatch_raft::ReadConsistency;
 use raftwatch_shard::codec as sc;
+use raftwatch_shard::query::{QueryKind, ShardRead, ShardReadResult};
 use tonic::{Code, Status};
 
 use super::Node;
@@ -208,6 +210,10 @@ pub(crate) struct Request {
     pub(crate) timeout: Option<Duration>,
     /// A lower samples limit than the node's, if the request asked for one.
     pub(crate) samples_max: Option<usize>,
+    /// Let the shards evaluate what they can (`raftwatch_promql`'s
+    /// push-down); `false` fetches raw samples for everything (the
+    /// `pushdown=false` API parameter, for comparison).
+    pub(crate) pushdown: bool,
 }
 
 /// `Planned` is a parsed and planned query with the limits it runs under.
@@ -232,6 +238,7 @@ pub(crate) fn plan(node: &Node, req: &Request) -> Result<Planned, QueryError> {
             .lookback_delta_ms
             .unwrap_or(raftwatch_promql::LOOKBACK_DELTA_MS_DEFAULT),
         max_samples: samples_max,
+        pushdown: req.pushdown,
         ..EngineConfig::default()
     };
     let engine = Engine::new(config);
@@ -327,17 +334,47 @@ async fn fetch(
         };
         super::query::select(node, query, planned.consistency)
     });
-    let answers = futures::future::try_join_all(reads)
-        .await
-        .map_err(|s| QueryError::from_status(&s))?;
+    // Push-downs: every shard evaluates its part; only their points
+    // travel.
+    let evals = planned.query.pushdowns().iter().map(|p| {
+        let read = ShardRead {
+            kind: QueryKind::Eval.wire(),
+            expr: p.expr.clone(),
+            start_ms: p.start_ms,
+            end_ms: p.end_ms,
+            step_ms: p.step_ms,
+            lookback_ms: p.lookback_delta_ms,
+            ..Default::default()
+        };
+        // The query's own timeout (around the whole of `execute`) answers
+        // first; this one only bounds the fan-out as every read is.
+        let bound = Duration::from_millis(node.config.query_timeout_ms) + Duration::from_secs(1);
+        super::query::eval(node, read, planned.consistency, samples_max, bound)
+    });
+    let (answers, evals) = futures::future::try_join(
+        futures::future::try_join_all(reads),
+        futures::future::try_join_all(evals),
+    )
+    .await
+    .map_err(|s| QueryError::from_status(&s))?;
     let total: u64 = answers
         .iter()
         .flat_map(|(series, _)| series.iter().map(|s| s.timestamps.len() as u64))
+        .chain(evals.iter().flat_map(|(parts, _)| {
+            parts
+                .iter()
+                .flat_map(|p| p.series.iter().map(|s| s.timestamps.len() as u64))
+        }))
         .sum();
     if total > samples_max {
         return Err(too_many_samples());
     }
-    let mut infos = Vec::with_capacity(answers.len());
+    let mut infos = Vec::with_capacity(answers.len() + evals.len());
+    let mut pushed = Vec::with_capacity(evals.len());
+    for (req, (parts, info)) in planned.query.pushdowns().iter().zip(evals) {
+        infos.push(info);
+        pushed.push((req.clone(), Mutex::new(Some(pushdown_answer(parts)))));
+    }
     let mut entries = Vec::with_capacity(answers.len());
     for ((req, uses), (series, info)) in distinct.into_iter().zip(answers) {
         infos.push(info);
@@ -347,9 +384,27 @@ async fn fetch(
         });
     }
     Ok((
-        Prefetched { entries },
+        Prefetched { entries, pushed },
         merge_read_infos(planned.consistency, infos),
     ))
+}
+
+/// Every shard's answer to one push-down, as the evaluator takes it.
+fn pushdown_answer(parts: Vec<ShardReadResult>) -> PushdownAnswer {
+    let mut a = PushdownAnswer::default();
+    for p in parts {
+        let n = p.series.len();
+        let mut flags = p.drop_name;
+        flags.resize(n, false);
+        a.drop_name.extend(flags);
+        a.series.extend(p.series.into_iter().map(|s| Series {
+            labels: Labels::new(s.labels.into_iter().map(|l| (l.name, l.value)).collect()),
+            points: s.timestamps.into_iter().zip(s.values).collect(),
+        }));
+        a.annotations.warnings.extend(p.warnings);
+        a.annotations.infos.extend(p.infos);
+    }
+    a
 }
 
 fn same_select(a: &SelectRequest, b: &SelectRequest) -> bool {
@@ -423,9 +478,33 @@ struct Entry {
 #[derive(Debug)]
 pub(crate) struct Prefetched {
     entries: Vec<Entry>,
+    /// The push-downs' answers, each taken once.
+    pushed: Vec<(PushdownRequest, Mutex<Option<PushdownAnswer>>)>,
 }
 
 impl Queryable for Prefetched {
+    fn pushdown(
+        &self,
+        req: &PushdownRequest,
+    ) -> Result<Option<PushdownAnswer>, raftwatch_promql::Error> {
+        // Identical push-downs were each fetched: take the first one
+        // not yet taken.
+        for (r, slot) in &self.pushed {
+            if r != req {
+                continue;
+            }
+            let mut slot = slot
+                .lock()
+                .map_err(|_| raftwatch_promql::Error::Storage("poisoned".into()))?;
+            if let Some(a) = slot.take() {
+                return Ok(Some(a));
+            }
+        }
+        Err(raftwatch_promql::Error::Storage(
+            "internal error: a push-down was not fetched or was read twice".into(),
+        ))
+    }
+
     fn select(&self, req: &SelectRequest) -> Result<Vec<RawSeries>, raftwatch_promql::Error> {
         let not_fetched = || {
             raftwatch_promql::Error::Storage(format!(
@@ -501,6 +580,7 @@ pub(crate) async fn grpc(
         timeout: (limits.timeout_ms > 0).then(|| Duration::from_millis(limits.timeout_ms)),
         samples_max: (limits.samples_max > 0)
             .then(|| usize::try_from(limits.samples_max).unwrap_or(usize::MAX)),
+        pushdown: true,
     };
     let planned = plan(node, &request)?;
     let answer = execute(node, planned).await?;

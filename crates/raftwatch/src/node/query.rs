@@ -370,6 +370,24 @@ async fn within<T>(
     }
 }
 
+/// `eval` sends a pushed-down PromQL evaluation (`ShardRead` kind eval)
+/// to every shard at `consistency` under the samples limit, and returns
+/// every shard's answer with how they were served.
+pub(super) async fn eval(
+    node: &Arc<Node>,
+    read: ShardRead,
+    consistency: ReadConsistency,
+    samples_max: u64,
+    timeout: Duration,
+) -> Result<(Vec<ShardReadResult>, pb::ReadInfo), Status> {
+    let limits = Limits {
+        series_max: SERIES_PER_QUERY_MAX,
+        samples_max,
+        timeout,
+    };
+    fan_out(node, read, consistency, limits).await
+}
+
 /// `fan_out` sends `read` (with the query's limits: each shard refuses
 /// when its part alone exceeds one) to every shard at `consistency` and
 /// returns their answers with how they were served. The first shard to
