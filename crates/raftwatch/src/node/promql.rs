@@ -673,6 +673,16 @@ mod tests {
         }
     }
 
+    fn push(expr: &str) -> PushdownRequest {
+        PushdownRequest {
+            expr: expr.into(),
+            start_ms: 0,
+            end_ms: 0,
+            step_ms: 0,
+            lookback_delta_ms: 300_000,
+        }
+    }
+
     #[test]
     fn prefetched_answers_each_planned_selection_once() {
         let data = Prefetched {
@@ -686,7 +696,16 @@ mod tests {
                     uses: Mutex::new((1, Some(vec![]))),
                 },
             ],
+            pushed: vec![
+                (push("sum(a)"), Mutex::new(Some(PushdownAnswer::default()))),
+                (push("sum(a)"), Mutex::new(Some(PushdownAnswer::default()))),
+            ],
         };
+        // Two identical push-downs each get their own answer, once.
+        assert!(data.pushdown(&push("sum(a)")).unwrap().is_some());
+        assert!(data.pushdown(&push("sum(a)")).unwrap().is_some());
+        assert!(data.pushdown(&push("sum(a)")).is_err());
+        assert!(data.pushdown(&push("sum(b)")).is_err());
         // Two planned selections share the first entry: both get the data.
         assert_eq!(data.select(&req("a", 0, 10)).unwrap().len(), 1);
         assert_eq!(data.select(&req("a", 0, 10)).unwrap().len(), 1);
