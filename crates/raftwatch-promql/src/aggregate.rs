@@ -112,6 +112,9 @@ pub(crate) fn eval(ev: &mut Evaluator, a: &AggregateExpr, grid: &Grid) -> Result
                 .collect();
             let mut bucket: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
             for i in 0..n {
+                if i % 64 == 63 {
+                    ev.check_cancel()?;
+                }
                 for b in &mut bucket {
                     b.clear();
                 }

@@ -462,7 +462,10 @@ impl<'a> Evaluator<'a> {
             .map(|t| self.eval_time(&vs.at, &vs.offset, t))
             .collect();
         let mut out = Vec::with_capacity(data.len());
-        for rs in data.iter() {
+        for (k, rs) in data.iter().enumerate() {
+            if k % 256 == 255 {
+                self.check_cancel()?;
+            }
             let mut vals = Vec::with_capacity(times.len());
             let mut any = false;
             let mut cursor = Windows::new(&rs.samples);
@@ -569,7 +572,20 @@ impl<'a> Evaluator<'a> {
             end: hi - (hi - start).rem_euclid(step),
             step,
         };
-        let series = match self.eval(&sq.expr, &inner)? {
+        // Every series of the inner expression holds a point per inner
+        // step: more steps than the samples limit can never fit.
+        if inner.len() > self.query.config.max_samples {
+            return Err(Error::TooManySamples("subquery evaluation"));
+        }
+        let evaluated = self.eval(&sq.expr, &inner)?;
+        if let V::Vector(ss) = &evaluated {
+            let points = ss
+                .iter()
+                .map(|s| s.vals.iter().filter(|v| v.is_some()).count())
+                .sum();
+            self.hold(points)?;
+        }
+        let series = match evaluated {
             V::Vector(ss) => ss
                 .into_iter()
                 .map(|s| RangeSeries {

@@ -322,12 +322,12 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error
                 counter_name_info(ev, &input);
             }
             let f = range_fn(name);
-            Ok(range_apply(
+            range_apply(
                 ev,
                 input,
                 |pts, lo, hi, range_ms, _| f(pts, lo, hi, range_ms),
                 !matches!(name, "last_over_time" | "first_over_time"),
-            ))
+            )
         }
         "quantile_over_time" => {
             let q = ev.eval_scalar(arg(c, 0)?, grid)?;
@@ -340,7 +340,7 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error
                 }
             }
             let input = ev.range_input(arg(c, 1)?, grid)?;
-            Ok(range_apply(
+            range_apply(
                 ev,
                 input,
                 |pts, _, _, _, i| {
@@ -351,14 +351,14 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error
                     Some(quantile(q[i], &mut vals))
                 },
                 true,
-            ))
+            )
         }
         "predict_linear" => {
             let input = ev.range_input(arg(c, 0)?, grid)?;
             let d = ev.eval_scalar(arg(c, 1)?, grid)?;
             // The intercept is the step's time, even under `@`.
             let eval_times: Vec<i64> = grid.times().collect();
-            Ok(range_apply(
+            range_apply(
                 ev,
                 input,
                 |pts, _, _, _, i| {
@@ -369,7 +369,7 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error
                     Some(slope * d[i] + intercept)
                 },
                 true,
-            ))
+            )
         }
         "double_exponential_smoothing" => {
             let input = ev.range_input(arg(c, 0)?, grid)?;
@@ -389,12 +389,12 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error
                     )));
                 }
             }
-            Ok(range_apply(
+            range_apply(
                 ev,
                 input,
                 |pts, _, _, _, i| double_exponential_smoothing(pts, sf[i], tf[i]),
                 true,
-            ))
+            )
         }
         _ => Err(Error::Execution(format!(
             "function {name}() is not supported"
@@ -438,9 +438,12 @@ fn range_apply(
     input: RangeInput,
     f: impl Fn(&[(i64, f64)], i64, i64, i64, usize) -> Option<f64>,
     drop_name: bool,
-) -> V {
+) -> Result<V, Error> {
     let mut out = Vec::with_capacity(input.series.len());
-    for s in input.series {
+    for (k, s) in input.series.into_iter().enumerate() {
+        if k % 64 == 63 {
+            ev.check_cancel()?;
+        }
         let mut any = false;
         let mut cursor = crate::eval::Windows::new(&s.points);
         let vals: Vec<Option<f64>> = input
@@ -466,8 +469,7 @@ fn range_apply(
             });
         }
     }
-    let _ = ev;
-    V::Vector(out)
+    Ok(V::Vector(out))
 }
 
 fn range_fn(name: &str) -> RangeFn {

@@ -211,3 +211,13 @@ fn bad_queries_are_bad_data() {
     let e = e.exec(&storage(), &AtomicBool::new(false)).unwrap_err();
     assert_eq!(e.kind(), "bad_data", "{e}");
 }
+
+#[test]
+fn a_subquery_with_more_steps_than_the_limit_fails_before_allocating() {
+    // 86.4 M inner steps: refused up front, not after gigabytes.
+    let q = Engine::default()
+        .instant_query("count_over_time(vector(1)[1d:1ms])", 86_400_000)
+        .unwrap();
+    let e = q.exec(&storage(), &AtomicBool::new(false)).unwrap_err();
+    assert_eq!(e, Error::TooManySamples("subquery evaluation"));
+}
