@@ -161,7 +161,10 @@ fn promql_reads_only_through_queryable() {
         "tonic",
     ] {
         if let Some(path) = path_to(&graph, "raftwatch-promql", forbidden) {
-            panic!("raftwatch-promql reaches {forbidden}: {}", path.join(" -> "));
+            panic!(
+                "raftwatch-promql reaches {forbidden}: {}",
+                path.join(" -> ")
+            );
         }
     }
 }

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
+use crate::Error;
 use crate::eval::{Evaluator, Grid, S, V};
 use crate::functions::{avg, fmt_f, kahan_inc, quantile};
 use crate::labels::Labels;
-use crate::Error;
 
 /// `grouping` is the group label set of `labels` under `modifier`.
 pub(crate) fn grouping(labels: &Labels, modifier: &Option<LabelModifier>) -> Labels {
@@ -203,7 +203,11 @@ fn top_bottom(
         if kf.is_nan() {
             return Err(Error::Execution("Parameter value is NaN".into()));
         }
-        let kk = if kf >= i64::MAX as f64 { i64::MAX } else { kf as i64 };
+        let kk = if kf >= i64::MAX as f64 {
+            i64::MAX
+        } else {
+            kf as i64
+        };
         if kk < 1 {
             continue;
         }
@@ -217,7 +221,10 @@ fn top_bottom(
         }
         for g in &mut by_group {
             g.sort_by(|&a, &b| {
-                let (x, y) = (input[a].vals[i].unwrap_or(f64::NAN), input[b].vals[i].unwrap_or(f64::NAN));
+                let (x, y) = (
+                    input[a].vals[i].unwrap_or(f64::NAN),
+                    input[b].vals[i].unwrap_or(f64::NAN),
+                );
                 match (x.is_nan(), y.is_nan()) {
                     (true, true) => std::cmp::Ordering::Equal,
                     (true, false) => std::cmp::Ordering::Greater,

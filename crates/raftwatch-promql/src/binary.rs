@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
+use crate::Error;
 use crate::eval::{Evaluator, Grid, S, V, duplicate_labelset};
 use crate::labels::{Labels, NAME};
-use crate::Error;
 
 fn is_comparison(op: &str) -> bool {
     matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=")
@@ -157,7 +157,10 @@ fn set_op(op: &str, lhs: Vec<S>, rhs: Vec<S>, b: &BinaryExpr, n: usize) -> V {
                 }
             }
             let mut out = lhs;
-            out.extend(rhs.into_iter().filter(|s| s.vals.iter().any(Option::is_some)));
+            out.extend(
+                rhs.into_iter()
+                    .filter(|s| s.vals.iter().any(Option::is_some)),
+            );
             V::Vector(out)
         }
     }
@@ -227,7 +230,14 @@ fn vector_vector(
             let metric = metrics
                 .entry((k, j))
                 .or_insert_with(|| {
-                    result_metric(&s.labels, &one[j].labels, op, matching, one_to_one, &include)
+                    result_metric(
+                        &s.labels,
+                        &one[j].labels,
+                        op,
+                        matching,
+                        one_to_one,
+                        &include,
+                    )
                 })
                 .clone();
             if one_to_one {
@@ -243,7 +253,8 @@ fn vector_vector(
                 .insert(metric.clone())
             {
                 return Err(Error::Execution(
-                    "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                    "multiple matches for labels: grouping labels must ensure unique matches"
+                        .into(),
                 ));
             }
             if !keep && !return_bool {

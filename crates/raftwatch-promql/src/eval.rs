@@ -88,7 +88,11 @@ pub(crate) struct Evaluator<'a> {
     samples_held: usize,
 }
 
-pub(crate) fn run(query: &Query, data: &dyn Queryable, cancel: &AtomicBool) -> Result<QueryResult, Error> {
+pub(crate) fn run(
+    query: &Query,
+    data: &dyn Queryable,
+    cancel: &AtomicBool,
+) -> Result<QueryResult, Error> {
     let mut ev = Evaluator {
         query,
         data,

@@ -5,10 +5,10 @@ use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 
+use crate::Error;
 use crate::eval::{Evaluator, Grid, RangeInput, S, V, window};
 use crate::labels::{Labels, NAME};
 use crate::plan::{matchers, offset_ms};
-use crate::Error;
 
 /// `kahan_inc` adds `inc` to `sum` with Neumaier compensation `c`
 /// (Prometheus's `kahansum.Inc`).
@@ -248,10 +248,7 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error
             match c.args.args.first() {
                 None => Ok(V::Vector(vec![S {
                     labels: Labels::default(),
-                    vals: grid
-                        .times()
-                        .map(|t| Some(f(t.div_euclid(1000))))
-                        .collect(),
+                    vals: grid.times().map(|t| Some(f(t.div_euclid(1000)))).collect(),
                     drop_name: false,
                 }])),
                 Some(a) => {
@@ -280,7 +277,11 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error
                 .windows
                 .iter()
                 .map(|&(lo, hi)| {
-                    if input.series.iter().any(|s| !window(&s.points, lo, hi).is_empty()) {
+                    if input
+                        .series
+                        .iter()
+                        .any(|s| !window(&s.points, lo, hi).is_empty())
+                    {
                         None
                     } else {
                         Some(1.0)
@@ -293,49 +294,82 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error
                 drop_name: false,
             }]))
         }
-        "rate" | "increase" | "delta" | "irate" | "idelta" | "changes" | "resets" | "deriv"
-        | "avg_over_time" | "min_over_time" | "max_over_time" | "sum_over_time"
-        | "count_over_time" | "last_over_time" | "first_over_time" | "present_over_time"
-        | "stddev_over_time" | "stdvar_over_time" | "mad_over_time" | "ts_of_min_over_time"
-        | "ts_of_max_over_time" | "ts_of_first_over_time" | "ts_of_last_over_time" => {
+        "rate"
+        | "increase"
+        | "delta"
+        | "irate"
+        | "idelta"
+        | "changes"
+        | "resets"
+        | "deriv"
+        | "avg_over_time"
+        | "min_over_time"
+        | "max_over_time"
+        | "sum_over_time"
+        | "count_over_time"
+        | "last_over_time"
+        | "first_over_time"
+        | "present_over_time"
+        | "stddev_over_time"
+        | "stdvar_over_time"
+        | "mad_over_time"
+        | "ts_of_min_over_time"
+        | "ts_of_max_over_time"
+        | "ts_of_first_over_time"
+        | "ts_of_last_over_time" => {
             let input = ev.range_input(arg(c, 0)?, grid)?;
             if matches!(name, "rate" | "increase") {
                 counter_name_info(ev, &input);
             }
             let f = range_fn(name);
-            Ok(range_apply(ev, input, |pts, lo, hi, range_ms, _| {
-                f(pts, lo, hi, range_ms)
-            }, !matches!(name, "last_over_time" | "first_over_time")))
+            Ok(range_apply(
+                ev,
+                input,
+                |pts, lo, hi, range_ms, _| f(pts, lo, hi, range_ms),
+                !matches!(name, "last_over_time" | "first_over_time"),
+            ))
         }
         "quantile_over_time" => {
             let q = ev.eval_scalar(arg(c, 0)?, grid)?;
             for &q in &q {
                 if q.is_nan() || !(0.0..=1.0).contains(&q) {
-                    ev.annotations
-                        .warn(format!("quantile value should be between 0 and 1, got {}", fmt_f(q)));
+                    ev.annotations.warn(format!(
+                        "quantile value should be between 0 and 1, got {}",
+                        fmt_f(q)
+                    ));
                 }
             }
             let input = ev.range_input(arg(c, 1)?, grid)?;
-            Ok(range_apply(ev, input, |pts, _, _, _, i| {
-                if pts.is_empty() {
-                    return None;
-                }
-                let mut vals: Vec<f64> = pts.iter().map(|p| p.1).collect();
-                Some(quantile(q[i], &mut vals))
-            }, true))
+            Ok(range_apply(
+                ev,
+                input,
+                |pts, _, _, _, i| {
+                    if pts.is_empty() {
+                        return None;
+                    }
+                    let mut vals: Vec<f64> = pts.iter().map(|p| p.1).collect();
+                    Some(quantile(q[i], &mut vals))
+                },
+                true,
+            ))
         }
         "predict_linear" => {
             let input = ev.range_input(arg(c, 0)?, grid)?;
             let d = ev.eval_scalar(arg(c, 1)?, grid)?;
             // The intercept is the step's time, even under `@`.
             let eval_times: Vec<i64> = grid.times().collect();
-            Ok(range_apply(ev, input, |pts, _, _, _, i| {
-                if pts.len() < 2 {
-                    return None;
-                }
-                let (slope, intercept) = linear_regression(pts, eval_times[i]);
-                Some(slope * d[i] + intercept)
-            }, true))
+            Ok(range_apply(
+                ev,
+                input,
+                |pts, _, _, _, i| {
+                    if pts.len() < 2 {
+                        return None;
+                    }
+                    let (slope, intercept) = linear_regression(pts, eval_times[i]);
+                    Some(slope * d[i] + intercept)
+                },
+                true,
+            ))
         }
         "double_exponential_smoothing" => {
             let input = ev.range_input(arg(c, 0)?, grid)?;
@@ -355,11 +389,16 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error
                     )));
                 }
             }
-            Ok(range_apply(ev, input, |pts, _, _, _, i| {
-                double_exponential_smoothing(pts, sf[i], tf[i])
-            }, true))
+            Ok(range_apply(
+                ev,
+                input,
+                |pts, _, _, _, i| double_exponential_smoothing(pts, sf[i], tf[i]),
+                true,
+            ))
         }
-        _ => Err(Error::Execution(format!("function {name}() is not supported"))),
+        _ => Err(Error::Execution(format!(
+            "function {name}() is not supported"
+        ))),
     }
 }
 
@@ -447,9 +486,7 @@ fn range_fn(name: &str) -> RangeFn {
             }
             Some(n)
         },
-        "resets" => |p, _, _, _| {
-            Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64)
-        },
+        "resets" => |p, _, _, _| Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
         "deriv" => |p, _, _, _| {
             if p.len() < 2 {
                 return None;
@@ -750,7 +787,9 @@ fn label_replace(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error> 
     let src = string_arg(c, 3)?;
     let re = string_arg(c, 4)?;
     let regex = Regex::new(&format!("^(?s:{re})$")).map_err(|_| {
-        Error::Execution(format!("invalid regular expression in label_replace(): {re}"))
+        Error::Execution(format!(
+            "invalid regular expression in label_replace(): {re}"
+        ))
     })?;
     if dst.is_empty() {
         return Err(Error::Execution(format!(
@@ -852,8 +891,10 @@ fn histogram_quantile(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Er
     let ss = ev.eval_vector(arg(c, 1)?, grid)?;
     for &q in &q {
         if q.is_nan() || !(0.0..=1.0).contains(&q) {
-            ev.annotations
-                .warn(format!("quantile value should be between 0 and 1, got {}", fmt_f(q)));
+            ev.annotations.warn(format!(
+                "quantile value should be between 0 and 1, got {}",
+                fmt_f(q)
+            ));
         }
     }
     let groups = bucket_groups(ev, &ss);
@@ -950,7 +991,13 @@ fn bucket_groups(ev: &mut Evaluator, ss: &[S]) -> Vec<BucketGroup> {
 pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
     let t = s.trim_start_matches('+');
     match t.to_ascii_lowercase().as_str() {
-        "inf" | "infinity" => return Some(if s.starts_with('-') { f64::NEG_INFINITY } else { f64::INFINITY }),
+        "inf" | "infinity" => {
+            return Some(if s.starts_with('-') {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            });
+        }
         "-inf" | "-infinity" => return Some(f64::NEG_INFINITY),
         "nan" => return Some(f64::NAN),
         _ => {}
@@ -1066,7 +1113,11 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64
     }
     let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
     let (mut lower_set, mut upper_set) = (false, false);
-    let mut lower_bound = if buckets[0].0 <= 0.0 { f64::NEG_INFINITY } else { 0.0 };
+    let mut lower_bound = if buckets[0].0 <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
     for i in 0..buckets.len() {
         if i > 0 {
             lower_bound = buckets[i - 1].0;
@@ -1141,9 +1192,7 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
                 let (na, nb) = (&x[..i], &y[..j]);
                 let ta = na.iter().skip_while(|&&c| c == b'0').count();
                 let tb = nb.iter().skip_while(|&&c| c == b'0').count();
-                let o = ta
-                    .cmp(&tb)
-                    .then_with(|| na[i - ta..].cmp(&nb[j - tb..]));
+                let o = ta.cmp(&tb).then_with(|| na[i - ta..].cmp(&nb[j - tb..]));
                 if o.is_ne() {
                     return o;
                 }

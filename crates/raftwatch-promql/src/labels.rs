@@ -63,7 +63,9 @@ impl Labels {
 
     /// `has` says whether `name` is present.
     pub fn has(&self, name: &str) -> bool {
-        self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)).is_ok()
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .is_ok()
     }
 
     /// `set` sets `name` to `value`; an empty value removes it.

@@ -375,8 +375,16 @@ mod tests {
 
     #[test]
     fn byte_escapes_must_spell_utf8() {
-        let bad = |t: &str| invalid_strings(t).into_iter().map(|x| x.1).collect::<Vec<_>>();
-        assert_eq!(bad(r#"label_replace(x, "\xff", "", "a", "b")"#), [r#""\xff""#]);
+        let bad = |t: &str| {
+            invalid_strings(t)
+                .into_iter()
+                .map(|x| x.1)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            bad(r#"label_replace(x, "\xff", "", "a", "b")"#),
+            [r#""\xff""#]
+        );
         assert_eq!(bad(r#"count_values("a\xc5z", x)"#), [r#""a\xc5z""#]);
         assert!(bad(r#"x{a="\xc3\xbf"}"#).is_empty());
         assert_eq!(bad(r#"x{a="\377"}"#), [r#""\xff""#]);

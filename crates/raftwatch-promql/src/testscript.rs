@@ -160,15 +160,16 @@ fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
             }
             // A name: bare, or quoted (a lone quoted string is the
             // metric name).
-            let (name, r) = if rest.starts_with('"') || rest.starts_with('\'') || rest.starts_with('`') {
-                let (n, r) = parse_quoted(rest)?;
-                (n, r.trim_start())
-            } else {
-                let n = rest
-                    .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '.'))
-                    .unwrap_or(rest.len());
-                (rest[..n].to_string(), rest[n..].trim_start())
-            };
+            let (name, r) =
+                if rest.starts_with('"') || rest.starts_with('\'') || rest.starts_with('`') {
+                    let (n, r) = parse_quoted(rest)?;
+                    (n, r.trim_start())
+                } else {
+                    let n = rest
+                        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '.'))
+                        .unwrap_or(rest.len());
+                    (rest[..n].to_string(), rest[n..].trim_start())
+                };
             rest = r;
             if let Some(r) = rest.strip_prefix('=') {
                 let (v, r) = parse_quoted(r.trim_start())?;
@@ -234,9 +235,7 @@ fn parse_number(s: &str) -> Option<f64> {
         "-inf" => Some(f64::NEG_INFINITY),
         "nan" | "+nan" | "-nan" => Some(f64::NAN),
         "stale" => Some(raftwatch_model::stale_nan()),
-        _ => {
-            s.parse::<f64>().ok()
-        }
+        _ => s.parse::<f64>().ok(),
     }
 }
 
@@ -293,8 +292,15 @@ fn parse_values(s: &str) -> Result<(Vec<Option<f64>>, bool), String> {
         }
         // a, axN, a+bxN, a-bxN.
         let (head, times) = match tok.rfind('x') {
-            Some(i) if i > 0 && tok[i + 1..].chars().all(|c| c.is_ascii_digit()) && i + 1 < tok.len() => {
-                (&tok[..i], Some(tok[i + 1..].parse::<usize>().map_err(|e| e.to_string())?))
+            Some(i)
+                if i > 0
+                    && tok[i + 1..].chars().all(|c| c.is_ascii_digit())
+                    && i + 1 < tok.len() =>
+            {
+                (
+                    &tok[..i],
+                    Some(tok[i + 1..].parse::<usize>().map_err(|e| e.to_string())?),
+                )
             }
             _ => (tok, None),
         };
@@ -384,8 +390,12 @@ impl Script {
             i = j;
             if t == "clear" {
                 cmds.push(Cmd::Clear);
-            } else if let Some(rest) = t.strip_prefix("load_with_nhcb ").or_else(|| t.strip_prefix("load ")) {
-                let interval_ms = parse_duration(rest).ok_or_else(|| err(format!("bad interval {rest:?}")))?;
+            } else if let Some(rest) = t
+                .strip_prefix("load_with_nhcb ")
+                .or_else(|| t.strip_prefix("load "))
+            {
+                let interval_ms =
+                    parse_duration(rest).ok_or_else(|| err(format!("bad interval {rest:?}")))?;
                 let mut series = Vec::new();
                 for (_, l) in &block {
                     series.push(parse_series_line(l).map_err(&err)?);
@@ -396,7 +406,9 @@ impl Script {
                     nhcb: t.starts_with("load_with_nhcb"),
                 });
             } else if t.starts_with("eval") {
-                cmds.push(Cmd::Eval(Box::new(parse_eval(t, lineno, &block).map_err(&err)?)));
+                cmds.push(Cmd::Eval(Box::new(
+                    parse_eval(t, lineno, &block).map_err(&err)?,
+                )));
             } else {
                 return Err(err(format!("unknown command {t:?}")));
             }
@@ -458,7 +470,9 @@ impl Script {
                     let outcome = run_eval(&engine, &storage, e);
                     let outcome = match (beyond, outcome) {
                         (Some(why), Outcome::Pass) => Outcome::Beyond(why, true),
-                        (Some(why), Outcome::Fail(m)) => Outcome::Beyond(format!("{why}: {m}"), false),
+                        (Some(why), Outcome::Fail(m)) => {
+                            Outcome::Beyond(format!("{why}: {m}"), false)
+                        }
                         (None, o) => o,
                         (Some(_), b @ Outcome::Beyond(..)) => b,
                     };
@@ -505,7 +519,16 @@ fn beyond_reason(
     {
         return Some("uses an experimental function".into());
     }
-    for kw in ["anchored", "smoothed", "fill(", "fill_left", "fill_right", "step()", "range()", "info("] {
+    for kw in [
+        "anchored",
+        "smoothed",
+        "fill(",
+        "fill_left",
+        "fill_right",
+        "step()",
+        "range()",
+        "info(",
+    ] {
         if e.expr.contains(kw) {
             return Some(format!("uses experimental syntax ({kw})"));
         }
@@ -692,7 +715,9 @@ fn run_eval(engine: &Engine, storage: &MemStorage, e: &EvalCmd) -> Outcome {
     if !e.range
         && !e.ordered
         && matches!(e.expect, Expect::Values)
-        && !["range()", "step()", "start()", "end()"].iter().any(|f| e.expr.contains(f))
+        && !["range()", "step()", "start()", "end()"]
+            .iter()
+            .any(|f| e.expr.contains(f))
         && matches!(res.value, Value::Vector(_) | Value::Scalar { .. })
     {
         let r = engine
@@ -746,10 +771,15 @@ fn compare(e: &EvalCmd, got: &Value) -> Result<(), String> {
             }
         }
         (Expect::String(_), other) => Err(format!("expected a string, got {other:?}")),
-        (Expect::RangeVector { start_ms, step_ms, .. }, Value::Matrix(m)) => {
-            compare_matrix(&e.series, m, *start_ms, *step_ms)
+        (
+            Expect::RangeVector {
+                start_ms, step_ms, ..
+            },
+            Value::Matrix(m),
+        ) => compare_matrix(&e.series, m, *start_ms, *step_ms),
+        (Expect::RangeVector { .. }, other) => {
+            Err(format!("expected a range vector, got {other:?}"))
         }
-        (Expect::RangeVector { .. }, other) => Err(format!("expected a range vector, got {other:?}")),
         (_, Value::Scalar { v, .. }) => match e.scalar {
             Some(want) if almost_equal(want, *v) => Ok(()),
             Some(want) => Err(format!("expected scalar {want}, got {v}")),
@@ -764,7 +794,9 @@ fn compare(e: &EvalCmd, got: &Value) -> Result<(), String> {
                     "expected {} samples, got {}: {:?}",
                     e.series.len(),
                     v.len(),
-                    v.iter().map(|s| format!("{} {}", s.labels, s.v)).collect::<Vec<_>>()
+                    v.iter()
+                        .map(|s| format!("{} {}", s.labels, s.v))
+                        .collect::<Vec<_>>()
                 ));
             }
             for (k, (labels, vals)) in e.series.iter().enumerate() {
@@ -778,7 +810,9 @@ fn compare(e: &EvalCmd, got: &Value) -> Result<(), String> {
                     None => {
                         return Err(format!(
                             "expected {labels} (position {k}), got {:?}",
-                            v.iter().map(|s| format!("{} {}", s.labels, s.v)).collect::<Vec<_>>()
+                            v.iter()
+                                .map(|s| format!("{} {}", s.labels, s.v))
+                                .collect::<Vec<_>>()
                         ));
                     }
                     Some(s) if !almost_equal(want, s.v) => {
@@ -833,7 +867,10 @@ fn compare_matrix(
                 .zip(&s.points)
                 .all(|(a, b)| a.0 == b.0 && almost_equal(a.1, b.1));
         if !same {
-            return Err(format!("{labels}: expected {expected:?}, got {:?}", s.points));
+            return Err(format!(
+                "{labels}: expected {expected:?}, got {:?}",
+                s.points
+            ));
         }
     }
     Ok(())

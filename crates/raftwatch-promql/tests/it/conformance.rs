@@ -29,12 +29,20 @@ fn prometheus_promql_test_scripts_pass() {
         .filter(|p| p.extension().is_some_and(|e| e == "test"))
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "only {} test files in {}", files.len(), dir.display());
+    assert!(
+        files.len() >= 10,
+        "only {} test files in {}",
+        files.len(),
+        dir.display()
+    );
     // PROMQL_VERBOSE=1 also lists the out-of-scope cases that fail.
     let verbose = std::env::var_os("PROMQL_VERBOSE").is_some();
     let mut failures = Vec::new();
     let (mut tp, mut tf, mut tbp, mut tbf) = (0, 0, 0, 0);
-    println!("{:<28} {:>6} {:>6} {:>14}", "file", "pass", "fail", "beyond (p/f)");
+    println!(
+        "{:<28} {:>6} {:>6} {:>14}",
+        "file", "pass", "fail", "beyond (p/f)"
+    );
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let text = std::fs::read_to_string(f).unwrap();
@@ -68,9 +76,17 @@ fn prometheus_promql_test_scripts_pass() {
         println!("{name:<28} {p:>6} {fl:>6} {:>14}", format!("{bp}/{bf}"));
         (tp, tf, tbp, tbf) = (tp + p, tf + fl, tbp + bp, tbf + bf);
     }
-    println!("{:<28} {tp:>6} {tf:>6} {:>14}", "total", format!("{tbp}/{tbf}"));
+    println!(
+        "{:<28} {tp:>6} {tf:>6} {:>14}",
+        "total",
+        format!("{tbp}/{tbf}")
+    );
     for f in &failures {
         println!("FAIL {f}");
     }
-    assert!(failures.is_empty(), "{} in-scope PromQL cases fail", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} in-scope PromQL cases fail",
+        failures.len()
+    );
 }
