@@ -30,8 +30,14 @@ PROMETHEUS="${PROMETHEUS:-/usr/bin/prometheus}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/raftwatch-target}"
 
 [ -x "$PROMETHEUS" ] || { echo "no $PROMETHEUS: apt-get install -y prometheus" >&2; exit 2; }
-cargo build -q --release --bin raftwatch --bin raftwatch-bench
-BIN="$CARGO_TARGET_DIR/release"
+# BIN_DIR: use raftwatch and raftwatch-bench from there instead of
+# building them (release) first.
+if [ -n "${BIN_DIR:-}" ]; then
+  BIN="$BIN_DIR"
+else
+  cargo build -q --release --bin raftwatch --bin raftwatch-bench
+  BIN="$CARGO_TARGET_DIR/release"
+fi
 
 work=$(mktemp -d /tmp/raftwatch-compare.XXXXXX)
 OUT_DIR="${OUT_DIR:-$work/reports}"

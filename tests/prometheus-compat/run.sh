@@ -4,7 +4,7 @@
 # /usr/bin/prometheus and /usr/bin/promtool) and python3.
 #
 #   tests/prometheus-compat/run.sh            # builds what it needs first
-#   COMPAT_WAIT_S=30 tests/prometheus-compat/run.sh
+#   COMPAT_WAIT_S=120 tests/prometheus-compat/run.sh
 #
 # The raftwatch binaries come from `cargo build --profile test` (the build
 # `cargo nextest run --workspace` leaves in $CARGO_TARGET_DIR/debug, so in
@@ -30,5 +30,5 @@ fi
 exec python3 tests/prometheus-compat/compat.py \
   --raftwatch "$BIN/raftwatch" \
   --raftwatchctl "$BIN/raftwatchctl" \
-  --wait-s "${COMPAT_WAIT_S:-60}" \
+  --wait-s "${COMPAT_WAIT_S:-90}" \
   --query-api "$COMPAT_QUERY_API"
