@@ -6,7 +6,8 @@
 //! back in the caller's numbering; after a shard leader is killed the
 //! client follows hints and refreshes its map, and every acknowledged
 //! sample reads back exactly once. `raftwatch-bench ingest` and `query`
-//! run through the client and print the CONTRACTS fields.
+//! run through the client and print the CONTRACTS fields; `ingest` over
+//! remote write (an `http://` target) is acknowledged whole and reads back.
 
 // Real processes in real time: the determinism seams do not apply here.
 #![allow(clippy::disallowed_methods)]
@@ -321,4 +322,42 @@ fn bench_ingest_and_query_run_through_the_client_with_the_contract_fields() {
     }
     assert!(report["series"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+}
+
+#[test]
+fn bench_ingest_over_remote_write_reads_back() {
+    let c = Cluster::start(3, 4, 3);
+    let target = format!("http://{}/api/v1/write", c.specs[&1].http);
+    let report = bench(&[
+        "ingest",
+        "--target",
+        &target,
+        "--series",
+        "300",
+        "--rounds",
+        "2",
+        "--concurrency",
+        "2",
+        "--batch-series",
+        "100",
+        "--retries",
+        "5",
+    ]);
+    assert_eq!(report["samples_sent"], 600, "{report}");
+    assert_eq!(report["samples_acked"], 600, "{report}");
+    assert_eq!(report["failed_requests"], 0, "{report}");
+    assert_eq!(report["routing"], "remote-write");
+    assert_eq!(report["requests"], 6, "{report}");
+    let grpc = format!("grpc://{}", c.specs[&2].grpc);
+    let read = bench(&[
+        "query",
+        "--target",
+        &grpc,
+        "--expr",
+        r#"{job="node"}"#,
+        "--queries",
+        "1",
+    ]);
+    assert_eq!(read["series"], 300, "{read}");
+    assert_eq!(read["samples"], 600, "{read}");
 }

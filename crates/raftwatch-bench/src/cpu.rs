@@ -11,6 +11,9 @@
 //! CPU is utime + stime from `/proc/<pid>/stat`, read before and after the
 //! run. A process that exits in between counts only what was seen before
 //! (its ticks are gone with it); one that starts in between counts whole.
+//!
+//! When the target's port is a local listener of another program (a
+//! Prometheus the bench compares against), the scope is that one process.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +31,9 @@ pub struct CpuScope {
     /// The topmost `raftwatch` ancestor of the target's listener; `None`
     /// when every local `raftwatch` process counts.
     root_pid: Option<u32>,
+    /// The target's listener when it is not a `raftwatch` process: its
+    /// pid and name. Then only it counts.
+    other: Option<(u32, String)>,
 }
 
 /// `CpuSample` is one reading: clock ticks per process.
@@ -44,9 +50,22 @@ struct Proc {
 impl CpuScope {
     /// `for_port` narrows the scope to the `raftwatch` process tree that
     /// listens on TCP `port` locally, if any.
+    /// When no `raftwatch` process listens there but another local process
+    /// does, the scope is that process alone.
     pub fn for_port(port: Option<u16>) -> CpuScope {
         let procs = raftwatch_procs();
         let listener = port.and_then(|p| listener_pid(p, procs.keys().copied()));
+        if listener.is_none()
+            && let Some(port) = port
+            && let Some(pid) = listener_pid(port, all_pids().into_iter())
+        {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map_or_else(|_| "?".to_owned(), |c| c.trim_end().to_owned());
+            return CpuScope {
+                root_pid: None,
+                other: Some((pid, comm)),
+            };
+        }
         let root_pid = listener.map(|mut pid| {
             while let Some(parent) = procs.get(&pid).map(|p| p.ppid) {
                 if !procs.contains_key(&parent) {
@@ -56,11 +75,17 @@ impl CpuScope {
             }
             pid
         });
-        CpuScope { root_pid }
+        CpuScope {
+            root_pid,
+            other: None,
+        }
     }
 
     /// `describe` names the scope for the report.
     pub fn describe(&self) -> String {
+        if let Some((pid, comm)) = &self.other {
+            return format!("the target's listener, {comm} pid {pid}");
+        }
         match self.root_pid {
             Some(pid) => format!("raftwatch process tree of pid {pid} (the target's)"),
             None => "every local raftwatch process (the target's listener was not found)".into(),
@@ -69,6 +94,15 @@ impl CpuScope {
 
     /// `sample` reads the CPU ticks of every process in scope now.
     pub fn sample(&self) -> CpuSample {
+        if let Some((pid, _)) = &self.other {
+            let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| parse_stat(&s))
+                .map(|(_, ticks)| (*pid, ticks));
+            return CpuSample {
+                ticks: ticks.into_iter().collect(),
+            };
+        }
         let procs = raftwatch_procs();
         let in_scope = |mut pid: u32| -> bool {
             let Some(root) = self.root_pid else {
@@ -121,6 +155,16 @@ pub fn process_cpu_seconds() -> f64 {
         .ok()
         .and_then(|s| parse_stat(&s))
         .map_or(0.0, |(_, ticks)| ticks as f64 / CLOCK_TICKS_PER_SEC)
+}
+
+/// Every live process's pid.
+fn all_pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect()
 }
 
 /// Every live process named `raftwatch`, by pid.

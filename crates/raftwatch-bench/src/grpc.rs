@@ -2,23 +2,7 @@
 //! percentiles. Talking to the cluster (endpoints, channels, retries,
 //! error names) is the client library's (`raftwatch-client`).
 
-use std::fmt;
-
 use anyhow::anyhow;
-
-/// `Unsupported` is a request the bench understands but cannot serve yet
-/// (`main` exits with status 2 for it, like a usage error, so a script can
-/// tell it apart from a failed run).
-#[derive(Debug)]
-pub struct Unsupported(pub String);
-
-impl fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "not supported yet: {}", self.0)
-    }
-}
-
-impl std::error::Error for Unsupported {}
 
 /// `Target` is a parsed `--target`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,7 @@
 //! `raftwatch-bench ingest`: write throughput and latency of a running
-//! cluster through `raftwatch.v1.Ingest/Write`.
+//! cluster through `raftwatch.v1.Ingest/Write`, or of any Prometheus
+//! remote-write 1.0 receiver (a raftwatch node's `/api/v1/write`, or
+//! Prometheus itself with `--web.enable-remote-write-receiver`).
 //!
 //! Generates `--series` node_exporter-like series (the [`Fleet`] of
 //! `tsdb`) and sends `--rounds` scrapes of them: one sample per series per
@@ -32,28 +34,41 @@
 //! retried or not; `failed_requests` counts requests that ended in an
 //! error (their samples are not counted as acked, though parts that
 //! succeeded are committed).
+//!
+//! With an `http://HOST:PORT/PATH` target each request is one remote-write
+//! POST (snappy-compressed `prometheus.WriteRequest`, labels sorted), the
+//! same batches in the same order (so a receiver that needs every series
+//! oldest first, as Prometheus does, gets it). 2xx acknowledges every
+//! sample; a 400 counts under `errors."HTTP 400"` and, when the body says
+//! `N samples committed` (raftwatch does), N are acked, otherwise none;
+//! 429, 5xx and connection failures are retried up to `--retries` times
+//! (after `Retry-After`, at most 1 s), each failure counted under its
+//! status. There is no routing: the receiver routes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use prost::Message;
 use raftwatch_client::{Client, ClientConfig, Routing, code_name, error_chain};
+use raftwatch_proto::prometheus as prom;
 use raftwatch_proto::v1 as pb;
 use raftwatch_seams::{Clock, SystemClock};
 use serde::Serialize;
 
 use crate::cpu::{self, CpuScope};
-use crate::grpc::{self, Target, Unsupported};
+use crate::grpc::{self, Target};
+use crate::http1::{self, HttpUrl};
 use crate::nodegen::{Fleet, SCRAPE_INTERVAL_MS};
 
 /// Arguments of `raftwatch-bench ingest`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct IngestArgs {
     /// `grpc://HOST:PORT` (any node's gRPC address) or
-    /// `http://HOST:PORT/api/v1/write` (not supported yet).
+    /// `http://HOST:PORT/api/v1/write` (Prometheus remote write 1.0).
     #[arg(long)]
     target: String,
     /// Number of series.
@@ -152,12 +167,10 @@ pub struct IngestReport {
 /// `run` generates the series, connects to `--target` and sends every
 /// round; it fails only on bad arguments or when it cannot connect.
 pub fn run(args: &IngestArgs) -> anyhow::Result<IngestReport> {
-    let url = match Target::parse(&args.target)? {
-        Target::Grpc(url) => url,
-        Target::Http(_) => {
-            return Err(Unsupported("remote write arrives with the HTTP API issue".into()).into());
-        }
-    };
+    let target = Target::parse(&args.target)?;
+    if let Target::Http(url) = &target {
+        HttpUrl::parse(url).with_context(|| format!("invalid --target {url:?}"))?;
+    }
     if args.series == 0 || args.rounds == 0 || args.concurrency == 0 || args.batch_series == 0 {
         bail!("--series, --rounds, --concurrency and --batch-series must be positive");
     }
@@ -169,7 +182,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_async(args.clone(), url, next_start_ms))
+    rt.block_on(run_async(args.clone(), target, next_start_ms))
 }
 
 /// What one request came to.
@@ -232,28 +245,58 @@ impl Tally {
     }
 }
 
+/// Where requests go.
+#[derive(Clone)]
+enum Sink {
+    /// The client library, over gRPC.
+    Grpc(Arc<Client>),
+    /// Remote-write POSTs to one URL.
+    RemoteWrite {
+        url: Arc<HttpUrl>,
+        attempts_max: u32,
+        timeout: Duration,
+    },
+}
+
 async fn run_async(
     args: IngestArgs,
-    url: String,
+    target: Target,
     next_start_ms: i64,
 ) -> anyhow::Result<IngestReport> {
     let timeout = Duration::from_secs(args.timeout_s.max(1));
-    let client = Arc::new(Client::new(
-        vec![url.clone()],
-        ClientConfig {
-            attempts_max: args.retries.saturating_add(1),
-            request_timeout: timeout,
-            connect_timeout: timeout,
-            seed: args.seed,
-            routing: match args.routing {
-                RoutingArg::Leaders => Routing::ShardLeaders,
-                RoutingArg::Any => Routing::AnyNode,
-            },
-            ..ClientConfig::default()
-        },
-    )?);
-    // Fails now, not on the first request, when nothing listens there.
-    client.connect().await?;
+    let sink = match &target {
+        Target::Grpc(url) => {
+            let client = Arc::new(Client::new(
+                vec![url.clone()],
+                ClientConfig {
+                    attempts_max: args.retries.saturating_add(1),
+                    request_timeout: timeout,
+                    connect_timeout: timeout,
+                    seed: args.seed,
+                    routing: match args.routing {
+                        RoutingArg::Leaders => Routing::ShardLeaders,
+                        RoutingArg::Any => Routing::AnyNode,
+                    },
+                    ..ClientConfig::default()
+                },
+            )?);
+            // Fails now, not on the first request, when nothing listens there.
+            client.connect().await?;
+            Sink::Grpc(client)
+        }
+        Target::Http(text) => {
+            let url = HttpUrl::parse(text)?;
+            // As for gRPC: fail now when nothing listens there.
+            tokio::net::TcpStream::connect(&url.authority)
+                .await
+                .with_context(|| format!("cannot connect to {}", url.authority))?;
+            Sink::RemoteWrite {
+                url: Arc::new(url),
+                attempts_max: args.retries.saturating_add(1),
+                timeout,
+            }
+        }
+    };
 
     eprintln!("generating {} series", args.series);
     let mut fleet = Fleet::new(args.series, args.seed)?;
@@ -279,7 +322,7 @@ async fn run_async(
     // applied (or refused as duplicates), not answered from the shards'
     // memory of the earlier run's request ids.
     let run_nonce = clock.now_wall().0;
-    let scope = CpuScope::for_port(Target::Grpc(url.clone()).port());
+    let scope = CpuScope::for_port(target.port());
     let cpu_before = scope.sample();
     let bench_cpu_before = cpu::process_cpu_seconds();
     let t0 = clock.now_mono();
@@ -319,10 +362,25 @@ async fn run_async(
             }
             answered[batch] = false;
             samples_sent += (hi - lo) as u64;
-            in_flight.push(raftwatch_raft::rt::spawn(
-                args.seed,
-                send(client.clone(), series, request_id, batch, clock.clone()),
-            ));
+            let request = match &sink {
+                Sink::Grpc(client) => {
+                    send(client.clone(), series, request_id, batch, clock.clone()).boxed()
+                }
+                Sink::RemoteWrite {
+                    url,
+                    attempts_max,
+                    timeout,
+                } => remote_write(
+                    url.clone(),
+                    series,
+                    batch,
+                    *attempts_max,
+                    *timeout,
+                    clock.clone(),
+                )
+                .boxed(),
+            };
+            in_flight.push(raftwatch_raft::rt::spawn(args.seed, request));
         }
         eprintln!(
             "round {}/{} sent: {} samples acked, {} requests failed, {:.1} s",
@@ -359,7 +417,10 @@ async fn run_async(
         retried_requests: tally.retried,
         rpcs: tally.rpcs,
         map_refreshes: tally.map_refreshes,
-        routing: format!("{:?}", args.routing).to_lowercase(),
+        routing: match sink {
+            Sink::Grpc(_) => format!("{:?}", args.routing).to_lowercase(),
+            Sink::RemoteWrite { .. } => "remote-write".to_owned(),
+        },
         cluster_cpu_s,
         cpu_s_per_million_samples: cluster_cpu_s
             .filter(|_| tally.acked > 0)
@@ -419,5 +480,172 @@ async fn send(
         retried: stats.rpcs > stats.parts as u64,
         map_refreshes: u64::from(stats.map_refreshes),
         latency_ns,
+    }
+}
+
+/// Writes one request as a remote-write POST (retrying 429, 5xx and
+/// connection failures up to `attempts_max` attempts in all) and times it.
+async fn remote_write(
+    url: Arc<HttpUrl>,
+    series: Vec<pb::Series>,
+    batch: usize,
+    attempts_max: u32,
+    timeout: Duration,
+    clock: Arc<SystemClock>,
+) -> Outcome {
+    let start = clock.now_mono();
+    let samples: u64 = series.iter().map(|s| s.samples.len() as u64).sum();
+    let body = remote_write_body(series);
+    let headers = [
+        ("Content-Type", "application/x-protobuf"),
+        ("Content-Encoding", "snappy"),
+        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+        ("User-Agent", "raftwatch-bench"),
+    ];
+    let mut failed_attempts: Vec<(&'static str, String)> = Vec::new();
+    let mut rpcs = 0u64;
+    let result = loop {
+        rpcs += 1;
+        let answer =
+            http1::request(&url.authority, "POST", &url.path, &headers, &body, timeout).await;
+        let last = rpcs >= u64::from(attempts_max.max(1));
+        let (kind, message, retry_after_s) = match answer {
+            Ok(r) if (200..300).contains(&r.status) => break Ok((samples, 0, None)),
+            Ok(r) if r.status == 400 => {
+                // Not retried: the same body would be refused again.
+                let text = String::from_utf8_lossy(&r.body).into_owned();
+                let committed = committed_count(&text).unwrap_or(0).min(samples);
+                failed_attempts.push(("HTTP 400", first_line(&text)));
+                break Ok((committed, 0, None));
+            }
+            Ok(r) => {
+                let retry_after_s = r
+                    .header("retry-after")
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.1);
+                let text = String::from_utf8_lossy(&r.body).into_owned();
+                (http_kind(r.status), first_line(&text), retry_after_s)
+            }
+            Err(e) => ("CONNECTION", format!("{e:#}"), 0.1),
+        };
+        failed_attempts.push((kind, message));
+        if last || !(kind == "HTTP 429" || kind.starts_with("HTTP 5") || kind == "CONNECTION") {
+            break Err(());
+        }
+        tokio::time::sleep(Duration::from_secs_f64(retry_after_s.clamp(0.01, 1.0))).await;
+    };
+    Outcome {
+        batch,
+        result,
+        failed_attempts,
+        rpcs,
+        retried: rpcs > 1,
+        map_refreshes: 0,
+        latency_ns: clock.now_mono().nanos_since(start),
+    }
+}
+
+/// The snappy-compressed `prometheus.WriteRequest` of `series` (labels are
+/// already sorted by name: they come from canonical `Labels`).
+fn remote_write_body(series: Vec<pb::Series>) -> Vec<u8> {
+    let req = prom::WriteRequest {
+        timeseries: series
+            .into_iter()
+            .map(|s| prom::TimeSeries {
+                labels: s
+                    .labels
+                    .into_iter()
+                    .map(|l| prom::Label {
+                        name: l.name,
+                        value: l.value,
+                    })
+                    .collect(),
+                samples: s
+                    .samples
+                    .into_iter()
+                    .map(|x| prom::Sample {
+                        value: x.value,
+                        timestamp: x.timestamp_ms,
+                    })
+                    .collect(),
+                histograms: Vec::new(),
+            })
+            .collect(),
+    };
+    // Compressing an in-memory buffer cannot fail but for a body over
+    // snappy's 4 GiB limit, far beyond a request.
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap_or_default()
+}
+
+/// The error kind of a status that is not success or 400.
+fn http_kind(status: u16) -> &'static str {
+    match status {
+        404 => "HTTP 404",
+        413 => "HTTP 413",
+        415 => "HTTP 415",
+        429 => "HTTP 429",
+        503 => "HTTP 503",
+        500..=599 => "HTTP 5xx",
+        _ => "HTTP other",
+    }
+}
+
+/// `N` from raftwatch's 400 body `N samples committed, M refused: ...`.
+fn committed_count(body: &str) -> Option<u64> {
+    body.split_once(" samples committed")
+        .and_then(|(n, _)| n.trim().parse().ok())
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_write_bodies_decode_as_prometheus_sends_them() {
+        let series = vec![pb::Series {
+            labels: vec![
+                pb::Label {
+                    name: "__name__".into(),
+                    value: "up".into(),
+                },
+                pb::Label {
+                    name: "job".into(),
+                    value: "node".into(),
+                },
+            ],
+            samples: vec![pb::Sample {
+                timestamp_ms: 5,
+                value: 1.5,
+            }],
+        }];
+        let body = remote_write_body(series);
+        let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+        let req = prom::WriteRequest::decode(raw.as_slice()).unwrap();
+        assert_eq!(req.timeseries.len(), 1);
+        assert_eq!(req.timeseries[0].labels[1].value, "node");
+        assert_eq!(req.timeseries[0].samples[0].timestamp, 5);
+        assert_eq!(req.timeseries[0].samples[0].value, 1.5);
+    }
+
+    #[test]
+    fn counts_from_refusal_bodies() {
+        assert_eq!(
+            committed_count("7 samples committed, 3 refused:\nseries 0 ..."),
+            Some(7)
+        );
+        assert_eq!(committed_count("out of order sample"), None);
+        assert_eq!(http_kind(503), "HTTP 503");
+        assert_eq!(http_kind(500), "HTTP 5xx");
     }
 }

@@ -10,7 +10,10 @@
 //! - integer gauges that random-walk in quanta (memory in 4 KiB pages);
 //! - two-decimal gauges (load averages);
 //! - high-entropy floats (durations, `node_time_seconds`), the expensive
-//!   case for XOR encoding.
+//!   case for XOR encoding;
+//! - one classic histogram (`http_request_duration_seconds`, Go's default
+//!   buckets, with `_sum` and `_count`), whose buckets stay cumulative:
+//!   every series of it on a host draws the same observations.
 //!
 //! Everything derives from one seed through [`DetRng`].
 
@@ -38,7 +41,25 @@ enum Kind {
     Noisy(f64),
     /// A counter that almost never moves (errors, drops).
     RareCounter,
+    /// A histogram bucket: the observations at most `le` so far (`_count`
+    /// is the `+Inf` bucket). Never resets.
+    HistBucket {
+        le: f64,
+    },
+    /// A histogram's `_sum`: the sum of every observation so far.
+    HistSum,
 }
+
+/// Observations per scrape of the histogram are 1 + `below(HIST_OBS_SPREAD)`.
+const HIST_OBS_SPREAD: u64 = 6;
+/// Mean of the histogram's exponentially distributed observations, seconds.
+const HIST_OBS_MEAN_S: f64 = 0.08;
+/// Go client's default buckets (the `+Inf` bucket is added to them).
+const HIST_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Mixed into the seed of a host's histogram stream.
+const HIST_SALT: u64 = 0x6869_7374_6f67_7261;
 
 /// `SeriesGen` produces one series' values.
 #[derive(Debug)]
@@ -89,9 +110,28 @@ impl SeriesGen {
                     self.value
                 }
             }
+            // Every series of the host's histogram has the same stream, so
+            // each draws the same observations: bucket ≤ bucket ≤ _count.
+            Kind::HistBucket { le } => {
+                let n = 1 + r.below(HIST_OBS_SPREAD);
+                let hits = (0..n).filter(|_| observation(r) <= le).count();
+                self.value + hits as f64
+            }
+            Kind::HistSum => {
+                let n = 1 + r.below(HIST_OBS_SPREAD);
+                let sum: f64 = (0..n).map(|_| observation(r)).sum();
+                self.value + sum
+            }
         };
         self.value
     }
+}
+
+/// One observation of the histogram: exponential with mean
+/// [`HIST_OBS_MEAN_S`], rounded to microseconds.
+fn observation(r: &mut DetRng) -> f64 {
+    let x = -HIST_OBS_MEAN_S * (1.0 - r.unit_f64()).ln();
+    (x * 1e6).round() / 1e6
 }
 
 fn initial(kind: Kind, r: &mut DetRng) -> f64 {
@@ -105,6 +145,7 @@ fn initial(kind: Kind, r: &mut DetRng) -> f64 {
         Kind::CentiGauge => 1.0,
         Kind::Noisy(scale) => scale,
         Kind::RareCounter => r.below(3) as f64,
+        Kind::HistBucket { .. } | Kind::HistSum => 0.0,
     }
 }
 
@@ -531,6 +572,29 @@ fn host_templates() -> Vec<Template> {
         );
     }
     add("go_gc_duration_seconds_count", &[], Kind::IntCounter(1.0));
+    let handler = ("handler", "/metrics");
+    for le in HIST_BUCKETS {
+        add(
+            "http_request_duration_seconds_bucket",
+            &[handler, ("le", &le.to_string())],
+            Kind::HistBucket { le },
+        );
+    }
+    add(
+        "http_request_duration_seconds_bucket",
+        &[handler, ("le", "+Inf")],
+        Kind::HistBucket { le: f64::INFINITY },
+    );
+    add(
+        "http_request_duration_seconds_count",
+        &[handler],
+        Kind::HistBucket { le: f64::INFINITY },
+    );
+    add(
+        "http_request_duration_seconds_sum",
+        &[handler],
+        Kind::HistSum,
+    );
     add("process_cpu_seconds_total", &[], Kind::CentiCounter(0.05));
     add(
         "process_resident_memory_bytes",
@@ -609,6 +673,11 @@ impl Fleet {
                 pairs.extend(extra.iter().cloned());
                 let labels = Labels::from_pairs(pairs, &LabelLimits::default())?;
                 let mut srng = rng.fork(series.len() as u64);
+                if matches!(kind, Kind::HistBucket { .. } | Kind::HistSum) {
+                    // The host's histogram stream, shared by its series
+                    // (and not taken from `rng`, so it shifts no one else).
+                    srng = DetRng::new(seed ^ HIST_SALT ^ (host as u64).wrapping_mul(0x9e37_79b9));
+                }
                 let value = initial(*kind, &mut srng);
                 series.push(SeriesGen {
                     labels,
@@ -651,5 +720,38 @@ mod tests {
         distinct.sort();
         distinct.dedup();
         assert_eq!(distinct.len(), 600, "series label sets must be unique");
+    }
+
+    #[test]
+    fn histogram_buckets_stay_cumulative() {
+        let mut fleet = Fleet::new(2 * Fleet::new(1, 1).unwrap().series_per_host, 3).unwrap();
+        let name = |s: &SeriesGen| s.labels.get("__name__").unwrap_or("").to_string();
+        let le = |s: &SeriesGen| s.labels.get("le").map(|v| v.parse::<f64>().unwrap());
+        for _ in 0..40 {
+            // (instance → [(le, value)], instance → _count)
+            let mut buckets: std::collections::BTreeMap<String, Vec<(f64, f64)>> =
+                Default::default();
+            let mut counts: std::collections::BTreeMap<String, f64> = Default::default();
+            for s in fleet.series.iter_mut() {
+                let v = s.next_value();
+                let inst = s.labels.get("instance").unwrap_or("").to_string();
+                match name(s).as_str() {
+                    "http_request_duration_seconds_bucket" => {
+                        buckets.entry(inst).or_default().push((le(s).unwrap(), v))
+                    }
+                    "http_request_duration_seconds_count" => {
+                        counts.insert(inst, v);
+                    }
+                    _ => {}
+                }
+            }
+            assert_eq!(buckets.len(), 2, "one histogram per host");
+            for (inst, mut b) in buckets {
+                assert_eq!(b.len(), HIST_BUCKETS.len() + 1);
+                b.sort_by(|x, y| x.0.total_cmp(&y.0));
+                assert!(b.windows(2).all(|w| w[0].1 <= w[1].1), "{inst}: {b:?}");
+                assert_eq!(b.last().unwrap().1, counts[&inst], "+Inf bucket = _count");
+            }
+        }
     }
 }

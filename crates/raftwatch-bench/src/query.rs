@@ -1,14 +1,25 @@
-//! `raftwatch-bench query`: latency of `raftwatch.v1.Query/Select` on a
-//! running cluster.
+//! `raftwatch-bench query`: query latency of a running cluster, through
+//! `raftwatch.v1.Query/Select` (a `grpc://` target) or through the
+//! Prometheus HTTP API (an `http://HOST:PORT` target: a raftwatch node's
+//! HTTP port, or Prometheus itself, so the two compare).
 //!
-//! Sends the selector `--expr` over `[end_ms - range, end_ms]`
-//! `--queries` times with at most `--concurrency` in flight. The bench does
-//! not read the wall clock: `--end-ms` defaults to one hour after `ingest`'s
-//! default `--start-ms` (1 700 000 000 000 + 3 600 000), so with the
-//! defaults of both the window covers the first 240 rounds `ingest` wrote;
-//! pass the `ingest` report's `next_start_ms` to end at its last round.
-//! Select returns raw samples, so `--step` has no effect on the gRPC
-//! target; it is accepted (and reported) for the HTTP `query_range` target.
+//! Sends `--expr` `--queries` times with at most `--concurrency` in
+//! flight. The bench does not read the wall clock: `--end-ms` defaults to
+//! one hour after `ingest`'s default `--start-ms` (1 700 000 000 000 +
+//! 3 600 000), so with the defaults of both the window covers the first 240
+//! rounds `ingest` wrote; pass the `ingest` report's `next_start_ms` to end
+//! at its last round.
+//!
+//! - gRPC: `--expr` is a series selector, read raw over
+//!   `[end_ms - range, end_ms]` (`--range` defaults to 1 h; `--step` has no
+//!   effect, Select returns raw samples).
+//! - HTTP: `--expr` is any PromQL expression. With `--range` it is a
+//!   `GET /api/v1/query_range` over `[end_ms - range, end_ms]` at `--step`;
+//!   without, a `GET /api/v1/query` at `end_ms`. Every request carries
+//!   `consistency=linearizable|stale` (Prometheus ignores it). A latency
+//!   runs from connecting until the whole answer is read (JSON decoding
+//!   excluded). A non-2xx answer counts under `errors."HTTP <status>
+//!   <errorType>"`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,7 +33,8 @@ use raftwatch_proto::v1 as pb;
 use raftwatch_seams::{Clock, SystemClock};
 use serde::Serialize;
 
-use crate::grpc::{self, Target, Unsupported};
+use crate::grpc::{self, Target};
+use crate::http1::{self, HttpUrl};
 
 /// The largest Select answer the bench decodes (tonic's default is 4 MiB,
 /// which an hour of a few thousand series exceeds).
@@ -40,17 +52,20 @@ pub enum ConsistencyArg {
 /// Arguments of `raftwatch-bench query`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct QueryArgs {
-    /// `grpc://HOST:PORT` (any node's gRPC address).
+    /// `grpc://HOST:PORT` (any node's gRPC address) or `http://HOST:PORT`
+    /// (the Prometheus HTTP API of a node, or of Prometheus).
     #[arg(long)]
     target: String,
-    /// A series selector: `metric{label="v",other=~"re",...}`, metric name
-    /// optional, operators `=`, `!=`, `=~`, `!~`.
+    /// gRPC: a series selector, `metric{label="v",other=~"re",...}`, metric
+    /// name optional, operators `=`, `!=`, `=~`, `!~`. HTTP: any PromQL
+    /// expression.
     #[arg(long)]
     expr: String,
-    /// Length of the queried window, e.g. `1h`, `30m`, `90s`.
-    #[arg(long, default_value = "1h")]
-    range: String,
-    /// Resolution for range queries (no effect on gRPC Select, which
+    /// Length of the queried window, e.g. `1h`, `30m`, `90s`. gRPC: default
+    /// 1h. HTTP: makes it a range query; without it, an instant query.
+    #[arg(long)]
+    range: Option<String>,
+    /// Resolution of HTTP range queries (no effect on gRPC Select, which
     /// returns raw samples).
     #[arg(long, default_value = "15s")]
     step: String,
@@ -72,43 +87,121 @@ pub struct QueryArgs {
 }
 
 /// The printed result (CONTRACTS.md fields first). Latencies are of
-/// successful queries; `series` and `samples` are of the last answer.
+/// successful queries; `series` and `samples` are of the last answer (for
+/// an HTTP instant vector, one sample per series; a scalar or string is
+/// one sample and no series).
 #[derive(Serialize, Debug)]
 pub struct QueryReport {
-    p50_ms: f64,
-    p99_ms: f64,
-    series: u64,
-    samples: u64,
-    queries: u64,
-    max_ms: f64,
-    queries_per_sec: f64,
-    /// Failed queries by gRPC code name.
-    errors: BTreeMap<String, u64>,
-    error_examples: BTreeMap<String, String>,
-    wall_s: f64,
-    start_ms: i64,
-    end_ms: i64,
-    step_ms: i64,
-    concurrency: usize,
-    consistency: String,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub series: u64,
+    pub samples: u64,
+    pub queries: u64,
+    pub max_ms: f64,
+    pub queries_per_sec: f64,
+    /// Failed queries by gRPC code name, or by `HTTP <status> <errorType>`.
+    pub errors: BTreeMap<String, u64>,
+    pub error_examples: BTreeMap<String, String>,
+    pub wall_s: f64,
+    /// `select` (gRPC), `instant` or `range` (HTTP).
+    pub kind: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub step_ms: i64,
+    pub concurrency: usize,
+    pub consistency: String,
+}
+
+/// `HttpQuery` is one Prometheus API query the bench repeats.
+#[derive(Debug, Clone)]
+pub struct HttpQuery {
+    /// The PromQL expression.
+    pub expr: String,
+    /// `None`: an instant query at `end_ms`; `Some((range_ms, step_ms))`: a
+    /// range query over `[end_ms - range_ms, end_ms]`.
+    pub range: Option<(i64, i64)>,
+    /// Evaluation time (instant) or end (range), ms since the epoch.
+    pub end_ms: i64,
+    pub consistency: ConsistencyArg,
+}
+
+impl HttpQuery {
+    /// `target` is the request's path and query string under `prefix` (the
+    /// target URL's path, without a trailing `/`).
+    fn target(&self, prefix: &str) -> String {
+        let q = http1::encode_query_value(&self.expr);
+        let c = consistency_name(self.consistency);
+        match self.range {
+            None => format!(
+                "{prefix}/api/v1/query?query={q}&time={}&consistency={c}",
+                seconds(self.end_ms)
+            ),
+            Some((range_ms, step_ms)) => format!(
+                "{prefix}/api/v1/query_range?query={q}&start={}&end={}&step={}&consistency={c}",
+                seconds(self.end_ms - range_ms),
+                seconds(self.end_ms),
+                seconds(step_ms)
+            ),
+        }
+    }
+}
+
+/// Milliseconds as the API's decimal seconds (`1700000000.5`).
+fn seconds(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "" };
+    let abs = ms.unsigned_abs();
+    match abs % 1000 {
+        0 => format!("{sign}{}", abs / 1000),
+        frac => format!("{sign}{}.{frac:03}", abs / 1000),
+    }
+}
+
+fn consistency_name(c: ConsistencyArg) -> &'static str {
+    match c {
+        ConsistencyArg::Linearizable => "linearizable",
+        ConsistencyArg::Stale => "stale",
+    }
 }
 
 /// `run` parses `--expr`, connects to `--target` and sends the queries;
 /// it fails only on bad arguments or when it cannot connect.
 pub fn run(args: &QueryArgs) -> anyhow::Result<QueryReport> {
-    let url = match Target::parse(&args.target)? {
-        Target::Grpc(url) => url,
-        Target::Http(_) => {
-            return Err(Unsupported("HTTP queries arrive with the HTTP API issue".into()).into());
-        }
-    };
-    let matchers = selector::parse_selector(&args.expr)
-        .map_err(|e| anyhow!("invalid --expr {:?}: {e}", args.expr))?;
-    let range_ms = parse_duration_ms(&args.range).context("invalid --range")?;
     let step_ms = parse_duration_ms(&args.step).context("invalid --step")?;
     if args.queries == 0 || args.concurrency == 0 {
         bail!("--queries and --concurrency must be positive");
     }
+    let range_ms = args
+        .range
+        .as_deref()
+        .map(parse_duration_ms)
+        .transpose()
+        .context("invalid --range")?;
+    let url = match Target::parse(&args.target)? {
+        Target::Grpc(url) => url,
+        Target::Http(text) => {
+            let url = HttpUrl::parse(&text).context("invalid --target")?;
+            let query = HttpQuery {
+                expr: args.expr.clone(),
+                range: range_ms.map(|r| (r, step_ms)),
+                end_ms: args.end_ms,
+                consistency: args.consistency,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let timeout = Duration::from_secs(args.timeout_s.max(1));
+            return rt.block_on(run_http(
+                url,
+                query,
+                args.queries,
+                args.concurrency,
+                timeout,
+            ));
+        }
+    };
+    let range_ms = range_ms.unwrap_or(3_600_000);
+    let matchers = selector::parse_selector(&args.expr)
+        .map_err(|e| anyhow!("invalid --expr {:?}: {e}", args.expr))?;
     let start_ms = args
         .end_ms
         .checked_sub(range_ms)
@@ -197,11 +290,139 @@ async fn run_async(
         errors,
         error_examples,
         wall_s,
+        kind: "select".to_owned(),
         start_ms: request.start_ms,
         end_ms: request.end_ms,
         step_ms,
         concurrency: args.concurrency,
         consistency: format!("{:?}", args.consistency).to_lowercase(),
+    })
+}
+
+/// `run_http` sends `query` to the Prometheus API at `url` `queries` times
+/// with at most `concurrency` in flight; it fails only when nothing
+/// listens at `url`.
+pub async fn run_http(
+    url: HttpUrl,
+    query: HttpQuery,
+    queries: usize,
+    concurrency: usize,
+    timeout: Duration,
+) -> anyhow::Result<QueryReport> {
+    tokio::net::TcpStream::connect(&url.authority)
+        .await
+        .with_context(|| format!("cannot connect to {}", url.authority))?;
+    let prefix = url.path.trim_end_matches('/').to_owned();
+    let target = Arc::new(query.target(&prefix));
+    let authority = Arc::new(url.authority.clone());
+    let clock = Arc::new(SystemClock::new());
+    let mut latencies_ns = Vec::with_capacity(queries);
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut error_examples: BTreeMap<String, String> = BTreeMap::new();
+    let (mut series, mut samples) = (0u64, 0u64);
+    let mut in_flight = FuturesUnordered::new();
+    let mut sent = 0usize;
+    let t0 = clock.now_mono();
+    while sent < queries || !in_flight.is_empty() {
+        if sent < queries && in_flight.len() < concurrency.max(1) {
+            let (authority, target, clock) = (authority.clone(), target.clone(), clock.clone());
+            in_flight.push(raftwatch_raft::rt::spawn(0, async move {
+                let start = clock.now_mono();
+                let r = http1::request(&authority, "GET", &target, &[], &[], timeout).await;
+                (clock.now_mono().nanos_since(start), r)
+            }));
+            sent += 1;
+            continue;
+        }
+        let Some(done) = in_flight.next().await else {
+            break;
+        };
+        let (latency_ns, answer) = done?;
+        match answer.map_err(|e| ("CONNECTION".to_owned(), format!("{e:#}"))) {
+            Ok(r) if r.status == 200 => match count_result(&r.body) {
+                Ok((s, n)) => {
+                    latencies_ns.push(latency_ns);
+                    (series, samples) = (s, n);
+                }
+                Err(e) => {
+                    *errors.entry("BAD ANSWER".to_owned()).or_default() += 1;
+                    error_examples
+                        .entry("BAD ANSWER".to_owned())
+                        .or_insert(format!("{e:#}"));
+                }
+            },
+            Ok(r) => {
+                let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                let error_type = v["errorType"].as_str().unwrap_or("-");
+                let kind = format!("HTTP {} {error_type}", r.status);
+                let message = v["error"].as_str().map_or_else(
+                    || String::from_utf8_lossy(&r.body).chars().take(300).collect(),
+                    str::to_owned,
+                );
+                *errors.entry(kind.clone()).or_default() += 1;
+                error_examples.entry(kind).or_insert(message);
+            }
+            Err((kind, message)) => {
+                *errors.entry(kind.clone()).or_default() += 1;
+                error_examples.entry(kind).or_insert(message);
+            }
+        }
+    }
+    let wall_s = clock.now_mono().nanos_since(t0) as f64 / 1e9;
+    latencies_ns.sort_unstable();
+    let (kind, start_ms, step_ms) = match query.range {
+        None => ("instant", query.end_ms, 0),
+        Some((range_ms, step_ms)) => ("range", query.end_ms - range_ms, step_ms),
+    };
+    Ok(QueryReport {
+        p50_ms: grpc::percentile_ms(&latencies_ns, 0.50),
+        p99_ms: grpc::percentile_ms(&latencies_ns, 0.99),
+        series,
+        samples,
+        queries: sent as u64,
+        max_ms: grpc::percentile_ms(&latencies_ns, 1.0),
+        queries_per_sec: latencies_ns.len() as f64 / wall_s,
+        errors,
+        error_examples,
+        wall_s,
+        kind: kind.to_owned(),
+        start_ms,
+        end_ms: query.end_ms,
+        step_ms,
+        concurrency,
+        consistency: consistency_name(query.consistency).to_owned(),
+    })
+}
+
+/// (series, samples) of a successful Prometheus API answer.
+fn count_result(body: &[u8]) -> anyhow::Result<(u64, u64)> {
+    let v: serde_json::Value = serde_json::from_slice(body).context("the answer is not JSON")?;
+    if v["status"] != "success" {
+        bail!("status {} in a 200 answer", v["status"]);
+    }
+    let data = &v["data"];
+    let result = &data["result"];
+    Ok(match data["resultType"].as_str() {
+        Some("matrix") => {
+            let series = result.as_array().context("matrix result is not a list")?;
+            let samples = series
+                .iter()
+                .map(|s| {
+                    s["values"].as_array().map_or(0, Vec::len)
+                        + s["histograms"].as_array().map_or(0, Vec::len)
+                })
+                .sum::<usize>();
+            (series.len() as u64, samples as u64)
+        }
+        Some("vector") => {
+            let n = result
+                .as_array()
+                .context("vector result is not a list")?
+                .len() as u64;
+            (n, n)
+        }
+        Some("scalar" | "string") => (0, 1),
+        other => bail!("unknown resultType {other:?}"),
     })
 }
 
@@ -231,7 +452,7 @@ async fn select(
 /// `parse_duration_ms` parses a Prometheus duration: one or more
 /// `<integer><unit>` with units `ms`, `s`, `m`, `h`, `d`, `w`, `y` (365 d),
 /// largest first, e.g. `1h30m`. Must be positive.
-fn parse_duration_ms(text: &str) -> anyhow::Result<i64> {
+pub fn parse_duration_ms(text: &str) -> anyhow::Result<i64> {
     const UNITS: [(&str, i64); 7] = [
         ("ms", 1),
         ("s", 1_000),
@@ -276,6 +497,41 @@ fn parse_duration_ms(text: &str) -> anyhow::Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_query_targets() {
+        let mut q = HttpQuery {
+            expr: "sum(up)".into(),
+            range: None,
+            end_ms: 1_700_000_000_500,
+            consistency: ConsistencyArg::Stale,
+        };
+        assert_eq!(
+            q.target(""),
+            "/api/v1/query?query=sum%28up%29&time=1700000000.500&consistency=stale"
+        );
+        q.range = Some((3_600_000, 15_000));
+        q.end_ms = 1_700_003_600_000;
+        q.consistency = ConsistencyArg::Linearizable;
+        assert_eq!(
+            q.target("/prom"),
+            "/prom/api/v1/query_range?query=sum%28up%29&start=1700000000&end=1700003600&step=15&consistency=linearizable"
+        );
+        assert_eq!(seconds(-1_500), "-1.500");
+    }
+
+    #[test]
+    fn results_are_counted() {
+        let m = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"a":"1"},"values":[[1,"1"],[2,"2"]]},{"metric":{},"values":[[1,"3"]]}]}}"#;
+        assert_eq!(count_result(m).unwrap(), (2, 3));
+        let v = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]}]}}"#;
+        assert_eq!(count_result(v).unwrap(), (1, 1));
+        let s = br#"{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}"#;
+        assert_eq!(count_result(s).unwrap(), (0, 1));
+        assert!(count_result(br#"{"status":"error"}"#).is_err());
+        assert!(count_result(b"<html>").is_err());
+    }
 
     #[test]
     fn durations() {

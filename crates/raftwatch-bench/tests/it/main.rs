@@ -23,7 +23,7 @@ fn bench(args: &[&str]) -> (i32, String, String) {
 fn help_lists_the_contract_subcommands() {
     let (code, out, _) = bench(&["--help"]);
     assert_eq!(code, 0);
-    for c in ["tsdb", "raft", "ingest", "query"] {
+    for c in ["tsdb", "raft", "ingest", "query", "suite"] {
         assert!(out.contains(c), "--help lacks {c}: {out}");
     }
 }
@@ -56,14 +56,23 @@ fn nothing_listening_fails_at_once_naming_the_endpoint() {
 }
 
 #[test]
-fn the_http_target_is_not_supported_yet() {
-    let (code, _, err) = bench(&[
-        "ingest",
-        "--target",
-        "http://127.0.0.1:1/api/v1/write",
-        "--series",
-        "1",
-    ]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("not supported yet"), "{err}");
+fn nothing_listening_at_an_http_target_fails_at_once() {
+    for sub in [
+        &[
+            "ingest",
+            "--target",
+            "http://127.0.0.1:1/api/v1/write",
+            "--series",
+            "1",
+        ][..],
+        &["query", "--target", "http://127.0.0.1:1", "--expr", "up"][..],
+        &["suite", "--target", "http://127.0.0.1:1"][..],
+    ] {
+        let (code, out, err) = bench(sub);
+        assert_eq!(code, 1, "{sub:?}: {out}{err}");
+        assert!(
+            err.contains("cannot connect to 127.0.0.1:1"),
+            "{sub:?}: {err}"
+        );
+    }
 }
