@@ -8,7 +8,8 @@ use raftwatch_promql::testscript::{Outcome, Script};
 
 /// `testdata` is `$PROMQL_TESTDATA`, else the first `shared/promql-testdata`
 /// beside the clone or any folder above it (the steering documents sit
-/// beside the checkout). Missing is a failure, never a skip.
+/// beside the checkout), else the copy in `testdata/prometheus`. Missing
+/// is a failure, never a skip.
 fn testdata() -> PathBuf {
     if let Some(dir) = std::env::var_os("PROMQL_TESTDATA") {
         return PathBuf::from(dir);
@@ -20,10 +21,15 @@ fn testdata() -> PathBuf {
             return candidate;
         }
     }
-    panic!(
-        "Prometheus's PromQL test scripts were not found: set PROMQL_TESTDATA or put \
-         shared/promql-testdata beside the clone"
+    // The copy kept in the repository (testdata/prometheus/README.md).
+    let vendored = here.join("testdata/prometheus");
+    assert!(
+        vendored.is_dir(),
+        "Prometheus's PromQL test scripts were not found: set PROMQL_TESTDATA, put \
+         shared/promql-testdata beside the clone, or restore {}",
+        vendored.display()
     );
+    vendored
 }
 
 #[test]
@@ -145,4 +151,43 @@ fn prometheus_promql_test_scripts_pass_with_pushdown_over_shards() {
         "{} in-scope PromQL cases fail with push-down",
         failures.len()
     );
+}
+
+/// Where the steering copy is present, the repository's copy is the same
+/// (so a CI machine without it runs exactly the same suite).
+#[test]
+fn the_kept_copy_of_the_scripts_matches_the_steering_copy() {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let kept = here.join("testdata/prometheus");
+    let Some(steering) = here
+        .ancestors()
+        .map(|d| d.join("shared/promql-testdata"))
+        .find(|d| d.is_dir())
+    else {
+        // No steering copy on this machine: nothing to compare with; the
+        // suite above runs from the kept copy.
+        assert!(kept.is_dir());
+        return;
+    };
+    let names = |dir: &PathBuf| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".test"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(&steering),
+        names(&kept),
+        "refresh testdata/prometheus"
+    );
+    for n in names(&kept) {
+        assert_eq!(
+            std::fs::read(steering.join(&n)).unwrap(),
+            std::fs::read(kept.join(&n)).unwrap(),
+            "{n} differs: refresh testdata/prometheus"
+        );
+    }
 }
