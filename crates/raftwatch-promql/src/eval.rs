@@ -93,20 +93,7 @@ pub(crate) fn run(
     data: &dyn Queryable,
     cancel: &AtomicBool,
 ) -> Result<QueryResult, Error> {
-    let mut ev = Evaluator {
-        query,
-        data,
-        cancel,
-        fetched: HashMap::new(),
-        annotations: Annotations::default(),
-        samples_read: 0,
-        samples_held: 0,
-    };
-    let grid = Grid {
-        start: query.start_ms,
-        end: query.end_ms,
-        step: query.step_ms.max(1),
-    };
+    let (mut ev, grid) = Evaluator::start(query, data, cancel);
     let v = ev.eval(&query.expr, &grid)?;
     let value = match v {
         V::Scalar(vals) => {
@@ -188,20 +175,7 @@ pub(crate) fn run_partial(
     data: &dyn Queryable,
     cancel: &AtomicBool,
 ) -> Result<crate::PushdownAnswer, Error> {
-    let mut ev = Evaluator {
-        query,
-        data,
-        cancel,
-        fetched: HashMap::new(),
-        annotations: Annotations::default(),
-        samples_read: 0,
-        samples_held: 0,
-    };
-    let grid = Grid {
-        start: query.start_ms,
-        end: query.end_ms,
-        step: query.step_ms.max(1),
-    };
+    let (mut ev, grid) = Evaluator::start(query, data, cancel);
     let V::Vector(series) = ev.eval(&query.expr, &grid)? else {
         return Err(Error::BadRequest(
             "a partial evaluation must be of an instant vector".into(),
@@ -290,6 +264,25 @@ pub(crate) fn duplicate_labelset() -> Error {
 }
 
 impl<'a> Evaluator<'a> {
+    /// `start` is a fresh evaluation of `query` and the query's grid.
+    fn start(query: &'a Query, data: &'a dyn Queryable, cancel: &'a AtomicBool) -> (Self, Grid) {
+        let ev = Evaluator {
+            query,
+            data,
+            cancel,
+            fetched: HashMap::new(),
+            annotations: Annotations::default(),
+            samples_read: 0,
+            samples_held: 0,
+        };
+        let grid = Grid {
+            start: query.start_ms,
+            end: query.end_ms,
+            step: query.step_ms.max(1),
+        };
+        (ev, grid)
+    }
+
     pub fn check_cancel(&self) -> Result<(), Error> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(Error::Canceled);

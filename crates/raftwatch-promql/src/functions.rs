@@ -226,21 +226,8 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error
         "label_join" => label_join(ev, c, grid),
         "absent" => {
             let ss = ev.eval_vector(arg(c, 0)?, grid)?;
-            let labels = absent_labels(arg(c, 0)?)?;
-            let vals = (0..n)
-                .map(|i| {
-                    if ss.iter().any(|s| s.vals[i].is_some()) {
-                        None
-                    } else {
-                        Some(1.0)
-                    }
-                })
-                .collect();
-            Ok(V::Vector(vec![S {
-                labels,
-                vals,
-                drop_name: false,
-            }]))
+            let present = (0..n).map(|i| ss.iter().any(|s| s.vals[i].is_some()));
+            absent(absent_labels(arg(c, 0)?)?, present)
         }
         "days_in_month" | "day_of_month" | "day_of_week" | "day_of_year" | "hour" | "minute"
         | "month" | "year" => {
@@ -272,27 +259,13 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error
         }
         "absent_over_time" => {
             let input = ev.range_input(arg(c, 0)?, grid)?;
-            let labels = absent_labels(arg(c, 0)?)?;
-            let vals = input
-                .windows
-                .iter()
-                .map(|&(lo, hi)| {
-                    if input
-                        .series
-                        .iter()
-                        .any(|s| !window(&s.points, lo, hi).is_empty())
-                    {
-                        None
-                    } else {
-                        Some(1.0)
-                    }
-                })
-                .collect();
-            Ok(V::Vector(vec![S {
-                labels,
-                vals,
-                drop_name: false,
-            }]))
+            let present = input.windows.iter().map(|&(lo, hi)| {
+                input
+                    .series
+                    .iter()
+                    .any(|s| !window(&s.points, lo, hi).is_empty())
+            });
+            absent(absent_labels(arg(c, 0)?)?, present)
         }
         "rate"
         | "increase"
@@ -863,6 +836,16 @@ pub(crate) fn merge_same_labels(ss: Vec<S>) -> Result<Vec<S>, Error> {
         }
     }
     Ok(out)
+}
+
+/// `absent` is `absent()`'s answer: 1, labelled `labels`, at every step
+/// where nothing was present.
+fn absent(labels: Labels, present: impl Iterator<Item = bool>) -> Result<V, Error> {
+    Ok(V::Vector(vec![S {
+        labels,
+        vals: present.map(|p| (!p).then_some(1.0)).collect(),
+        drop_name: false,
+    }]))
 }
 
 /// `absent_labels` is the label set `absent()` returns: the selector's
