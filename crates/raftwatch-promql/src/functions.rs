@@ -884,35 +884,20 @@ fn histogram_quantile(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Er
         }
     }
     let groups = bucket_groups(ev, &ss);
-    let mut out = Vec::with_capacity(groups.len());
-    for (labels, members, drop) in groups {
-        let mut vals = Vec::with_capacity(grid.len());
-        for (i, &q) in q.iter().enumerate() {
-            let mut buckets: Vec<(f64, f64)> = members
-                .iter()
-                .filter_map(|&(ub, si)| ss[si].vals[i].map(|v| (ub, v)))
-                .collect();
-            if buckets.is_empty() {
-                vals.push(None);
-                continue;
-            }
-            let (v, forced) = bucket_quantile(q, &mut buckets);
-            if forced {
-                ev.annotations.info(format!(
-                    "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?}",
-                    labels.get(NAME)
-                ));
-            }
-            vals.push(Some(v));
+    let mut forced_names: Vec<String> = Vec::new();
+    let out = over_bucket_groups(&ss, groups, grid.len(), |labels, i, buckets| {
+        let (v, forced) = bucket_quantile(q[i], buckets);
+        if forced {
+            forced_names.push(labels.get(NAME).to_string());
         }
-        let _ = drop;
-        out.push(S {
-            labels,
-            vals,
-            drop_name: true,
-        });
+        v
+    });
+    for name in forced_names {
+        ev.annotations.info(format!(
+            "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?}"
+        ));
     }
-    Ok(V::Vector(out))
+    Ok(out)
 }
 
 fn histogram_fraction(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Error> {
@@ -920,19 +905,32 @@ fn histogram_fraction(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Er
     let upper = ev.eval_scalar(arg(c, 1)?, grid)?;
     let ss = ev.eval_vector(arg(c, 2)?, grid)?;
     let groups = bucket_groups(ev, &ss);
+    Ok(over_bucket_groups(
+        &ss,
+        groups,
+        grid.len(),
+        |_, i, buckets| bucket_fraction(lower[i], upper[i], buckets),
+    ))
+}
+
+/// `over_bucket_groups` applies `f` to every group's buckets (upper
+/// bound, count) present at every step; a group with none at a step has
+/// no value there. The results' names are marked for removal.
+fn over_bucket_groups(
+    ss: &[S],
+    groups: Vec<BucketGroup>,
+    n: usize,
+    mut f: impl FnMut(&Labels, usize, &mut Vec<(f64, f64)>) -> f64,
+) -> V {
     let mut out = Vec::with_capacity(groups.len());
-    for (labels, members, _) in groups {
-        let mut vals = Vec::with_capacity(grid.len());
-        for i in 0..grid.len() {
+    for (labels, members) in groups {
+        let mut vals = Vec::with_capacity(n);
+        for i in 0..n {
             let mut buckets: Vec<(f64, f64)> = members
                 .iter()
                 .filter_map(|&(ub, si)| ss[si].vals[i].map(|v| (ub, v)))
                 .collect();
-            if buckets.is_empty() {
-                vals.push(None);
-                continue;
-            }
-            vals.push(Some(bucket_fraction(lower[i], upper[i], &mut buckets)));
+            vals.push((!buckets.is_empty()).then(|| f(&labels, i, &mut buckets)));
         }
         out.push(S {
             labels,
@@ -940,10 +938,10 @@ fn histogram_fraction(ev: &mut Evaluator, c: &Call, grid: &Grid) -> Result<V, Er
             drop_name: true,
         });
     }
-    Ok(V::Vector(out))
+    V::Vector(out)
 }
 
-type BucketGroup = (Labels, Vec<(f64, usize)>, bool);
+type BucketGroup = (Labels, Vec<(f64, usize)>);
 
 /// `bucket_groups` groups classic-histogram bucket series by their labels
 /// without `le`; a series with a missing or malformed `le` is left out
@@ -963,11 +961,10 @@ fn bucket_groups(ev: &mut Evaluator, ss: &[S]) -> Vec<BucketGroup> {
         let mut key = s.labels.clone();
         key.remove("le");
         let gi = *index.entry(key.clone()).or_insert_with(|| {
-            groups.push((key, Vec::new(), false));
+            groups.push((key, Vec::new()));
             groups.len() - 1
         });
         groups[gi].1.push((ub, si));
-        groups[gi].2 |= s.drop_name;
     }
     groups
 }
