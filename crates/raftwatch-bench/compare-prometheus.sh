@@ -116,13 +116,16 @@ load() { # name url
 load prometheus "http://$PROM/api/v1/write"
 load raftwatch "http://$RW_HTTP/api/v1/write"
 
-suite() { # name url consistency
+suite() { # name url consistency [extra flags]
   "$BIN/raftwatch-bench" suite --target "$2" --end-ms "$END_MS" --queries "$QUERIES" \
-    --consistency "$3" >"$OUT_DIR/suite-$1.json" 2>"$work/suite-$1.log"
+    --consistency "$3" "${@:4}" >"$OUT_DIR/suite-$1.json" 2>"$work/suite-$1.log"
 }
 suite prometheus "http://$PROM" linearizable
 suite raftwatch-linearizable "http://$RW_HTTP" linearizable
 suite raftwatch-stale "http://$RW_HTTP" stale
+# The same at linearizable with raw samples shipped to the querying node:
+# what push-down gains.
+suite raftwatch-no-pushdown "http://$RW_HTTP" linearizable --no-pushdown
 
 python3 - "$OUT_DIR" "$SERIES" "$ROUNDS" "$QUERIES" <<'EOF'
 import json, sys
@@ -140,7 +143,8 @@ for name in ("prometheus", "raftwatch"):
     print(f"| {name} | {r['samples_per_sec']:,.0f} | {r['p50_ms']:.0f} / {r['p99_ms']:.0f} | "
           f"{'-' if cpu is None else f'{cpu:.1f}'} | {r['errors'] or 0} |")
 cols = [("prometheus", "Prometheus 2.42"), ("raftwatch-linearizable", "raftwatch linearizable"),
-        ("raftwatch-stale", "raftwatch stale")]
+        ("raftwatch-stale", "raftwatch stale"),
+        ("raftwatch-no-pushdown", "raftwatch linearizable, no push-down")]
 suites = {c: load(f"suite-{c}") for c, _ in cols}
 print("\n| query | " + " | ".join(t for _, t in cols) + " | series (P / R) |")
 print("|---|" + "---|" * (len(cols) + 1))

@@ -123,6 +123,9 @@ pub struct HttpQuery {
     /// Evaluation time (instant) or end (range), ms since the epoch.
     pub end_ms: i64,
     pub consistency: ConsistencyArg,
+    /// Send raftwatch's `pushdown=false` (raw samples to the querying
+    /// node, to measure what push-down gains). Prometheus ignores it.
+    pub no_pushdown: bool,
 }
 
 impl HttpQuery {
@@ -131,13 +134,18 @@ impl HttpQuery {
     fn target(&self, prefix: &str) -> String {
         let q = http1::encode_query_value(&self.expr);
         let c = consistency_name(self.consistency);
+        let p = if self.no_pushdown {
+            "&pushdown=false"
+        } else {
+            ""
+        };
         match self.range {
             None => format!(
-                "{prefix}/api/v1/query?query={q}&time={}&consistency={c}",
+                "{prefix}/api/v1/query?query={q}&time={}&consistency={c}{p}",
                 seconds(self.end_ms)
             ),
             Some((range_ms, step_ms)) => format!(
-                "{prefix}/api/v1/query_range?query={q}&start={}&end={}&step={}&consistency={c}",
+                "{prefix}/api/v1/query_range?query={q}&start={}&end={}&step={}&consistency={c}{p}",
                 seconds(self.end_ms - range_ms),
                 seconds(self.end_ms),
                 seconds(step_ms)
@@ -185,6 +193,7 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<QueryReport> {
                 range: range_ms.map(|r| (r, step_ms)),
                 end_ms: args.end_ms,
                 consistency: args.consistency,
+                no_pushdown: false,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -505,6 +514,7 @@ mod tests {
             range: None,
             end_ms: 1_700_000_000_500,
             consistency: ConsistencyArg::Stale,
+            no_pushdown: false,
         };
         assert_eq!(
             q.target(""),
@@ -516,6 +526,11 @@ mod tests {
         assert_eq!(
             q.target("/prom"),
             "/prom/api/v1/query_range?query=sum%28up%29&start=1700000000&end=1700003600&step=15&consistency=linearizable"
+        );
+        q.no_pushdown = true;
+        assert!(
+            q.target("")
+                .ends_with("&consistency=linearizable&pushdown=false")
         );
         assert_eq!(seconds(-1_500), "-1.500");
     }

@@ -46,6 +46,10 @@ pub struct SuiteArgs {
     queries: usize,
     #[arg(long, value_enum, default_value_t = ConsistencyArg::Linearizable)]
     consistency: ConsistencyArg,
+    /// Ask raftwatch not to push evaluation down to the shards
+    /// (`pushdown=false`), to measure what push-down gains.
+    #[arg(long)]
+    no_pushdown: bool,
     /// Deadline of one query, in seconds.
     #[arg(long, default_value_t = 120)]
     timeout_s: u64,
@@ -130,6 +134,7 @@ pub fn run(args: &SuiteArgs) -> anyhow::Result<SuiteReport> {
             range: is_range.then_some((range_ms, step_ms)),
             end_ms: args.end_ms,
             consistency: args.consistency,
+            no_pushdown: args.no_pushdown,
         };
         let first: QueryReport =
             rt.block_on(query::run_http(url.clone(), q.clone(), 1, 1, timeout))?;
