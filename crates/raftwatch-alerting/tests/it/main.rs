@@ -1,0 +1,4 @@
+//! Integration tests of `raftwatch-alerting`.
+
+mod amconfig;
+mod rules;
