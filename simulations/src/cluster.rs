@@ -208,6 +208,7 @@ async fn start_node(
         seed,
         clock: Arc::new(SimClock),
         snapshot_every: Some(snapshot_every),
+        webhook: crate::net::webhook_connector(),
     };
     let id = config.node_id;
     raftwatch::node::start_with_env(config, env)

@@ -31,3 +31,18 @@ pub async fn incoming(port: u16) -> io::Result<(Incoming, SocketAddr)> {
     });
     Ok((Box::pin(stream), addr))
 }
+
+/// `webhook_connector` opens notification deliveries' connections over
+/// the simulated network.
+pub fn webhook_connector() -> raftwatch::node::webhook::Connector {
+    Arc::new(|addr: String| {
+        Box::pin(async move {
+            let (host, port) = addr
+                .rsplit_once(':')
+                .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_owned(), p)))
+                .ok_or_else(|| io::Error::other(format!("bad address {addr}")))?;
+            let stream = turmoil::net::TcpStream::connect((host.as_str(), port)).await?;
+            Ok(BoxIo::new(stream))
+        })
+    })
+}

@@ -6,6 +6,7 @@
 //! (state, command); plans made inside it (drain, rebalance) use only the
 //! state, with ties broken by the lowest id.
 
+pub mod alerting;
 pub mod placement;
 pub mod sm;
 pub mod state;

@@ -161,7 +161,7 @@ pub struct ControlState {
 }
 
 /// `Command` is one control-plane mutation, as stored in the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
     /// Creates the initial members and shard map. Refused once bootstrapped.
@@ -239,6 +239,9 @@ pub enum Command {
         /// (shard, leader) pairs; unknown shards and non-replicas are ignored.
         hints: Vec<(ShardId, NodeId)>,
     },
+    /// An alerting mutation (rules, alert state, silences, notifications),
+    /// applied by [`crate::alerting::AlertingState::apply`].
+    Alerting(crate::alerting::AlertingCommand),
     /// Sets a cluster setting.
     SetSetting {
         /// Key.
@@ -310,6 +313,9 @@ pub struct Applied {
     pub version: u64,
     /// Tasks the command created.
     pub tasks: Vec<Task>,
+    /// What an alerting command did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerting: Option<crate::alerting::AlertingApplied>,
 }
 
 /// `Outcome` is the response of applying one command.
@@ -343,6 +349,7 @@ impl ControlState {
         Ok(Applied {
             version: self.version,
             tasks,
+            alerting: None,
         })
     }
 
@@ -643,6 +650,10 @@ impl ControlState {
                     .insert(key.clone(), (value.clone(), self.version + 1));
                 Ok(vec![])
             }
+            // Applied by the state machine, which holds the alerting state.
+            Command::Alerting(_) => Err(Refusal::Invalid {
+                message: "alerting commands are applied with the alerting state".into(),
+            }),
         }
     }
 

@@ -7,6 +7,7 @@
 //! A gRPC error is printed as `error: <CODE>: <message>`, with the
 //! canonical upper-case code name (`UNAVAILABLE`, `INVALID_ARGUMENT`, ...).
 
+mod alerting;
 mod output;
 
 use std::future::Future;
@@ -112,6 +113,24 @@ enum Command {
     Write(WriteArgs),
     /// Evaluate a PromQL expression, at one time or over a range.
     Query(QueryArgs),
+    /// Prometheus rule groups (alerting and recording rules).
+    #[command(subcommand)]
+    Rules(alerting::RulesCommand),
+    /// Silences (Alertmanager's).
+    #[command(subcommand)]
+    Silences(alerting::SilencesCommand),
+    /// Alert state.
+    #[command(subcommand)]
+    Alerts(alerting::AlertsCommand),
+    /// The notification configuration (Alertmanager's format, a subset).
+    #[command(subcommand)]
+    Alertmanager(alerting::AlertmanagerCommand),
+    /// The notification log.
+    #[command(subcommand)]
+    Notifications(alerting::NotificationsCommand),
+    /// Cluster settings.
+    #[command(subcommand)]
+    Settings(alerting::SettingsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -392,6 +411,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shards(command) => shards(&ctl, command).await?,
         Command::Write(args) => return write(&ctl, args).await,
         Command::Query(args) => query(&ctl, args).await?,
+        Command::Rules(command) => alerting::rules(&ctl, command).await?,
+        Command::Silences(command) => alerting::silences(&ctl, command).await?,
+        Command::Alerts(command) => alerting::alerts(&ctl, command).await?,
+        Command::Alertmanager(command) => alerting::alertmanager(&ctl, command).await?,
+        Command::Notifications(command) => alerting::notifications(&ctl, command).await?,
+        Command::Settings(command) => alerting::settings(&ctl, command).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

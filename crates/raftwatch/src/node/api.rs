@@ -16,6 +16,7 @@ use raftwatch_shard::codec as sc;
 use tonic::{Request, Response, Status};
 
 use super::clients::{group_status, unavailable_with_leader};
+use super::alerting_api;
 use super::metrics::Protocol;
 use super::{GroupOp, Node, NodeCell, REQUEST_BYTES_MAX};
 
@@ -525,6 +526,147 @@ impl pb::admin_server::Admin for Api {
             });
         }
         Ok(Response::new(pb::RebalanceResponse { tasks }))
+    }
+
+    async fn set_setting(
+        &self,
+        request: Request<pb::SetSettingRequest>,
+    ) -> Result<Response<pb::SetSettingResponse>, Status> {
+        let node = self.node()?;
+        let r = request.into_inner();
+        let version = node
+            .set_setting(&r.key, &r.value, cas(r.expected_version))
+            .await?;
+        Ok(Response::new(pb::SetSettingResponse { version }))
+    }
+
+    async fn apply_rules(
+        &self,
+        request: Request<pb::ApplyRulesRequest>,
+    ) -> Result<Response<pb::ApplyRulesResponse>, Status> {
+        let node = self.node()?;
+        let r = request.into_inner();
+        Ok(Response::new(
+            node.apply_rules(&r.yaml, cas(r.expected_version)).await?,
+        ))
+    }
+
+    async fn list_rules(
+        &self,
+        request: Request<pb::ListRulesRequest>,
+    ) -> Result<Response<pb::ListRulesResponse>, Status> {
+        let node = self.node()?;
+        let c = consistency(request.get_ref().consistency)?;
+        let (state, now) = alerting_api::read_alerting(&node, c).await?;
+        Ok(Response::new(alerting_api::rules_response(&state, now)))
+    }
+
+    async fn delete_rule_group(
+        &self,
+        request: Request<pb::DeleteRuleGroupRequest>,
+    ) -> Result<Response<pb::DeleteRuleGroupResponse>, Status> {
+        let node = self.node()?;
+        let r = request.into_inner();
+        let version = node
+            .delete_rule_group(&r.name, cas(r.expected_version))
+            .await?;
+        Ok(Response::new(pb::DeleteRuleGroupResponse { version }))
+    }
+
+    async fn set_alertmanager_config(
+        &self,
+        request: Request<pb::SetAlertmanagerConfigRequest>,
+    ) -> Result<Response<pb::SetAlertmanagerConfigResponse>, Status> {
+        let node = self.node()?;
+        let r = request.into_inner();
+        let version = node
+            .set_alertmanager_config(&r.yaml, cas(r.expected_version))
+            .await?;
+        Ok(Response::new(pb::SetAlertmanagerConfigResponse { version }))
+    }
+
+    async fn get_alertmanager_config(
+        &self,
+        request: Request<pb::GetAlertmanagerConfigRequest>,
+    ) -> Result<Response<pb::GetAlertmanagerConfigResponse>, Status> {
+        let node = self.node()?;
+        let c = consistency(request.get_ref().consistency)?;
+        let (state, _) = alerting_api::read_alerting(&node, c).await?;
+        Ok(Response::new(pb::GetAlertmanagerConfigResponse {
+            yaml: state.config.map(|c| c.original).unwrap_or_default(),
+        }))
+    }
+
+    async fn add_silence(
+        &self,
+        request: Request<pb::AddSilenceRequest>,
+    ) -> Result<Response<pb::AddSilenceResponse>, Status> {
+        let node = self.node()?;
+        let r = request.into_inner();
+        let spec = alerting_api::SilenceSpec {
+            matchers: alerting_api::parse_matchers_arg(&r.matchers)?,
+            starts_at_ms: (r.starts_at_ms != 0).then_some(r.starts_at_ms),
+            ends_at_ms: r.ends_at_ms,
+            created_by: r.created_by,
+            comment: r.comment,
+            replaces: (!r.id.is_empty()).then_some(r.id),
+        };
+        let id = node.add_silence(spec).await?;
+        Ok(Response::new(pb::AddSilenceResponse { id }))
+    }
+
+    async fn list_silences(
+        &self,
+        request: Request<pb::ListSilencesRequest>,
+    ) -> Result<Response<pb::ListSilencesResponse>, Status> {
+        let node = self.node()?;
+        let c = consistency(request.get_ref().consistency)?;
+        let (state, now) = alerting_api::read_alerting(&node, c).await?;
+        Ok(Response::new(pb::ListSilencesResponse {
+            silences: state
+                .silences
+                .values()
+                .map(|s| alerting_api::silence_info(s, now))
+                .collect(),
+        }))
+    }
+
+    async fn expire_silence(
+        &self,
+        request: Request<pb::ExpireSilenceRequest>,
+    ) -> Result<Response<pb::ExpireSilenceResponse>, Status> {
+        let node = self.node()?;
+        node.expire_silence(&request.get_ref().id).await?;
+        Ok(Response::new(pb::ExpireSilenceResponse {}))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        let node = self.node()?;
+        let c = consistency(request.get_ref().consistency)?;
+        let (state, now) = alerting_api::read_alerting(&node, c).await?;
+        Ok(Response::new(pb::ListAlertsResponse {
+            alerts: alerting_api::alert_infos(&state, now),
+        }))
+    }
+
+    async fn list_notifications(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let node = self.node()?;
+        let c = consistency(request.get_ref().consistency)?;
+        let (state, _) = alerting_api::read_alerting(&node, c).await?;
+        Ok(Response::new(pb::ListNotificationsResponse {
+            notifications: state
+                .notifications
+                .values()
+                .map(alerting_api::notification_info)
+                .collect(),
+            abandoned: state.notifications_abandoned,
+        }))
     }
 }
 

@@ -195,7 +195,16 @@ pub(crate) struct NodeMetrics {
     shard_parts: Family<RouteLabels, Counter>,
     query_duration: Histograms<KindLabels>,
     query_errors: Family<QueryErrorLabels, Counter>,
+    notification_attempts: Histograms<OutcomeOnlyLabels>,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeOnlyLabels {
+    outcome: &'static str,
+}
+
+/// `NOTIFICATION_OUTCOMES` are the outcomes of a delivery attempt.
+const NOTIFICATION_OUTCOMES: [&str; 3] = ["delivered", "refused", "failed"];
 
 impl NodeMetrics {
     /// `new` builds node `node`'s registry, reading time from `clock`. The
@@ -234,6 +243,7 @@ impl NodeMetrics {
             shard_parts: Family::default(),
             query_duration: Family::new_with_constructor(latency_histogram),
             query_errors: Family::default(),
+            notification_attempts: Family::new_with_constructor(latency_histogram),
         };
         // Known label values exist from the start, at zero (the guards
         // `get_or_create` returns are dropped at once).
@@ -260,6 +270,11 @@ impl NodeMetrics {
         }
         for route in ["local", "forwarded"] {
             let _ = m.shard_parts.get_or_create(&RouteLabels { route });
+        }
+        for outcome in NOTIFICATION_OUTCOMES {
+            let _ = m
+                .notification_attempts
+                .get_or_create(&OutcomeOnlyLabels { outcome });
         }
         for kind in QUERY_KINDS {
             let _ = m.query_duration.get_or_create(&KindLabels { kind });
@@ -312,10 +327,23 @@ impl NodeMetrics {
             "Queries that failed, by kind and code (a gRPC code name, or the HTTP API's error type)",
             m.query_errors.clone(),
         );
+        registry.register_with_unit(
+            "notification_delivery_duration",
+            "Webhook delivery attempts by outcome (delivered: a 2xx; refused: another status; failed: no answer), and how long each took",
+            Unit::Seconds,
+            m.notification_attempts.clone(),
+        );
         registry.register_collector(Box::new(RaftCollector {
             scrape: m.scrape.clone(),
         }));
         NodeMetrics { registry, ..m }
+    }
+
+    /// `observe_notification` records one webhook delivery attempt.
+    pub(crate) fn observe_notification(&self, outcome: &'static str, took: std::time::Duration) {
+        self.notification_attempts
+            .get_or_create(&OutcomeOnlyLabels { outcome })
+            .observe(took.as_secs_f64());
     }
 
     /// `now` is the node clock's monotonic time, to pass to

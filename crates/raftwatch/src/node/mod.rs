@@ -4,6 +4,8 @@
 //! the agent that makes the local groups follow the shard map, and, on the
 //! control leader, the placement driver.
 
+mod alerting;
+mod alerting_api;
 mod api;
 mod clients;
 mod driver;
@@ -15,6 +17,7 @@ mod promql;
 mod query;
 mod remote_write;
 mod shards;
+pub mod webhook;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -92,6 +95,10 @@ pub struct Node {
     /// The node's clock: "now" of a PromQL query that names no time, and
     /// the metrics' durations.
     pub(crate) clock: Arc<dyn raftwatch_seams::Clock>,
+    /// How webhook deliveries connect to receivers.
+    pub(crate) webhook: webhook::Connector,
+    /// The control leader's alerting bookkeeping (in memory only).
+    pub(crate) alerting: alerting::Runtime,
 }
 
 impl std::fmt::Debug for Node {
@@ -160,6 +167,8 @@ pub struct NodeEnv {
     /// applied entries, entries kept in the log behind it). The simulator
     /// makes snapshots, log purges and snapshot installs frequent.
     pub snapshot_every: Option<(u64, u64)>,
+    /// How notification deliveries reach webhook receivers.
+    pub webhook: webhook::Connector,
 }
 
 impl std::fmt::Debug for NodeEnv {
@@ -188,6 +197,7 @@ impl NodeEnv {
             seed: config.node_id,
             clock: Arc::new(SystemClock::new()),
             snapshot_every: None,
+            webhook: webhook::tcp_connector(),
         }
     }
 }
@@ -233,6 +243,8 @@ pub async fn start_with_env(config: ServerConfig, env: NodeEnv) -> anyhow::Resul
         batchers: ingest::Batchers::default(),
         metrics: metrics::NodeMetrics::new(id, env.clock.clone()),
         clock: env.clock,
+        webhook: env.webhook,
+        alerting: alerting::Runtime::default(),
     });
     let _ = cell.set(node.clone());
     node.host
@@ -255,6 +267,11 @@ pub async fn start_with_env(config: ServerConfig, env: NodeEnv) -> anyhow::Resul
             seed,
             async move { node.background().await }.instrument(span),
         );
+    }
+    {
+        let node = node.clone();
+        let span = tracing::Span::current();
+        raftwatch_raft::rt::spawn(seed, alerting::run(node, seed).instrument(span));
     }
     Ok(node)
 }
