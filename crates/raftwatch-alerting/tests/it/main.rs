@@ -1,4 +1,5 @@
 //! Integration tests of `raftwatch-alerting`.
 
 mod amconfig;
+mod matcher;
 mod rules;
