@@ -3,3 +3,4 @@
 mod amconfig;
 mod matcher;
 mod rules;
+mod webhook;
