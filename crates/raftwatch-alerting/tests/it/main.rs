@@ -1,4 +1,6 @@
 //! Integration tests of `raftwatch-alerting`.
 
 mod amconfig;
+mod matcher;
 mod rules;
+mod webhook;
