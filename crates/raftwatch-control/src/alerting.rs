@@ -621,10 +621,8 @@ impl AlertingState {
                                 // Prometheus drops the rule's alerts too.
                                 state.alerts.clear();
                                 state.health = RuleHealth::Err;
-                                state.last_error = format!(
-                                    "exceeded limit of {cap} with {} alerts",
-                                    alerts.len()
-                                );
+                                state.last_error =
+                                    format!("exceeded limit of {cap} with {} alerts", alerts.len());
                                 continue;
                             }
                             match transition(
@@ -767,9 +765,10 @@ impl AlertingState {
     /// `alerts` iterates (group, rule index, alert) over every alert.
     pub fn alerts(&self) -> impl Iterator<Item = (&str, usize, &Alert)> {
         self.groups.iter().flat_map(|(name, g)| {
-            g.rules.iter().enumerate().flat_map(move |(i, r)| {
-                r.alerts.values().map(move |a| (name.as_str(), i, a))
-            })
+            g.rules
+                .iter()
+                .enumerate()
+                .flat_map(move |(i, r)| r.alerts.values().map(move |a| (name.as_str(), i, a)))
         })
     }
 
@@ -830,9 +829,8 @@ impl AlertingState {
         self.silences
             .retain(|_, s| now - s.ends_at_ms < SILENCE_RETENTION_MS);
         let before = self.notifications.len();
-        self.notifications.retain(|_, n| {
-            n.delivered_ms.is_some() || now - n.created_ms < UNDELIVERED_MAX_AGE_MS
-        });
+        self.notifications
+            .retain(|_, n| n.delivered_ms.is_some() || now - n.created_ms < UNDELIVERED_MAX_AGE_MS);
         self.notifications_abandoned += (before - self.notifications.len()) as u64;
     }
 
@@ -859,15 +857,19 @@ impl AlertingState {
         };
         // Alertmanager sees firing alerts and resolved ones that fired.
         let mut members: BTreeMap<String, Vec<(String, Alert)>> = BTreeMap::new();
-        let mut routes: BTreeMap<String, (String, String, String, LabelSet, i64)> =
-            BTreeMap::new();
+        let mut routes: BTreeMap<String, (String, String, String, LabelSet, i64)> = BTreeMap::new();
         let candidates: Vec<(String, Alert)> = self
             .alerts()
             .filter(|(_, _, a)| {
                 a.status == AlertStatus::Firing
                     || (a.status == AlertStatus::Inactive && a.fired_at_ms.is_some())
             })
-            .map(|(_, _, a)| (webhook::fingerprint_hex(webhook::fingerprint(&a.labels)), a.clone()))
+            .map(|(_, _, a)| {
+                (
+                    webhook::fingerprint_hex(webhook::fingerprint(&a.labels)),
+                    a.clone(),
+                )
+            })
             .collect();
         for (fp, alert) in candidates {
             for m in config.route_alert(&alert.labels) {
@@ -881,7 +883,10 @@ impl AlertingState {
                         m.route.group_wait_ms,
                     )
                 });
-                members.entry(key).or_default().push((fp.clone(), alert.clone()));
+                members
+                    .entry(key)
+                    .or_default()
+                    .push((fp.clone(), alert.clone()));
             }
         }
         for (key, (route_id, receiver, group_key, group_labels, wait)) in &routes {
@@ -1041,7 +1046,10 @@ fn notification_key(
     id: u64,
 ) -> String {
     let mut l = LabelSet::new();
-    l.insert("group".into(), format!("{}|{}", group.route_id, group.group_key));
+    l.insert(
+        "group".into(),
+        format!("{}|{}", group.route_id, group.group_key),
+    );
     l.insert("receiver".into(), format!("{}#{hook}", group.receiver));
     l.insert(
         "firing".into(),
@@ -1074,10 +1082,7 @@ fn webhook_alert(fp: &str, a: &Alert) -> WebhookAlert {
     }
 }
 
-fn find_route<'a>(
-    route: &'a amconfig::Route,
-    id: &str,
-) -> Option<&'a amconfig::Route> {
+fn find_route<'a>(route: &'a amconfig::Route, id: &str) -> Option<&'a amconfig::Route> {
     if route.id == id {
         return Some(route);
     }
@@ -1124,8 +1129,7 @@ fn transition(
         let fp = webhook::fingerprint_hex(webhook::fingerprint(&r.labels));
         if seen.insert(fp, r).is_some() {
             return Err(
-                "vector contains metrics with the same labelset after applying alert labels"
-                    .into(),
+                "vector contains metrics with the same labelset after applying alert labels".into(),
             );
         }
     }

@@ -128,8 +128,8 @@ impl GroupStateMachine for ControlStateMachine {
             }
             // Snapshots written before alerting existed hold the bare state.
             Err(e) => {
-                self.state = decode_state(snapshot)
-                    .map_err(|_| format!("control snapshot: {e}"))?;
+                self.state =
+                    decode_state(snapshot).map_err(|_| format!("control snapshot: {e}"))?;
                 self.alerting = AlertingState::default();
             }
         }

@@ -162,11 +162,7 @@ fn read_file(path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 fn time(ms: i64) -> String {
-    if ms == 0 {
-        "-".into()
-    } else {
-        format!("{ms}")
-    }
+    if ms == 0 { "-".into() } else { format!("{ms}") }
 }
 
 pub(crate) async fn rules(ctl: &Ctl, command: RulesCommand) -> anyhow::Result<()> {

@@ -12,6 +12,7 @@
 //! `PROPTEST_CASES`, e.g. `PROPTEST_CASES=10000 cargo test -p
 //! raftwatch-control --test it model`.
 
+mod alerting;
 mod codec;
 mod determinism;
 mod drain;

@@ -446,6 +446,10 @@ impl Model {
                     .insert(key.clone(), (value.clone(), self.version + 1));
                 Ok(Ok(()))
             }
+            // Not generated here: `ControlState::apply` refuses them (the
+            // state machine applies them to the alerting state; see
+            // `alerting.rs`).
+            Command::Alerting(_) => Ok(Err(Kind::Invalid)),
         }
     }
 

@@ -202,7 +202,10 @@ async fn tick(node: &Arc<Node>, seed: u64) -> Result<(), Status> {
                         .min(DELIVERY_BACKOFF_MAX);
                     rt.backoff.insert(
                         n.id,
-                        (failures, MonoNanos(now.0.saturating_add(delay.as_nanos() as u64))),
+                        (
+                            failures,
+                            MonoNanos(now.0.saturating_add(delay.as_nanos() as u64)),
+                        ),
                     );
                 }
             }
@@ -314,7 +317,9 @@ async fn instant(
         pushdown: true,
     };
     let planned = promql::plan(node, &req).map_err(|e| e.message)?;
-    let answer = promql::execute(node, planned).await.map_err(|e| e.message)?;
+    let answer = promql::execute(node, planned)
+        .await
+        .map_err(|e| e.message)?;
     match answer.result.value {
         Value::Vector(v) => Ok(v
             .into_iter()

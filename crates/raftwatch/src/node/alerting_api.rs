@@ -34,7 +34,10 @@ pub(crate) struct SilenceSpec {
 }
 
 impl Node {
-    async fn alerting_write(&self, cmd: AlertingCommand) -> Result<raftwatch_control::Applied, Status> {
+    async fn alerting_write(
+        &self,
+        cmd: AlertingCommand,
+    ) -> Result<raftwatch_control::Applied, Status> {
         self.control_write(&Command::Alerting(cmd)).await
     }
 
@@ -83,8 +86,8 @@ impl Node {
         yaml: &str,
         expected_version: Option<u64>,
     ) -> Result<u64, Status> {
-        let config = amconfig::parse_config(yaml)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let config =
+            amconfig::parse_config(yaml).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let applied = self
             .alerting_write(AlertingCommand::SetConfig {
                 config,
@@ -230,7 +233,9 @@ pub(crate) fn rules_response(state: &AlertingState, now: i64) -> pb::ListRulesRe
                             r.labels.clone(),
                             r.annotations.clone(),
                         ),
-                        Rule::Recording(r) => ("recording", 0, 0, r.labels.clone(), Default::default()),
+                        Rule::Recording(r) => {
+                            ("recording", 0, 0, r.labels.clone(), Default::default())
+                        }
                     };
                     pb::RuleInfo {
                         kind: kind.into(),

@@ -15,8 +15,8 @@ use raftwatch_raft::{GroupId, NodeId, ReadConsistency};
 use raftwatch_shard::codec as sc;
 use tonic::{Request, Response, Status};
 
-use super::clients::{group_status, unavailable_with_leader};
 use super::alerting_api;
+use super::clients::{group_status, unavailable_with_leader};
 use super::metrics::Protocol;
 use super::{GroupOp, Node, NodeCell, REQUEST_BYTES_MAX};
 

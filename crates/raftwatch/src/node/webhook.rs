@@ -17,9 +17,8 @@ use raftwatch_proto::net::BoxIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `Connector` opens a byte stream to `host:port`.
-pub type Connector = Arc<
-    dyn Fn(String) -> Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send>> + Send + Sync,
->;
+pub type Connector =
+    Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send>> + Send + Sync>;
 
 /// `tcp_connector` dials real TCP.
 pub fn tcp_connector() -> Connector {
