@@ -100,3 +100,98 @@ pub struct RuleError {
     /// What is wrong.
     pub message: String,
 }
+
+/// Duration units, largest first, in nanoseconds.
+const DURATION_UNITS: [(&str, u64); 7] = [
+    ("y", 365 * 24 * 3_600_000_000_000),
+    ("w", 7 * 24 * 3_600_000_000_000),
+    ("d", 24 * 3_600_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+];
+
+/// `parse_duration` parses a Prometheus duration (`model.ParseDuration`)
+/// into milliseconds: `0`, or numbers each followed by a unit among
+/// `y w d h m s ms` (a year is 365 days), units in that order and each
+/// at most once (`1h30m`, `90s`, `500ms`). The total must fit in an
+/// int64 of nanoseconds (about 292 years).
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    match s {
+        "0" => return Ok(0),
+        "" => return Err("empty duration string".to_string()),
+        _ => {}
+    }
+    let invalid = || format!("not a valid duration string: {s:?}");
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let mut total_ns: u64 = 0;
+    let mut last_unit: Option<usize> = None;
+    while i < bytes.len() {
+        let start = i;
+        while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return Err(invalid());
+        }
+        let value: u64 = s
+            .get(start..i)
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(invalid)?;
+        let unit_start = i;
+        while bytes.get(i).is_some_and(|b| !b.is_ascii_digit()) {
+            i += 1;
+        }
+        if i == unit_start {
+            return Err(invalid());
+        }
+        let unit = s.get(unit_start..i).ok_or_else(invalid)?;
+        let Some(pos) = DURATION_UNITS.iter().position(|(u, _)| *u == unit) else {
+            return Err(format!("unknown unit {unit:?} in duration {s:?}"));
+        };
+        if last_unit.is_some_and(|last| pos <= last) {
+            return Err(invalid());
+        }
+        last_unit = Some(pos);
+        let mult = DURATION_UNITS.get(pos).map_or(1, |(_, m)| *m);
+        if value > (1u64 << 63) / mult {
+            return Err("duration out of range".to_string());
+        }
+        total_ns = total_ns.saturating_add(value * mult);
+        if total_ns > i64::MAX as u64 {
+            return Err("duration out of range".to_string());
+        }
+    }
+    i64::try_from(total_ns / 1_000_000).map_err(|_| "duration out of range".to_string())
+}
+
+/// `format_duration` writes milliseconds as Prometheus does
+/// (`model.Duration.String`): `1m30s`, `5m`, `1d12h`, `500ms`, `0s`;
+/// years and weeks only when they divide the duration exactly (`90d`,
+/// not `12w6d`). Negative durations get a leading `-`.
+pub fn format_duration(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut rest = ms.unsigned_abs();
+    let mut out = String::new();
+    if ms < 0 {
+        out.push('-');
+    }
+    for (i, (unit, mult_ns)) in DURATION_UNITS.iter().enumerate() {
+        let mult = mult_ns / 1_000_000;
+        // Years and weeks only when exact.
+        if i < 2 && !rest.is_multiple_of(mult) {
+            continue;
+        }
+        let v = rest / mult;
+        if v > 0 {
+            out.push_str(&v.to_string());
+            out.push_str(unit);
+            rest -= v * mult;
+        }
+    }
+    out
+}
