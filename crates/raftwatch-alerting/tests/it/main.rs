@@ -2,3 +2,4 @@
 
 mod amconfig;
 mod rules;
+mod template;
