@@ -3,4 +3,5 @@
 mod amconfig;
 mod matcher;
 mod rules;
+mod template;
 mod webhook;
