@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 pub mod exposition;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
