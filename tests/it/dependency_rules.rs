@@ -128,6 +128,7 @@ const PURE: &[&str] = &[
     "raftwatch-tsdb",
     "raftwatch-wal",
     "raftwatch-promql",
+    "raftwatch-alerting",
 ];
 
 #[test]
@@ -163,6 +164,30 @@ fn promql_reads_only_through_queryable() {
         if let Some(path) = path_to(&graph, "raftwatch-promql", forbidden) {
             panic!(
                 "raftwatch-promql reaches {forbidden}: {}",
+                path.join(" -> ")
+            );
+        }
+    }
+}
+
+#[test]
+fn alerting_logic_is_pure() {
+    // Rule files, templates, routing and payloads run inside the control
+    // state machine's apply: no storage, log, network or replication crate.
+    let graph = dependency_graph();
+    for forbidden in [
+        "raftwatch-tsdb",
+        "raftwatch-storage",
+        "raftwatch-raft",
+        "raftwatch-control",
+        "openraft",
+        "tonic",
+        "tokio",
+        "sled",
+    ] {
+        if let Some(path) = path_to(&graph, "raftwatch-alerting", forbidden) {
+            panic!(
+                "raftwatch-alerting reaches {forbidden}: {}",
                 path.join(" -> ")
             );
         }

@@ -2,6 +2,7 @@
 //! one JSON object on stdout (see `CONTRACTS.md`); progress goes to stderr.
 //! Exit status: 0 on success, 1 when a run failed, 2 for a usage error.
 
+mod alerts;
 mod cpu;
 mod grpc;
 mod http1;
@@ -43,6 +44,10 @@ enum Command {
     /// Time the issue-7 query suite (rate, topk, histogram_quantile, a raw
     /// series, count of everything) against a Prometheus HTTP API.
     Suite(suite::SuiteArgs),
+    /// Measure notification latency (threshold crossed → webhook
+    /// received) against a running cluster; replaces its Alertmanager
+    /// configuration.
+    Alerts(alerts::AlertsArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +71,7 @@ fn run(command: Command) -> anyhow::Result<String> {
         Command::Ingest(args) => serde_json::to_value(ingest::run(&args)?)?,
         Command::Query(args) => serde_json::to_value(query::run(&args)?)?,
         Command::Suite(args) => serde_json::to_value(suite::run(&args)?)?,
+        Command::Alerts(args) => serde_json::to_value(alerts::run(&args)?)?,
     };
     Ok(serde_json::to_string_pretty(&out)?)
 }
