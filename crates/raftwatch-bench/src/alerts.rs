@@ -97,10 +97,10 @@ async fn measure(url: String, args: &AlertsArgs) -> anyhow::Result<AlertsReport>
     let arrivals: Arrivals = Arc::default();
     {
         let (arrivals, clock) = (arrivals.clone(), clock.clone());
-        tokio::spawn(async move {
+        raftwatch_raft::rt::spawn(0, async move {
             while let Ok((s, _)) = listener.accept().await {
                 let (arrivals, clock) = (arrivals.clone(), clock.clone());
-                tokio::spawn(async move {
+                raftwatch_raft::rt::spawn(0, async move {
                     let _ = receive(s, &arrivals, clock.as_ref()).await;
                 });
             }

@@ -424,20 +424,23 @@ fn a_silence_starting_within_the_slack_is_active_at_once_and_time_never_goes_bac
     assert_eq!(pending, 1);
 }
 
+/// (matchers, start, end, creator, comment, what the refusal mentions).
+type SilenceCase = (
+    Vec<raftwatch_alerting::matcher::Matcher>,
+    i64,
+    i64,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
 #[test]
 fn invalid_silences_are_refused_and_change_nothing() {
     let mut s = Sm::new();
     s.setup(0, 0);
     let before = serde_json::to_string(s.sm.alerting()).expect("json");
     let good = || vec![parse_matcher("instance=a").expect("matcher")];
-    let cases: Vec<(
-        Vec<raftwatch_alerting::matcher::Matcher>,
-        i64,
-        i64,
-        &str,
-        &str,
-        &str,
-    )> = vec![
+    let cases: Vec<SilenceCase> = vec![
         (vec![], T0, T0 + 1000, "ops", "c", "at least one matcher"),
         (
             vec![parse_matcher("instance=~\".*\"").expect("matcher")],
