@@ -3,6 +3,7 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod alerting_api;
 mod client_routing;
 mod cluster;
 mod dependency_rules;
