@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod alerting;
+mod alerting_api;
 mod client_routing;
 mod cluster;
 mod dependency_rules;

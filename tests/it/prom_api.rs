@@ -98,20 +98,21 @@ async fn write(endpoint: &str, series: Vec<pb::Series>) {
 
 /// An answer: status, headers (lower-case names), body.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 }
 
-fn exchange(addr: &str, request: &str) -> Answer {
+/// `exchange` sends one raw HTTP/1.0 request and reads the whole answer.
+pub(crate) fn exchange(addr: &str, request: &str) -> Answer {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -138,7 +139,7 @@ fn exchange(addr: &str, request: &str) -> Answer {
 }
 
 /// Percent-encodes a form value.
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -1,6 +1,7 @@
 //! The node's HTTP endpoint: health, readiness, the node's own metrics,
-//! the Prometheus remote-write receiver (`remote_write.rs`) and the
-//! Prometheus query API (`prom_api.rs`).
+//! the Prometheus remote-write receiver (`remote_write.rs`), the
+//! Prometheus query API (`prom_api.rs`) and the alerting APIs
+//! (`am_api.rs`: Prometheus's rules and alerts, Alertmanager's API v2).
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ pub(crate) async fn serve(node: Arc<Node>) -> anyhow::Result<()> {
                 .layer(DefaultBodyLimit::max(node.config.request_bytes_max)),
         )
         .merge(query_api(node.config.request_bytes_max))
+        .merge(super::am_api::routes())
         .with_state(node.clone());
     raftwatch_raft::rt::spawn(node.config.node_id, async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -182,6 +182,8 @@ fn latency_histogram() -> Histogram {
 pub(crate) struct NodeMetrics {
     registry: Registry,
     clock: Arc<dyn Clock>,
+    /// When the node started: `clock`'s wall time, ms since the epoch.
+    start_wall_ms: i64,
     /// What the Raft collector reports: set by `render` before encoding.
     scrape: Arc<Mutex<ScrapeSnapshot>>,
     /// Serialises renders, so each encodes the snapshot it set.
@@ -220,8 +222,9 @@ impl NodeMetrics {
                 version: env!("CARGO_PKG_VERSION"),
             }),
         );
+        let start_wall_ms = clock.now_wall().0;
         let start: Gauge<f64, std::sync::atomic::AtomicU64> = Gauge::default();
-        start.set(clock.now_wall().0 as f64 / 1000.0);
+        start.set(start_wall_ms as f64 / 1000.0);
         registry.register_with_unit(
             "start_time",
             "When this node started, seconds since the Unix epoch (wall clock)",
@@ -232,6 +235,7 @@ impl NodeMetrics {
         let m = NodeMetrics {
             registry: Registry::default(), // replaced below
             clock,
+            start_wall_ms,
             scrape: Arc::default(),
             render_lock: Mutex::default(),
             samples_received: Family::default(),
@@ -350,6 +354,13 @@ impl NodeMetrics {
     /// [`NodeMetrics::seconds_since`] later.
     pub(crate) fn now(&self) -> MonoNanos {
         self.clock.now_mono()
+    }
+
+    /// `start_wall_ms` is when the node started (wall clock, ms since the
+    /// Unix epoch): `raftwatch_start_time_seconds`, and Alertmanager's
+    /// `uptime` in `/api/v2/status`.
+    pub(crate) fn start_wall_ms(&self) -> i64 {
+        self.start_wall_ms
     }
 
     /// `seconds_since` is the time elapsed since `started` (a reading of

@@ -6,6 +6,7 @@
 
 mod alerting;
 mod alerting_api;
+mod am_api;
 mod api;
 mod clients;
 mod driver;

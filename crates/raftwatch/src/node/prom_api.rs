@@ -129,6 +129,18 @@ fn respond(r: Result<Outcome, QueryError>) -> Response {
     }
 }
 
+/// `respond_data` answers with Prometheus's envelope around `data` (a
+/// JSON text) or the error: for the alerting endpoints (`am_api.rs`),
+/// which have no warnings and no shard reads to report.
+pub(crate) fn respond_data(r: Result<String, QueryError>) -> Response {
+    respond(r.map(|data| Outcome {
+        data,
+        warnings: vec![],
+        infos: vec![],
+        read: None,
+    }))
+}
+
 /// Appends `v` as JSON (strings escaped).
 fn push_json<T: serde::Serialize + ?Sized>(out: &mut String, v: &T) {
     // Serialising strings and vectors of strings cannot fail.
