@@ -290,18 +290,38 @@ fn an_alert_fires_once_is_silenced_and_resolves() {
     let q = c.ctl(&["--output", "json", "query", "e2e:load:max"]);
     assert!(q.code == 0 && q.stdout.contains("20"), "{q:?}");
 
-    // Silence b; once acknowledged, no notification mentions b.
-    let out = ok(c.ctl(&[
-        "silences",
-        "add",
-        "--matcher",
-        "instance=b",
-        "--duration",
-        "1h",
-        "--comment",
-        "e2e",
-    ]));
-    let silence_id = out.stdout.trim().to_string();
+    // Silence b with amtool (raftwatchctl when RAFTWATCH_SKIP_AMTOOL=1);
+    // once acknowledged, no notification mentions b.
+    let silence_id = match crate::alerting_api::amtool() {
+        Some(amtool) => {
+            let r = crate::alerting_api::run_amtool(
+                &amtool,
+                &c.specs[&1].http,
+                &[
+                    "silence",
+                    "add",
+                    "instance=b",
+                    "--comment=e2e",
+                    "--duration=1h",
+                ],
+            );
+            assert_eq!(r.code, 0, "amtool silence add: {r:?}");
+            r.stdout.trim().to_string()
+        }
+        None => ok(c.ctl(&[
+            "silences",
+            "add",
+            "--matcher",
+            "instance=b",
+            "--duration",
+            "1h",
+            "--comment",
+            "e2e",
+        ]))
+        .stdout
+        .trim()
+        .to_string(),
+    };
     assert!(!silence_id.is_empty());
     let seen_before = rx.received().len();
     // Both series end (staleness markers): a resolves and is notified as

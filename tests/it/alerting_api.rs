@@ -390,7 +390,7 @@ fn silences_over_raw_http(addr: &str) {
 
 /// `amtool`'s path, or `None` when `RAFTWATCH_SKIP_AMTOOL=1`; fails the
 /// test when it is not installed.
-fn amtool() -> Option<PathBuf> {
+pub(crate) fn amtool() -> Option<PathBuf> {
     if std::env::var("RAFTWATCH_SKIP_AMTOOL").as_deref() == Ok("1") {
         return None;
     }
@@ -410,13 +410,13 @@ fn amtool() -> Option<PathBuf> {
 }
 
 #[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
-fn run_amtool(amtool: &Path, addr: &str, args: &[&str]) -> Run {
+pub(crate) fn run_amtool(amtool: &Path, addr: &str, args: &[&str]) -> Run {
     let out = Command::new(amtool)
         .arg(format!("--alertmanager.url=http://{addr}"))
         .args(args)
