@@ -37,7 +37,7 @@ use raftwatch_control::Command;
 use raftwatch_control::alerting::{
     AlertStatus, AlertingCommand, AlertingState, EvalAlert, RuleResult, StoredGroup,
 };
-use raftwatch_control::sm::{ControlQuery, decode_alerting, encode_query};
+use raftwatch_control::sm::{ControlQuery, decode_alerting};
 use raftwatch_promql::Value;
 use raftwatch_proto::v1 as pb;
 use raftwatch_raft::ReadConsistency;
@@ -46,7 +46,7 @@ use tonic::Status;
 use tracing::Instrument;
 
 use super::promql::{self, Request, Times};
-use super::{CONTROL_GROUP, Node, group_status, webhook};
+use super::{Node, webhook};
 
 fn since(now: MonoNanos, earlier: MonoNanos) -> Duration {
     Duration::from_nanos(now.nanos_since(earlier))
@@ -509,15 +509,9 @@ impl Node {
         &self,
         consistency: ReadConsistency,
     ) -> Result<AlertingState, Status> {
-        let handle = self
-            .host
-            .group(CONTROL_GROUP)
-            .await
-            .ok_or_else(|| Status::unavailable("the control group is not open"))?;
-        let r = handle
-            .read(&encode_query(&ControlQuery::Alerting), consistency)
-            .await
-            .map_err(group_status)?;
-        decode_alerting(&r.response).map_err(Status::internal)
+        let bytes = self
+            .control_query(&ControlQuery::Alerting, consistency)
+            .await?;
+        decode_alerting(&bytes).map_err(Status::internal)
     }
 }

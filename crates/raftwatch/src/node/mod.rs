@@ -480,18 +480,31 @@ impl Node {
         &self,
         consistency: ReadConsistency,
     ) -> Result<Arc<ControlState>, Status> {
+        let bytes = self
+            .control_query(&ControlQuery::State, consistency)
+            .await?;
+        let state = Arc::new(decode_state(&bytes).map_err(Status::internal)?);
+        self.cache_state(state.clone());
+        Ok(state)
+    }
+
+    /// `control_query` asks this node's control replica `query` at
+    /// `consistency` and returns the raw answer.
+    pub(crate) async fn control_query(
+        &self,
+        query: &ControlQuery,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<u8>, Status> {
         let handle = self
             .host
             .group(CONTROL_GROUP)
             .await
             .ok_or_else(|| Status::unavailable("the control group is not open"))?;
         let r = handle
-            .read(&encode_query(&ControlQuery::State), consistency)
+            .read(&encode_query(query), consistency)
             .await
             .map_err(group_status)?;
-        let state = Arc::new(decode_state(&r.response).map_err(Status::internal)?);
-        self.cache_state(state.clone());
-        Ok(state)
+        Ok(r.response)
     }
 
     /// `control_write` commits `cmd` through the control leader and returns
