@@ -128,7 +128,7 @@ pub enum BugError {
     #[error("built without the inject-bugs feature: rebuild with `--features inject-bugs`")]
     NotBuilt,
     #[error(
-        "unknown bug {0:?} (known: ack-before-commit, stale-read-as-linearizable, skip-fsync)"
+        "unknown bug {0:?} (known: ack-before-commit, stale-read-as-linearizable, skip-fsync, alert-for-reset, notify-ignores-silence)"
     )]
     Unknown(String),
 }

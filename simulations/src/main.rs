@@ -21,7 +21,8 @@ struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 struct Common {
     /// Plant a bug in the real code (needs `--features inject-bugs`):
-    /// ack-before-commit, stale-read-as-linearizable, skip-fsync.
+    /// ack-before-commit, stale-read-as-linearizable, skip-fsync,
+    /// alert-for-reset, notify-ignores-silence.
     #[arg(long, value_name = "NAME")]
     inject_bug: Option<String>,
     /// Simulated seconds of the safety phase (faults on).

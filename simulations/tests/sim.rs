@@ -105,6 +105,8 @@ fn every_planted_bug_is_caught() {
         "ack-before-commit",
         "stale-read-as-linearizable",
         "skip-fsync",
+        "alert-for-reset",
+        "notify-ignores-silence",
     ] {
         let out = sim()
             .args([
