@@ -209,6 +209,7 @@ async fn start_node(
         clock: Arc::new(SimClock),
         snapshot_every: Some(snapshot_every),
         webhook: crate::net::webhook_connector(),
+        evaluate_inline: true,
     };
     let id = config.node_id;
     raftwatch::node::start_with_env(config, env)

@@ -10,6 +10,17 @@ use raftwatch_seams::DetRng;
 use crate::cluster::{Cluster, host_name};
 use crate::params::{Fault, Params};
 
+/// `leader_of` is the live node that leads `group` now, if any.
+fn leader_of(cluster: &Cluster, group: u64) -> Option<u64> {
+    cluster.live().into_iter().find_map(|(id, node)| {
+        let groups = node.host().try_groups()?;
+        groups
+            .iter()
+            .any(|g| g.group().0 == group && g.metrics().is_leader)
+            .then_some(id)
+    })
+}
+
 /// What undoes a fault.
 #[derive(Clone, Debug)]
 enum Undo {
@@ -117,15 +128,19 @@ impl Faults {
                 sim.partition_oneway(n(*from), n(*to));
                 self.later(now + ms, Undo::RepairOneway(n(*from), n(*to)));
             }
+            Fault::CrashControlLeader { down_ms } => {
+                let leader = leader_of(cluster, 0)?;
+                if !cluster.crash(sim, leader, None) {
+                    return None;
+                }
+                self.later(now + down_ms, Undo::Restart(leader));
+                return Some(format!(
+                    "fault crash_control_leader node={leader} down_ms={down_ms}"
+                ));
+            }
             Fault::IsolateLeader { shard, ms } => {
                 let group = shard.unwrap_or(0);
-                let leader = cluster.live().into_iter().find_map(|(id, node)| {
-                    let groups = node.host().try_groups()?;
-                    groups
-                        .iter()
-                        .any(|g| g.group().0 == group && g.metrics().is_leader)
-                        .then_some(id)
-                })?;
+                let leader = leader_of(cluster, group)?;
                 for other in cluster
                     .durable
                     .keys()

@@ -14,6 +14,8 @@ compile_error!(
      a RUSTFLAGS environment variable replaces that setting: unset it"
 );
 
+pub mod alert_probe;
+pub mod alerting;
 pub mod check;
 pub mod cluster;
 pub mod faults;
@@ -30,6 +32,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use raftwatch_seams::{Clock, SystemClock};
 use serde::Serialize;
 
+use crate::alert_probe::AlertProbe;
 use crate::check::HistoryChecker;
 use crate::check::convergence::{self, Outcome};
 use crate::check::election_safety::ElectionSafety;
@@ -46,6 +49,15 @@ pub struct RunOptions {
     pub overrides: Overrides,
     /// A planted bug to arm (needs the `inject-bugs` feature).
     pub inject_bug: Option<String>,
+    /// Fail the run as soon as the process has more threads than when it
+    /// began (a real thread inside the simulation). Only for a process
+    /// that runs nothing else meanwhile: the CLI's `run`, not a test.
+    pub forbid_threads: bool,
+}
+
+/// `thread_count` is how many threads this process has (Linux).
+pub fn thread_count() -> Option<usize> {
+    std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
 }
 
 /// `RunReport` is what `raftwatch-sim run` prints.
@@ -66,6 +78,8 @@ pub struct RunReport {
     /// least one snapshot, and whose log was purged behind one.
     pub replicas_snapshotted: u64,
     pub replicas_purged: u64,
+    /// The alerting workload in numbers.
+    pub alerting: AlertingSummary,
     pub violations: Vec<String>,
     #[serde(skip)]
     pub event_log: String,
@@ -85,13 +99,37 @@ pub struct ParamsSummary {
     pub faults_scheduled: usize,
 }
 
+/// `AlertingSummary` is the alerting workload in numbers.
+#[derive(Debug, Default, Serialize)]
+pub struct AlertingSummary {
+    /// Instances whose metric the writer drove.
+    pub instances: u32,
+    /// Committed evaluations the probe saw.
+    pub evaluations: usize,
+    /// Alert lives that fired.
+    pub alerts_fired: usize,
+    /// Committed notifications.
+    pub notifications: usize,
+    /// POSTs the receiver got, and distinct keys it acknowledged.
+    pub posts: usize,
+    pub delivered: usize,
+    /// POSTs of a key the receiver had already got.
+    pub redeliveries: usize,
+    /// Silences acknowledged to the operator.
+    pub silences: usize,
+    /// New control-leader terms while the rules were in place.
+    pub control_failovers: u64,
+}
+
 /// The error of `--inject-bug` on a build without the feature, or with an
 /// unknown name.
 #[derive(Debug, thiserror::Error)]
 pub enum BugError {
     #[error("built without the inject-bugs feature: rebuild with `--features inject-bugs`")]
     NotBuilt,
-    #[error("unknown bug {0:?} (known: ack-before-commit, stale-read-as-linearizable, skip-fsync)")]
+    #[error(
+        "unknown bug {0:?} (known: ack-before-commit, stale-read-as-linearizable, skip-fsync, alert-for-reset, notify-ignores-silence)"
+    )]
     Unknown(String),
 }
 
@@ -149,6 +187,7 @@ pub fn run(seed: u64, opts: &RunOptions) -> RunReport {
     let mut shared_terms = 0;
     let mut snap = (0, 0);
     let mut simulated = Duration::ZERO;
+    let mut alerting = AlertingSummary::default();
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         simulate(
             &params,
@@ -159,6 +198,8 @@ pub fn run(seed: u64, opts: &RunOptions) -> RunReport {
             &mut shared_terms,
             &mut snap,
             &mut simulated,
+            &mut alerting,
+            opts.forbid_threads,
         )
     }));
     if let Err(panic) = result {
@@ -204,6 +245,7 @@ pub fn run(seed: u64, opts: &RunOptions) -> RunReport {
         shared_leader_terms: shared_terms,
         replicas_snapshotted: snap.0,
         replicas_purged: snap.1,
+        alerting,
         violations,
         event_log: events.text(),
     }
@@ -219,11 +261,14 @@ fn simulate(
     shared_terms: &mut u64,
     snap: &mut (u64, u64),
     simulated: &mut Duration,
+    alerting: &mut AlertingSummary,
+    forbid_threads: bool,
 ) {
+    let threads_before = if forbid_threads { thread_count() } else { None };
     let mut sim = turmoil::Builder::new()
         .rng_seed(params.world_seed)
         // A fixed epoch: turmoil's default reads the wall clock.
-        .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        .epoch(UNIX_EPOCH + Duration::from_millis(alerting::EPOCH_MS as u64))
         .simulation_duration(Duration::from_millis(
             params.safety_ms + params.liveness_ms + 60_000,
         ))
@@ -253,15 +298,35 @@ fn simulate(
         .collect();
     let audit = workload::audit(params.clone(), shared.clone(), seeds.next_u64());
     let op = operator::operator(params.clone(), shared.clone(), seeds.next_u64());
+    // The alerting clients share it too; the webhook receiver is a host of
+    // its own (the URL names it).
+    let alert_writer = alerting::writer(params.clone(), shared.clone(), seeds.next_u64());
+    let alert_op = alerting::operator(params.clone(), shared.clone(), seeds.next_u64());
     sim.client("ops", async move {
-        let (readers, audit, op) = futures::join!(futures::future::join_all(readers), audit, op);
+        let (readers, audit, op, aw, ao) = futures::join!(
+            futures::future::join_all(readers),
+            audit,
+            op,
+            alert_writer,
+            alert_op
+        );
         for r in readers {
             r?;
         }
         audit?;
+        aw?;
+        ao?;
         op
     });
     clients.push("ops".into());
+    let receiver_seed = seeds.next_u64();
+    {
+        let shared = shared.clone();
+        sim.host(alerting::RECEIVER_HOST, move || {
+            alerting::receiver(shared.clone(), receiver_seed)
+        });
+    }
+    let mut alert_probe = AlertProbe::default();
 
     let mut faults = Faults::new(params, &clients);
     let mut checkers: Vec<Box<dyn HistoryChecker>> = vec![
@@ -292,12 +357,28 @@ fn simulate(
             Ok(done) => finished = done,
             Err(e) => violations.push(format!("node failed: {e}")),
         }
+        // tokio joins its blocking threads when a host's runtime goes, so
+        // they must be looked for while the simulation runs.
+        if now.is_multiple_of(1_000)
+            && let (Some(before), Some(now_count)) = (threads_before, thread_count())
+            && now_count > before
+        {
+            violations.push(format!(
+                "{} real threads were started inside the simulation",
+                now_count - before
+            ));
+        }
         if now.is_multiple_of(10) {
             violations.extend(election.probe(&cluster, events, now));
             violations.extend(move_rf.probe(&cluster, rf));
+            let rules_in_place = shared.borrow().alert.setup_ms.is_some();
+            alert_probe.probe(&cluster, rules_in_place, events, now);
         }
         {
-            let s = shared.borrow();
+            let mut s = shared.borrow_mut();
+            for (t, line) in s.alert.log.drain(..) {
+                events.push(t, "alerting", format_args!("{line}"));
+            }
             for op in &s.history.ops[seen..] {
                 log_op(events, now, op, ops);
                 for c in checkers.iter_mut() {
@@ -315,12 +396,17 @@ fn simulate(
             let s = shared.borrow();
             let unresolved: u64 = s.unresolved.values().sum();
             violations.push(format!(
-                "liveness: not done {} s after healing ({unresolved} writes unresolved, {}/{} writers done, audit {}, operator tasks {})",
+                "liveness: not done {} s after healing ({unresolved} writes unresolved, {}/{} writers done, audit {}, operator tasks {}, alerting {})",
                 params.liveness_ms / 1000,
                 s.writers_done,
                 params.writers,
                 if s.audit.is_some() { "done" } else { "not done" },
-                if s.operator_done.is_some() { "done" } else { "not done" }
+                if s.operator_done.is_some() { "done" } else { "not done" },
+                if s.alert.done.is_some() {
+                    "done".to_string()
+                } else {
+                    format!("waiting for {}", s.alert.waiting_for)
+                }
             ));
             break;
         }
@@ -337,6 +423,12 @@ fn simulate(
         for c in checkers.iter_mut() {
             violations.extend(c.finish(audit.as_ref()));
         }
+        let s = shared.borrow();
+        violations.extend(check::alerting::check_all(&check::alerting::AlertRun {
+            params,
+            history: &s.alert,
+            probe: &alert_probe,
+        }));
         let audited = audit.as_ref().map_or(0, |a| a.len());
         events.push(
             sim.elapsed().as_millis() as u64,
@@ -380,6 +472,7 @@ fn simulate(
             }
         }
     }
+    *alerting = summary(params, &shared.borrow().alert, &alert_probe);
     *fault_counts = std::mem::take(&mut faults.counts);
     *shared_terms = election.shared_terms;
     for (_, node) in cluster.live() {
@@ -390,6 +483,47 @@ fn simulate(
         }
     }
     *simulated = sim.elapsed();
+}
+
+fn summary(
+    params: &Params,
+    history: &alerting::AlertHistory,
+    probe: &AlertProbe,
+) -> AlertingSummary {
+    let mut keys = std::collections::BTreeSet::new();
+    let mut delivered = std::collections::BTreeSet::new();
+    let mut redeliveries = 0;
+    for p in &history.posts {
+        if !keys.insert(p.key.as_str()) {
+            redeliveries += 1;
+        }
+        if p.answer.acknowledged() {
+            delivered.insert(p.key.as_str());
+        }
+    }
+    let mut fired = std::collections::BTreeSet::new();
+    for e in &probe.evals {
+        for a in &e.alerts {
+            if let Some(f) = a.fired_at_ms {
+                fired.insert((a.fingerprint.as_str(), f));
+            }
+        }
+    }
+    AlertingSummary {
+        instances: params.alert_instances,
+        evaluations: probe.evals.len(),
+        alerts_fired: fired.len(),
+        notifications: probe.notifications.len(),
+        posts: history.posts.len(),
+        delivered: delivered.len(),
+        redeliveries,
+        silences: history
+            .silences
+            .iter()
+            .filter(|s| s.acked_ms.is_some())
+            .count(),
+        control_failovers: probe.failovers,
+    }
 }
 
 fn log_op(events: &mut EventLog, t: u64, op: &Op, counts: &mut BTreeMap<&'static str, u64>) {

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use raftwatch_seams::{Clock, SystemClock};
 use raftwatch_sim::params::Overrides;
-use raftwatch_sim::{RunOptions, arm, repro, run};
+use raftwatch_sim::{RunOptions, arm, repro, run, thread_count};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -21,7 +21,8 @@ struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 struct Common {
     /// Plant a bug in the real code (needs `--features inject-bugs`):
-    /// ack-before-commit, stale-read-as-linearizable, skip-fsync.
+    /// ack-before-commit, stale-read-as-linearizable, skip-fsync,
+    /// alert-for-reset, notify-ignores-silence.
     #[arg(long, value_name = "NAME")]
     inject_bug: Option<String>,
     /// Simulated seconds of the safety phase (faults on).
@@ -68,6 +69,7 @@ fn options(c: &Common) -> RunOptions {
             ..Overrides::default()
         },
         inject_bug: c.inject_bug.clone(),
+        forbid_threads: true,
     }
 }
 
@@ -105,12 +107,12 @@ fn real_main() -> anyhow::Result<ExitCode> {
             arm(common.inject_bug.as_deref())?;
             let opts = options(&common);
             on_panic(seed, common.inject_bug.clone(), opts.overrides.clone());
-            let threads = threads();
+            let threads = thread_count();
             let mut report = run(seed, &opts);
             // Nothing in the simulated cluster may start a real thread
             // (sled and the production log driver do): it would run outside
             // the simulation's control.
-            if let (Some(before), Some(after)) = (threads, self::threads())
+            if let (Some(before), Some(after)) = (threads, thread_count())
                 && after > before
             {
                 report.violations.push(format!(
@@ -273,11 +275,6 @@ fn sweep(
     let mut v = results.into_inner().unwrap_or_default();
     v.sort_by_key(|r| r.0);
     Ok(v)
-}
-
-/// Threads of this process (Linux), for the no-real-threads guard.
-fn threads() -> Option<usize> {
-    std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
 }
 
 /// Installs the panic hook of `run`: a panic inside the simulated cluster

@@ -14,7 +14,7 @@ use crate::history::{CasKind, CasOutcome, Op};
 use crate::params::{PORT, Params};
 use crate::workload::{Phase, SharedRef};
 
-fn admin(
+pub(crate) fn admin(
     params: &Params,
     rng: &mut DetRng,
 ) -> pb::admin_client::AdminClient<tonic::transport::Channel> {

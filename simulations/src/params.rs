@@ -45,6 +45,12 @@ pub struct Params {
     pub liveness_ms: u64,
     /// Faults, by start time.
     pub faults: Vec<(u64, Fault)>,
+    /// Alerting workload: the instances whose `sim_alert_metric` a writer
+    /// drives across the alert's threshold (`i1..iN`).
+    pub alert_instances: u32,
+    /// Alerting workload: each instance's value from the quiet period on
+    /// (true: above the threshold, so its alert ends firing).
+    pub alert_final_high: Vec<bool>,
     /// Seeds for the simulated world, the nodes and the clients.
     #[serde(skip)]
     pub world_seed: u64,
@@ -89,6 +95,10 @@ pub enum Fault {
     Hold { a: u64, b: u64, ms: u64 },
     /// A node's fsync takes `delay_ms`.
     SlowDisk { node: u64, delay_ms: u64, ms: u64 },
+    /// Whichever node leads the control group then crashes (so the rule
+    /// evaluator and notification delivery fail over) and restarts after
+    /// `down_ms`.
+    CrashControlLeader { down_ms: u64 },
 }
 
 impl Fault {
@@ -107,6 +117,7 @@ impl Fault {
             Fault::Latency { .. } => "latency_spike",
             Fault::Hold { .. } => "hold",
             Fault::SlowDisk { .. } => "slow_disk",
+            Fault::CrashControlLeader { .. } => "crash_control_leader",
         }
     }
 }
@@ -142,6 +153,9 @@ impl Params {
         let node_seed = root.fork(4).next_u64();
         let client_seed = root.fork(5).next_u64();
         let fault_seed = root.fork(6).next_u64();
+        // The alerting workload draws from its own stream, so adding it left
+        // every other setting of a seed as it was.
+        let mut alerting = root.fork(7);
 
         let nodes = 3 + shape.below(3);
         let shards = 1 + shape.below(4) as u32;
@@ -163,10 +177,16 @@ impl Params {
             3
         };
 
+        let alert_instances = 2 + alerting.below(3) as u32;
+        let alert_final_high = (0..alert_instances).map(|_| alerting.chance(0.5)).collect();
         let faults = if o.no_faults {
             Vec::new()
         } else {
-            schedule(&mut faults_rng, nodes, writers, shards, o.safety_ms)
+            let mut f = schedule(&mut faults_rng, nodes, writers, shards, o.safety_ms);
+            f.extend(control_leader_crashes(&mut alerting, o.safety_ms));
+            // Stable: faults due at one time keep their order.
+            f.sort_by_key(|(t, _)| *t);
+            f
         };
         Params {
             nodes,
@@ -185,6 +205,8 @@ impl Params {
             safety_ms: o.safety_ms,
             liveness_ms: o.liveness_ms,
             faults,
+            alert_instances,
+            alert_final_high,
             world_seed,
             node_seed,
             client_seed,
@@ -307,6 +329,24 @@ fn schedule(
         out.sort_by_key(|(t, _)| *t);
     }
     out
+}
+
+/// Two or three crashes of the control leader while alerts are pending
+/// and firing: from 5 s into the safety phase (the rules are in place and
+/// the first alerts have fired) to 3 s before its end.
+fn control_leader_crashes(rng: &mut DetRng, safety_ms: u64) -> Vec<(u64, Fault)> {
+    let (from, to) = (5_000, safety_ms.saturating_sub(3_000));
+    if to <= from {
+        return Vec::new();
+    }
+    let count = 2 + rng.below(2);
+    (0..count)
+        .map(|_| {
+            let at = from + rng.below(to - from);
+            let down_ms = 300 + rng.below(2_700);
+            (at, Fault::CrashControlLeader { down_ms })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct Shared {
     /// The operator's final check: shards left below their replication
     /// factor (`None`: the operator has not finished).
     pub operator_done: Option<Vec<String>>,
+    /// The alerting workload's history (`crate::alerting`).
+    pub alert: crate::alerting::AlertHistory,
 }
 
 pub type SharedRef = Rc<RefCell<Shared>>;
@@ -52,6 +54,7 @@ impl Shared {
             unresolved: BTreeMap::new(),
             audit: None,
             operator_done: None,
+            alert: crate::alerting::AlertHistory::default(),
         }))
     }
 
@@ -69,7 +72,7 @@ impl Shared {
     }
 }
 
-fn client(params: &Params, seed: u64) -> Result<Client, ClientError> {
+pub(crate) fn client(params: &Params, seed: u64) -> Result<Client, ClientError> {
     let endpoints = (1..=params.nodes)
         .map(|i| format!("http://{}:{PORT}", crate::cluster::host_name(i)))
         .collect();

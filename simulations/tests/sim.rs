@@ -15,6 +15,7 @@ fn short() -> RunOptions {
             ..Overrides::default()
         },
         inject_bug: None,
+        forbid_threads: false,
     }
 }
 
@@ -36,6 +37,11 @@ fn a_seed_runs_clean_and_its_event_log_is_identical_when_run_again() {
         !a.faults.is_empty(),
         "no fault was injected: {:?}",
         a.faults
+    );
+    assert!(
+        a.alerting.evaluations > 0 && a.alerting.delivered > 0,
+        "the alerting workload did nothing: {:?}",
+        a.alerting
     );
     let b = run(3, &short());
     assert_eq!(a.event_log_hash, b.event_log_hash);
@@ -73,6 +79,7 @@ fn the_same_seed_gives_the_same_hash_in_two_processes() {
                 ..Overrides::default()
             },
             inject_bug: None,
+            forbid_threads: false,
         },
     );
     assert_eq!(lib.event_log_hash, hash_of(&a));
@@ -98,6 +105,8 @@ fn every_planted_bug_is_caught() {
         "ack-before-commit",
         "stale-read-as-linearizable",
         "skip-fsync",
+        "alert-for-reset",
+        "notify-ignores-silence",
     ] {
         let out = sim()
             .args([

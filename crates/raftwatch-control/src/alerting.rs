@@ -929,11 +929,17 @@ impl AlertingState {
                 self.agg_groups.remove(&key);
                 continue;
             };
+            // Planted bug (simulator only): silences are ignored.
+            #[cfg(feature = "inject-bugs")]
+            let ignore_silences =
+                raftwatch_seams::bugs::armed(raftwatch_seams::bugs::Bug::NotifyIgnoresSilence);
+            #[cfg(not(feature = "inject-bugs"))]
+            let ignore_silences = false;
             // Muted alerts (silenced or inhibited) are left out.
             let shown: Vec<&(String, Alert)> = alerts
                 .iter()
                 .filter(|(_, a)| {
-                    !self.silences.values().any(|s| s.mutes(&a.labels, now))
+                    (ignore_silences || !self.silences.values().any(|s| s.mutes(&a.labels, now)))
                         && !amconfig::inhibited(&config.inhibit_rules, &a.labels, &sources)
                 })
                 .collect();

@@ -29,7 +29,8 @@ where
 /// `spawn_blocking` runs the synchronous `f` on tokio's blocking-thread
 /// pool, so a long computation (a PromQL evaluation) does not hold up the
 /// tasks of the runtime's worker threads. It starts real threads: nothing
-/// the simulator runs may call it (the simulator serves no PromQL).
+/// the simulator runs may call it (its nodes evaluate PromQL inline:
+/// `NodeEnv.evaluate_inline` in `raftwatch::node`).
 pub fn spawn_blocking<F, R>(f: F) -> tokio::task::JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,

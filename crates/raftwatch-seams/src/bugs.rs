@@ -18,14 +18,23 @@ pub enum Bug {
     StaleReadAsLinearizable = 2,
     /// The durable log marks data synced without calling `fdatasync`.
     SkipFsync = 3,
+    /// A new control leader's first evaluation of each rule group reports
+    /// no alerts, resetting their `for` (as if alert state were not
+    /// replicated).
+    AlertForReset = 4,
+    /// The control state machine's dispatch ignores silences when it
+    /// commits notifications.
+    NotifyIgnoresSilence = 5,
 }
 
 impl Bug {
     /// Every bug, in a fixed order.
-    pub const ALL: [Bug; 3] = [
+    pub const ALL: [Bug; 5] = [
         Bug::AckBeforeCommit,
         Bug::StaleReadAsLinearizable,
         Bug::SkipFsync,
+        Bug::AlertForReset,
+        Bug::NotifyIgnoresSilence,
     ];
 
     /// The name `--inject-bug` takes.
@@ -34,6 +43,8 @@ impl Bug {
             Bug::AckBeforeCommit => "ack-before-commit",
             Bug::StaleReadAsLinearizable => "stale-read-as-linearizable",
             Bug::SkipFsync => "skip-fsync",
+            Bug::AlertForReset => "alert-for-reset",
+            Bug::NotifyIgnoresSilence => "notify-ignores-silence",
         }
     }
 

@@ -1,13 +1,21 @@
 //! The checkers, one file each. History checkers see every operation as it
 //! completes (during the run) and the final audit (at the end); the probe
-//! checkers read the nodes' Raft state directly.
+//! checkers read the nodes' Raft state directly; the alerting checkers
+//! (`alerting.rs` lists them) read the alerting clients' history and the
+//! committed alerting states at the end.
 
 pub mod acked_not_lost;
+pub mod alert_evaluations;
+pub mod alert_for;
+pub mod alerting;
 pub mod control_cas;
 pub mod convergence;
 pub mod election_safety;
 pub mod linearizable_reads;
 pub mod move_rf;
+pub mod notification_identity;
+pub mod notifications_delivered;
+pub mod silences_respected;
 
 use std::collections::BTreeMap;
 

@@ -86,6 +86,10 @@ struct RuntimeInner {
     ticking: bool,
     /// Whether this node led at the last look.
     leading: bool,
+    /// Planted bug `alert-for-reset`: the groups this node has evaluated
+    /// in its current term of leadership.
+    #[cfg(feature = "inject-bugs")]
+    evaluated_this_term: BTreeSet<String>,
 }
 
 impl Runtime {
@@ -116,6 +120,8 @@ async fn tick(node: &Arc<Node>, seed: u64) -> Result<(), Status> {
             // A new term of leadership starts from committed state only.
             rt.backoff.clear();
             rt.leading = leading;
+            #[cfg(feature = "inject-bugs")]
+            rt.evaluated_this_term.clear();
         }
     }
     if !leading {
@@ -133,12 +139,30 @@ async fn tick(node: &Arc<Node>, seed: u64) -> Result<(), Status> {
         if !node.alerting.lock().evaluating.insert(name.clone()) {
             continue;
         }
+        // Planted bug (simulator only): a new control leader's first
+        // evaluation of a group that an earlier leader already evaluated
+        // reports no alerts, as a restarted Prometheus without its
+        // `ALERTS_FOR_STATE` would: pending alerts restart their `for`,
+        // firing ones resolve and fire again.
+        #[cfg(feature = "inject-bugs")]
+        let forget = {
+            let first_this_term = node
+                .alerting
+                .lock()
+                .evaluated_this_term
+                .insert(name.clone());
+            raftwatch_seams::bugs::armed(raftwatch_seams::bugs::Bug::AlertForReset)
+                && first_this_term
+                && stored.last_eval_ms.is_some()
+        };
+        #[cfg(not(feature = "inject-bugs"))]
+        let forget = false;
         let (node2, name2, stored2) = (node.clone(), name.clone(), stored.clone());
         let span = tracing::info_span!("rule_group", group = %name, eval_ms = slot);
         raftwatch_raft::rt::spawn(
             seed,
             async move {
-                if let Err(e) = evaluate(&node2, &name2, &stored2, slot).await {
+                if let Err(e) = evaluate(&node2, &name2, &stored2, slot, forget).await {
                     tracing::info!(error = %e, "rule group evaluation not committed");
                 }
                 node2.alerting.lock().evaluating.remove(&name2);
@@ -261,6 +285,7 @@ async fn evaluate(
     name: &str,
     stored: &StoredGroup,
     eval_ms: i64,
+    forget: bool,
 ) -> Result<(), Status> {
     let started = node.clock.now_mono();
     let mut results = Vec::with_capacity(stored.group.rules.len());
@@ -272,6 +297,7 @@ async fn evaluate(
                 Rule::Recording(r) => {
                     record(node, name, i, r, &samples, eval_ms, stored.group.limit).await
                 }
+                Rule::Alerting(_) if forget => Ok(vec![]),
                 Rule::Alerting(r) => Ok(samples
                     .into_iter()
                     .map(|(labels, value)| alert_of(r, labels, value))

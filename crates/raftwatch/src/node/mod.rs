@@ -98,6 +98,8 @@ pub struct Node {
     pub(crate) clock: Arc<dyn raftwatch_seams::Clock>,
     /// How webhook deliveries connect to receivers.
     pub(crate) webhook: webhook::Connector,
+    /// PromQL evaluations run on the calling task (`NodeEnv`).
+    pub(crate) evaluate_inline: bool,
     /// The control leader's alerting bookkeeping (in memory only).
     pub(crate) alerting: alerting::Runtime,
 }
@@ -170,6 +172,12 @@ pub struct NodeEnv {
     pub snapshot_every: Option<(u64, u64)>,
     /// How notification deliveries reach webhook receivers.
     pub webhook: webhook::Connector,
+    /// Whether PromQL evaluations run on the calling task rather than on
+    /// tokio's blocking-thread pool. The simulator runs them inline: a
+    /// real thread would run outside its control and make runs
+    /// irreproducible (the rule evaluator runs PromQL in every simulated
+    /// run).
+    pub evaluate_inline: bool,
 }
 
 impl std::fmt::Debug for NodeEnv {
@@ -182,6 +190,7 @@ impl std::fmt::Debug for NodeEnv {
             .field("seed", &self.seed)
             .field("clock", &self.clock)
             .field("snapshot_every", &self.snapshot_every)
+            .field("evaluate_inline", &self.evaluate_inline)
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +208,7 @@ impl NodeEnv {
             clock: Arc::new(SystemClock::new()),
             snapshot_every: None,
             webhook: webhook::tcp_connector(),
+            evaluate_inline: false,
         }
     }
 }
@@ -245,6 +255,7 @@ pub async fn start_with_env(config: ServerConfig, env: NodeEnv) -> anyhow::Resul
         metrics: metrics::NodeMetrics::new(id, env.clock.clone()),
         clock: env.clock,
         webhook: env.webhook,
+        evaluate_inline: env.evaluate_inline,
         alerting: alerting::Runtime::default(),
     });
     let _ = cell.set(node.clone());

@@ -290,14 +290,19 @@ pub(crate) async fn execute(node: &Arc<Node>, planned: Planned) -> Result<Answer
         let flag = cancel.clone();
         // The evaluation is synchronous and may be long: off the runtime's
         // worker threads. It stops at its next step once `flag` is set.
-        let result = raftwatch_raft::rt::spawn_blocking(move || query.exec(&data, &flag))
-            .await
-            .map_err(|e| QueryError {
-                typ: ErrorType::Internal,
-                code: Code::Internal,
-                message: format!("the evaluation failed: {e}"),
-            })?
-            .map_err(QueryError::from_engine)?;
+        // Under the simulator it runs here (no real threads there).
+        let result = if node.evaluate_inline {
+            query.exec(&data, &flag)
+        } else {
+            raftwatch_raft::rt::spawn_blocking(move || query.exec(&data, &flag))
+                .await
+                .map_err(|e| QueryError {
+                    typ: ErrorType::Internal,
+                    code: Code::Internal,
+                    message: format!("the evaluation failed: {e}"),
+                })?
+        }
+        .map_err(QueryError::from_engine)?;
         Ok(Answer { result, read })
     };
     match tokio::time::timeout(timeout, work).await {
