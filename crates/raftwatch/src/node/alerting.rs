@@ -291,7 +291,8 @@ async fn evaluate(
     let mut results = Vec::with_capacity(stored.group.rules.len());
     for (i, rule) in stored.group.rules.iter().enumerate() {
         let rule_started = node.clock.now_mono();
-        let outcome = match instant(node, rule.expr(), eval_ms).await {
+        let timeout = rule_query_timeout(stored.group.interval_ms);
+        let outcome = match instant(node, rule.expr(), eval_ms, timeout).await {
             Err(e) => Err(e),
             Ok(samples) => match rule {
                 Rule::Recording(r) => {
@@ -322,6 +323,19 @@ async fn evaluate(
     Ok(())
 }
 
+/// `rule_query_timeout` bounds one rule's query: twice the group's
+/// interval, at least [`RULE_QUERY_TIMEOUT_MIN`] (and never more than the
+/// node's query timeout). A query stuck behind an unreachable shard then
+/// fails that evaluation (the rule reports the error) instead of holding
+/// the group past many slots.
+fn rule_query_timeout(interval_ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(interval_ms.saturating_mul(2)).unwrap_or(0))
+        .max(RULE_QUERY_TIMEOUT_MIN)
+}
+
+/// The shortest time limit of a rule's query.
+const RULE_QUERY_TIMEOUT_MIN: Duration = Duration::from_secs(5);
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -332,13 +346,14 @@ async fn instant(
     node: &Arc<Node>,
     expr: &str,
     eval_ms: i64,
+    timeout: Duration,
 ) -> Result<Vec<(LabelSet, f64)>, String> {
     let req = Request {
         expr: expr.to_string(),
         times: Times::Instant(eval_ms),
         lookback_delta_ms: None,
         consistency: ReadConsistency::Linearizable,
-        timeout: None,
+        timeout: Some(timeout),
         samples_max: None,
         pushdown: true,
     };
