@@ -272,6 +272,72 @@ impl pb::admin_server::Admin for FakeNode {
     ) -> Result<Response<pb::RebalanceResponse>, Status> {
         unimplemented()
     }
+    async fn set_setting(
+        &self,
+        _: Request<pb::SetSettingRequest>,
+    ) -> Result<Response<pb::SetSettingResponse>, Status> {
+        unimplemented()
+    }
+    async fn apply_rules(
+        &self,
+        _: Request<pb::ApplyRulesRequest>,
+    ) -> Result<Response<pb::ApplyRulesResponse>, Status> {
+        unimplemented()
+    }
+    async fn list_rules(
+        &self,
+        _: Request<pb::ListRulesRequest>,
+    ) -> Result<Response<pb::ListRulesResponse>, Status> {
+        unimplemented()
+    }
+    async fn delete_rule_group(
+        &self,
+        _: Request<pb::DeleteRuleGroupRequest>,
+    ) -> Result<Response<pb::DeleteRuleGroupResponse>, Status> {
+        unimplemented()
+    }
+    async fn set_alertmanager_config(
+        &self,
+        _: Request<pb::SetAlertmanagerConfigRequest>,
+    ) -> Result<Response<pb::SetAlertmanagerConfigResponse>, Status> {
+        unimplemented()
+    }
+    async fn get_alertmanager_config(
+        &self,
+        _: Request<pb::GetAlertmanagerConfigRequest>,
+    ) -> Result<Response<pb::GetAlertmanagerConfigResponse>, Status> {
+        unimplemented()
+    }
+    async fn add_silence(
+        &self,
+        _: Request<pb::AddSilenceRequest>,
+    ) -> Result<Response<pb::AddSilenceResponse>, Status> {
+        unimplemented()
+    }
+    async fn list_silences(
+        &self,
+        _: Request<pb::ListSilencesRequest>,
+    ) -> Result<Response<pb::ListSilencesResponse>, Status> {
+        unimplemented()
+    }
+    async fn expire_silence(
+        &self,
+        _: Request<pb::ExpireSilenceRequest>,
+    ) -> Result<Response<pb::ExpireSilenceResponse>, Status> {
+        unimplemented()
+    }
+    async fn list_alerts(
+        &self,
+        _: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        unimplemented()
+    }
+    async fn list_notifications(
+        &self,
+        _: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        unimplemented()
+    }
 }
 
 /// Starts `nodes` fake nodes with `shards` equal ranges, shard k led by
