@@ -345,6 +345,22 @@ fn an_alert_fires_once_is_silenced_and_resolves() {
             d.body
         );
     }
+    // Series that disappear get staleness markers, as Prometheus writes
+    // them: the recording rule's output and a's ALERTS series are gone at
+    // once, not after the 5-minute lookback.
+    wait(
+        "the recorded series and ALERTS gone",
+        Duration::from_secs(30),
+        || {
+            let rec = c.ctl(&["--output", "json", "query", "e2e:load:max"]);
+            let alerts = c.ctl(&["--output", "json", "query", "ALERTS{instance=\"a\"}"]);
+            (rec.code == 0
+                && alerts.code == 0
+                && !rec.stdout.contains("e2e:load:max")
+                && !alerts.stdout.contains("HighLoad"))
+            .then_some(())
+        },
+    );
     let silences = ok(c.ctl(&["--output", "json", "silences", "list"]));
     assert!(silences.stdout.contains(&silence_id));
     ok(c.ctl(&["silences", "expire", &silence_id]));

@@ -86,6 +86,12 @@ struct RuntimeInner {
     ticking: bool,
     /// Whether this node led at the last look.
     leading: bool,
+    /// Per recording rule (and per group's `ALERTS` series): the label
+    /// sets written at the latest evaluation, so a series that disappears
+    /// gets a staleness marker, as Prometheus writes. Kept for this term of
+    /// leadership only (a new leader starts empty, as a restarted
+    /// Prometheus does).
+    written: BTreeMap<String, BTreeSet<LabelSet>>,
     /// Planted bug `alert-for-reset`: the groups this node has evaluated
     /// in its current term of leadership.
     #[cfg(feature = "inject-bugs")]
@@ -119,6 +125,7 @@ async fn tick(node: &Arc<Node>, seed: u64) -> Result<(), Status> {
         if leading != rt.leading {
             // A new term of leadership starts from committed state only.
             rt.backoff.clear();
+            rt.written.clear();
             rt.leading = leading;
             #[cfg(feature = "inject-bugs")]
             rt.evaluated_this_term.clear();
@@ -465,6 +472,7 @@ async fn record(
             }],
         });
     }
+    series.extend(gone(node, format!("rule|{group}|{index}"), seen, eval_ms));
     if series.is_empty() {
         return Ok(vec![]);
     }
@@ -505,6 +513,7 @@ async fn write_alerts_series(node: &Arc<Node>, group: &str, eval_ms: i64) {
         return;
     };
     let mut series = Vec::new();
+    let mut current = BTreeSet::new();
     for rule in &stored.rules {
         for a in rule.alerts.values() {
             if a.status == AlertStatus::Inactive {
@@ -512,12 +521,15 @@ async fn write_alerts_series(node: &Arc<Node>, group: &str, eval_ms: i64) {
             }
             let mut l = a.labels.clone();
             l.insert("__name__".into(), "ALERTS_FOR_STATE".into());
+            current.insert(l.clone());
             series.push(one(l.clone(), eval_ms, (a.active_at_ms / 1000) as f64));
             l.insert("__name__".into(), "ALERTS".into());
             l.insert("alertstate".into(), a.status.name().into());
+            current.insert(l.clone());
             series.push(one(l, eval_ms, 1.0));
         }
     }
+    series.extend(gone(node, format!("alerts|{group}"), current, eval_ms));
     if series.is_empty() {
         return;
     }
@@ -529,6 +541,25 @@ async fn write_alerts_series(node: &Arc<Node>, group: &str, eval_ms: i64) {
     if let Err(e) = node.write(req).await {
         tracing::debug!(error = %e, "ALERTS series not written");
     }
+}
+
+/// The staleness marker's bits (`raftwatch_model`'s `STALE_NAN_BITS`).
+const STALE_NAN: f64 = f64::from_bits(raftwatch_model::STALE_NAN_BITS);
+
+/// Remembers `current` as what `key` wrote at this evaluation and returns
+/// a staleness marker at `eval_ms` for every series it wrote at the
+/// previous one and not now.
+fn gone(node: &Node, key: String, current: BTreeSet<LabelSet>, eval_ms: i64) -> Vec<pb::Series> {
+    let previous = node
+        .alerting
+        .lock()
+        .written
+        .insert(key, current.clone())
+        .unwrap_or_default();
+    previous
+        .difference(&current)
+        .map(|l| one(l.clone(), eval_ms, STALE_NAN))
+        .collect()
 }
 
 fn one(labels: LabelSet, t: i64, v: f64) -> pb::Series {
