@@ -503,16 +503,26 @@ impl AlertingState {
                 actual: control.version,
             });
         }
-        let mut next = self.clone();
         let version_after = if command.bumps_version() {
             control.version + 1
         } else {
             control.version
         };
-        let applied = next.apply_inner(command, version_after)?;
-        *self = next;
-        control.version = version_after;
-        Ok(applied)
+        // Every branch of `apply_inner` checks before it mutates; only the
+        // clock moves before a check, so a refusal restores it. (No copy of
+        // the whole state per command: evaluations are frequent and the
+        // state holds the notification log.)
+        let clock_before = self.clock_ms;
+        match self.apply_inner(command, version_after) {
+            Ok(applied) => {
+                control.version = version_after;
+                Ok(applied)
+            }
+            Err(refusal) => {
+                self.clock_ms = clock_before;
+                Err(refusal)
+            }
+        }
     }
 
     fn advance_clock(&mut self, now_ms: i64) -> i64 {
@@ -677,23 +687,27 @@ impl AlertingState {
                     return Err(invalid("the silence's end is in the past"));
                 }
                 if let Some(old) = replaces {
-                    let Some(s) = self.silences.get_mut(old) else {
+                    let Some(s) = self.silences.get(old) else {
                         return Err(precondition(format!("silence {old} not found")));
                     };
                     if s.state(now) == SilenceState::Expired {
                         return Err(precondition(format!("silence {old} is already expired")));
                     }
-                    expire(s, now);
                 }
+                // The replaced silence (live, checked above) stops counting.
                 let live = self
                     .silences
                     .values()
                     .filter(|s| s.state(now) != SilenceState::Expired)
-                    .count();
+                    .count()
+                    - usize::from(replaces.is_some());
                 if live >= SILENCES_MAX {
                     return Err(invalid(format!(
                         "at most {SILENCES_MAX} silences may be pending or active"
                     )));
+                }
+                if let Some(s) = replaces.as_ref().and_then(|old| self.silences.get_mut(old)) {
+                    expire(s, now);
                 }
                 let starts = if *starts_at_ms <= now + SILENCE_START_SLACK_MS {
                     (*starts_at_ms).min(now)
