@@ -12,4 +12,5 @@ mod metrics;
 mod prom_api;
 mod query_api;
 mod remote_write;
+mod settings;
 mod write_path;

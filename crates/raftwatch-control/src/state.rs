@@ -250,6 +250,12 @@ pub enum Command {
         value: String,
         /// Compare-and-set token.
         expected_version: Option<u64>,
+        /// Compare-and-set on the value: applied only if the key's current
+        /// value equals this, an absent key counting as the empty string
+        /// (so `Some("")` means "only if unset or empty"). `None`: no check.
+        /// Absent from entries written before it existed.
+        #[serde(default)]
+        expected_value: Option<String>,
     },
 }
 
@@ -289,6 +295,16 @@ pub enum Refusal {
     UnknownShard {
         /// The shard.
         shard: u64,
+    },
+    /// A value compare-and-set on a setting failed.
+    #[error("setting {key:?} is {actual:?}, not the expected {expected:?}")]
+    ValueMismatch {
+        /// The setting's key.
+        key: String,
+        /// The value the caller expected.
+        expected: String,
+        /// The setting's value (the empty string when it is unset).
+        actual: String,
     },
     /// Refused in the current state.
     #[error("{message}")]
@@ -639,12 +655,23 @@ impl ControlState {
                 key,
                 value,
                 expected_version,
+                expected_value,
             } => {
                 self.check_version(*expected_version)?;
                 if key.is_empty() {
                     return Err(Refusal::Invalid {
                         message: "empty setting key".into(),
                     });
+                }
+                if let Some(expected) = expected_value {
+                    let actual = self.settings.get(key).map_or("", |(v, _)| v.as_str());
+                    if actual != expected {
+                        return Err(Refusal::ValueMismatch {
+                            key: key.clone(),
+                            expected: expected.clone(),
+                            actual: actual.to_string(),
+                        });
+                    }
                 }
                 self.settings
                     .insert(key.clone(), (value.clone(), self.version + 1));

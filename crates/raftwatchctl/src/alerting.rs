@@ -2,17 +2,19 @@
 //! `settings`: the alerting commands.
 
 use std::fmt::Write as _;
+use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use raftwatch_proto::v1::{
     AddSilenceRequest, AlertInfo, ApplyRulesRequest, DeleteRuleGroupRequest, ExpireSilenceRequest,
-    GetAlertmanagerConfigRequest, ListAlertsRequest, ListNotificationsRequest, ListRulesRequest,
-    ListSilencesRequest, SetAlertmanagerConfigRequest, SetSettingRequest, SilenceInfo,
+    GetAlertmanagerConfigRequest, GetSettingRequest, ListAlertsRequest, ListNotificationsRequest,
+    ListRulesRequest, ListSilencesRequest, SetAlertmanagerConfigRequest, SetSettingRequest,
+    SilenceInfo,
 };
 use serde_json::json;
 
-use crate::{Ctl, ReadArgs, VersionGuard, now_ms};
+use crate::{Ctl, OutputFormat, ReadArgs, VersionGuard, now_ms};
 
 /// `RulesCommand`: Prometheus rule groups.
 #[derive(Debug, Subcommand)]
@@ -108,6 +110,19 @@ pub(crate) enum SettingsCommand {
         value: String,
         #[command(flatten)]
         guard: VersionGuard,
+        /// Apply only if the setting's current value is exactly this; an
+        /// unset key counts as "" (so `--expected-value ""` means "only if
+        /// unset"). Refused with FAILED_PRECONDITION otherwise.
+        #[arg(long, value_name = "VALUE")]
+        expected_value: Option<String>,
+    },
+    /// Print a cluster setting and the control version it was set at
+    /// (exit status 1 when it is not set).
+    Get {
+        /// Key.
+        key: String,
+        #[command(flatten)]
+        read: ReadArgs,
     },
 }
 
@@ -481,20 +496,52 @@ pub(crate) async fn notifications(ctl: &Ctl, command: NotificationsCommand) -> a
     Ok(())
 }
 
-pub(crate) async fn settings(ctl: &Ctl, command: SettingsCommand) -> anyhow::Result<()> {
-    let SettingsCommand::Set { key, value, guard } = command;
-    let r = ctl
-        .call(ctl.admin().set_setting(ctl.request(SetSettingRequest {
-            key: key.clone(),
-            value: value.clone(),
-            expected_version: guard.expected_version,
-        })))
-        .await?;
-    ctl.print(
-        || format!("{key} = {value} (version {})\n", r.version),
-        || json!({"key": key, "value": value, "version": r.version}),
-    );
-    Ok(())
+/// `settings` runs a settings command; `get` of an unset key prints
+/// `found: false` (JSON) or a message on stderr (table) and exits 1.
+pub(crate) async fn settings(ctl: &Ctl, command: SettingsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        SettingsCommand::Set {
+            key,
+            value,
+            guard,
+            expected_value,
+        } => {
+            let r = ctl
+                .call(ctl.admin().set_setting(ctl.request(SetSettingRequest {
+                    key: key.clone(),
+                    value: value.clone(),
+                    expected_version: guard.expected_version,
+                    expected_value,
+                })))
+                .await?;
+            ctl.print(
+                || format!("{key} = {value} (version {})\n", r.version),
+                || json!({"key": key, "value": value, "version": r.version}),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SettingsCommand::Get { key, read } => {
+            let r = ctl
+                .call(ctl.admin().get_setting(ctl.request(GetSettingRequest {
+                    key: key.clone(),
+                    consistency: read.consistency.to_proto(),
+                })))
+                .await?;
+            if !r.found && ctl.output == OutputFormat::Table {
+                eprintln!("error: setting {key:?} is not set");
+                return Ok(ExitCode::FAILURE);
+            }
+            ctl.print(
+                || format!("{key} = {} (version {})\n", r.value, r.version),
+                || json!({"key": key, "found": r.found, "value": r.value, "version": r.version}),
+            );
+            Ok(if r.found {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
 }
 
 #[cfg(test)]

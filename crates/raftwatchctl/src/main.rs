@@ -416,7 +416,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts(command) => alerting::alerts(&ctl, command).await?,
         Command::Alertmanager(command) => alerting::alertmanager(&ctl, command).await?,
         Command::Notifications(command) => alerting::notifications(&ctl, command).await?,
-        Command::Settings(command) => alerting::settings(&ctl, command).await?,
+        Command::Settings(command) => return alerting::settings(&ctl, command).await,
     }
     Ok(ExitCode::SUCCESS)
 }

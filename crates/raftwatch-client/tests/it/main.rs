@@ -278,6 +278,12 @@ impl pb::admin_server::Admin for FakeNode {
     ) -> Result<Response<pb::SetSettingResponse>, Status> {
         unimplemented()
     }
+    async fn get_setting(
+        &self,
+        _: Request<pb::GetSettingRequest>,
+    ) -> Result<Response<pb::GetSettingResponse>, Status> {
+        unimplemented()
+    }
     async fn apply_rules(
         &self,
         _: Request<pb::ApplyRulesRequest>,

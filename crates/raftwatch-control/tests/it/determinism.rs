@@ -76,7 +76,7 @@ proptest! {
         }
 
         // The restored machine continues exactly like the original.
-        let next = Command::SetSetting { key: "k".into(), value: "v".into(), expected_version: None };
+        let next = Command::SetSetting { key: "k".into(), value: "v".into(), expected_version: None, expected_value: None };
         let bytes = encode_command(&next);
         prop_assert_eq!(fresh.apply(99, &bytes), sm_a.apply(99, &bytes));
         prop_assert_eq!(fresh.snapshot(), sm_a.snapshot());

@@ -27,6 +27,7 @@ fn hints_do_not_fail_an_operators_compare_and_set() {
             key: "k".into(),
             value: "v".into(),
             expected_version: Some(seen),
+            expected_value: None,
         },
     );
 }

@@ -21,4 +21,5 @@ mod model;
 mod placement;
 mod rebalance;
 mod refusals;
+mod settings;
 mod support;

@@ -25,6 +25,7 @@ enum Kind {
     UnknownNode,
     UnknownShard,
     Precondition,
+    ValueMismatch,
 }
 
 fn kind(r: &Refusal) -> Kind {
@@ -36,6 +37,7 @@ fn kind(r: &Refusal) -> Kind {
         Refusal::UnknownNode { .. } => Kind::UnknownNode,
         Refusal::UnknownShard { .. } => Kind::UnknownShard,
         Refusal::Precondition { .. } => Kind::Precondition,
+        Refusal::ValueMismatch { .. } => Kind::ValueMismatch,
     }
 }
 
@@ -434,6 +436,7 @@ impl Model {
                 key,
                 value,
                 expected_version,
+                expected_value,
             } => {
                 no_plans(planned)?;
                 if let Err(k) = self.cas(*expected_version) {
@@ -441,6 +444,14 @@ impl Model {
                 }
                 if key.is_empty() {
                     return Ok(Err(Kind::Invalid));
+                }
+                // An absent key compares as the empty string.
+                let current = self.settings.get(key).map(|(v, _)| v.as_str());
+                if expected_value
+                    .as_deref()
+                    .is_some_and(|e| e != current.unwrap_or(""))
+                {
+                    return Ok(Err(Kind::ValueMismatch));
                 }
                 self.settings
                     .insert(key.clone(), (value.clone(), self.version + 1));

@@ -179,6 +179,7 @@ fn compare_and_set_mismatch() {
                 key: "k".into(),
                 value: "v".into(),
                 expected_version: Some(v),
+                expected_value: None,
             },
             Command::AddMember {
                 id: NodeId(5),
@@ -311,7 +312,8 @@ fn empty_setting_key() {
             &Command::SetSetting {
                 key: String::new(),
                 value: "v".into(),
-                expected_version: None
+                expected_version: None,
+                expected_value: None,
             }
         ),
         Refusal::Invalid { .. }

@@ -337,6 +337,29 @@ pub enum Cas {
     Wrong(i8),
 }
 
+/// `ValueCas` is how a generated `SetSetting` sets `expected_value`.
+#[derive(Clone, Copy, Debug)]
+pub enum ValueCas {
+    /// `None`.
+    Unset,
+    /// The key's current value (the empty string when it is unset).
+    Current,
+    /// The empty string: right only for an unset (or empty) key.
+    Empty,
+    /// This number as a string: the values generated are numbers too, so
+    /// it is sometimes right by chance.
+    Other(u8),
+}
+
+fn value_cas() -> impl Strategy<Value = ValueCas> {
+    prop_oneof![
+        3 => Just(ValueCas::Unset),
+        2 => Just(ValueCas::Current),
+        1 => Just(ValueCas::Empty),
+        1 => any::<u8>().prop_map(ValueCas::Other),
+    ]
+}
+
 /// `AddrPick` is how a generated `AddMember` picks its gRPC address.
 #[derive(Clone, Copy, Debug)]
 pub enum AddrPick {
@@ -417,7 +440,12 @@ pub enum Op {
     /// AdvanceTask of an existing task at its current step (accepted).
     AdvanceCurrent { pick: usize },
     /// SetSetting.
-    SetSetting { key: usize, value: u8, cas: Cas },
+    SetSetting {
+        key: usize,
+        value: u8,
+        cas: Cas,
+        value_cas: ValueCas,
+    },
     /// SetLeaderHints: each hint is (shard, leader, plausible); plausible
     /// ones pick an existing shard and one of its replicas, the others raw
     /// ids (unknown shards, non-replicas: ignored).
@@ -483,8 +511,8 @@ pub fn op() -> impl Strategy<Value = Op> {
         2 => cas().prop_map(|cas| Op::Rebalance { cas }),
         2 => (0u64..=40, step()).prop_map(|(id, step)| Op::AdvanceAny { id, step }),
         12 => any::<usize>().prop_map(|pick| Op::AdvanceCurrent { pick }),
-        2 => (0..KEYS.len(), any::<u8>(), cas())
-            .prop_map(|(key, value, cas)| Op::SetSetting { key, value, cas }),
+        2 => (0..KEYS.len(), any::<u8>(), cas(), value_cas())
+            .prop_map(|(key, value, cas, value_cas)| Op::SetSetting { key, value, cas, value_cas }),
         2 => prop::collection::vec((0u64..=17, any::<usize>(), any::<bool>()), 0..4)
             .prop_map(|hints| Op::LeaderHints { hints }),
     ]
@@ -648,10 +676,31 @@ pub fn resolve(state: &ControlState, op: &Op) -> Command {
                 })
                 .collect(),
         },
-        Op::SetSetting { key, value, cas } => Command::SetSetting {
-            key: KEYS[key % KEYS.len()].to_string(),
-            value: value.to_string(),
-            expected_version: expected(state, cas),
-        },
+        Op::SetSetting {
+            key,
+            value,
+            cas,
+            value_cas,
+        } => {
+            let key = KEYS[key % KEYS.len()].to_string();
+            let expected_value = match value_cas {
+                ValueCas::Unset => None,
+                ValueCas::Current => Some(
+                    state
+                        .settings
+                        .get(&key)
+                        .map(|(v, _)| v.clone())
+                        .unwrap_or_default(),
+                ),
+                ValueCas::Empty => Some(String::new()),
+                ValueCas::Other(v) => Some(v.to_string()),
+            };
+            Command::SetSetting {
+                key,
+                value: value.to_string(),
+                expected_version: expected(state, cas),
+                expected_value,
+            }
+        }
     }
 }

@@ -136,21 +136,43 @@ impl Node {
         Ok(())
     }
 
-    /// `set_setting` sets a cluster setting.
+    /// `set_setting` sets a cluster setting and returns the control
+    /// version it was set at. With `expected_version`, only if the control
+    /// state is at that version; with `expected_value`, only if the key's
+    /// current value (the empty string when unset) equals it. A mismatch is
+    /// `FAILED_PRECONDITION` and changes nothing.
     pub(crate) async fn set_setting(
         &self,
         key: &str,
         value: &str,
         expected_version: Option<u64>,
+        expected_value: Option<&str>,
     ) -> Result<u64, Status> {
         let applied = self
             .control_write(&Command::SetSetting {
                 key: key.to_string(),
                 value: value.to_string(),
                 expected_version,
+                expected_value: expected_value.map(str::to_string),
             })
             .await?;
         Ok(applied.version)
+    }
+
+    /// `get_setting` reads one cluster setting at `consistency` (a
+    /// linearizable read waits for the control group's read index): its
+    /// value and the control version it was set at, or `None` when it was
+    /// never set. An empty key is `INVALID_ARGUMENT`, as for `set_setting`.
+    pub(crate) async fn get_setting(
+        &self,
+        key: &str,
+        consistency: ReadConsistency,
+    ) -> Result<Option<(String, u64)>, Status> {
+        if key.is_empty() {
+            return Err(Status::invalid_argument("empty setting key"));
+        }
+        let state = self.control_state(consistency).await?;
+        Ok(state.settings.get(key).cloned())
     }
 
     /// `alerting_now` is the time an API answer evaluates silence and

@@ -535,9 +535,36 @@ impl pb::admin_server::Admin for Api {
         let node = self.node()?;
         let r = request.into_inner();
         let version = node
-            .set_setting(&r.key, &r.value, cas(r.expected_version))
+            .set_setting(
+                &r.key,
+                &r.value,
+                cas(r.expected_version),
+                r.expected_value.as_deref(),
+            )
             .await?;
         Ok(Response::new(pb::SetSettingResponse { version }))
+    }
+
+    async fn get_setting(
+        &self,
+        request: Request<pb::GetSettingRequest>,
+    ) -> Result<Response<pb::GetSettingResponse>, Status> {
+        let node = self.node()?;
+        let r = request.into_inner();
+        let c = consistency(r.consistency)?;
+        let setting = node.get_setting(&r.key, c).await?;
+        Ok(Response::new(match setting {
+            Some((value, version)) => pb::GetSettingResponse {
+                found: true,
+                value,
+                version,
+            },
+            None => pb::GetSettingResponse {
+                found: false,
+                value: String::new(),
+                version: 0,
+            },
+        }))
     }
 
     async fn apply_rules(

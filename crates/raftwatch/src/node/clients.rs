@@ -120,6 +120,7 @@ pub fn refusal_status(r: &Refusal) -> Status {
         Refusal::UnknownNode { .. } | Refusal::UnknownShard { .. } => Code::NotFound,
         Refusal::AlreadyBootstrapped
         | Refusal::VersionMismatch { .. }
+        | Refusal::ValueMismatch { .. }
         | Refusal::Precondition { .. } => Code::FailedPrecondition,
     };
     Status::new(code, r.to_string())

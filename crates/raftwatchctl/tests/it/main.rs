@@ -60,3 +60,27 @@ fn help_lists_the_contract_commands() {
         assert!(out.contains(c), "--help lacks {c}: {out}");
     }
 }
+
+#[test]
+fn settings_get_and_value_compare_and_set_are_offered() {
+    let (code, out, err) = ctl(&["settings", "set", "--help"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("--expected-value"), "{out}");
+    assert!(out.contains("--expected-version"), "{out}");
+    let (code, out, err) = ctl(&["settings", "get", "--help"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("--consistency"), "{out}");
+    assert!(out.contains("stale"), "{out}");
+    // A bad consistency is refused by the parser, before any connection.
+    let (code, _, err) = ctl(&[
+        "--endpoint",
+        "http://127.0.0.1:1",
+        "settings",
+        "get",
+        "k",
+        "--consistency",
+        "eventual",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("eventual"), "{err}");
+}
