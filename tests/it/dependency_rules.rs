@@ -226,6 +226,36 @@ fn the_cli_never_links_server_internals() {
 }
 
 #[test]
+fn the_jepsen_harness_tests_binaries_not_linked_code() {
+    // raftwatch-jepsen must exercise the real server processes: linking the
+    // server, a state machine or the replication core would let a test
+    // quietly call into them instead.
+    let graph = dependency_graph();
+    assert!(
+        graph.contains_key("raftwatch-jepsen"),
+        "raftwatch-jepsen missing"
+    );
+    for forbidden in [
+        "raftwatch",
+        "raftwatch-raft",
+        "raftwatch-tsdb",
+        "raftwatch-control",
+        "raftwatch-shard",
+        "raftwatch-wal",
+        "openraft",
+        "sled",
+        "turmoil",
+    ] {
+        if let Some(path) = path_to(&graph, "raftwatch-jepsen", forbidden) {
+            panic!(
+                "raftwatch-jepsen reaches {forbidden}: {}",
+                path.join(" -> ")
+            );
+        }
+    }
+}
+
+#[test]
 fn state_machines_do_not_choose_their_store() {
     // The shard and control state machines take their store from outside
     // (sled in the server, memory in the simulator): they never name sled.

@@ -88,7 +88,7 @@ pub const ENV_CONFIG: &str = "RAFTWATCH_CONFIG";
 /// `KEYS` lists every configuration key: the TOML keys `load` accepts, the
 /// flags (with `-` for `_`) and the environment variables (upper-cased,
 /// after [`ENV_PREFIX`]).
-pub const KEYS: [&str; 17] = [
+pub const KEYS: [&str; 18] = [
     "node_id",
     "data_dir",
     "grpc_addr",
@@ -106,7 +106,14 @@ pub const KEYS: [&str; 17] = [
     "query_max_samples",
     "query_timeout_ms",
     "log_format",
+    "inject_bug",
 ];
+
+/// `PLANTED_BUGS_MISSING` is why `inject_bug` is refused by a build without
+/// the `inject-bugs` feature: silently ignoring it would let a test believe
+/// it ran against a buggy server.
+pub const PLANTED_BUGS_MISSING: &str =
+    "this build has no planted bugs; rebuild with --features inject-bugs";
 
 /// `LogFormat` is how log lines are written to stderr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -175,6 +182,11 @@ pub struct ServerConfig {
     pub query_timeout_ms: u64,
     /// Log format.
     pub log_format: LogFormat,
+    /// The planted bug to arm in this process (a name from
+    /// `raftwatch_seams::bugs::Bug::name`), for fault-injection tests such
+    /// as Jepsen's. Always `None` in a build without the `inject-bugs`
+    /// feature, which refuses the key instead.
+    pub inject_bug: Option<String>,
 }
 
 /// `ServerArgs` are the flags of `raftwatch server`. Every field is an
@@ -251,6 +263,10 @@ pub struct ServerArgs {
     /// top-level command.
     #[arg(skip)]
     pub log_format: Option<LogFormat>,
+    /// Arm a planted bug (testing only; needs a build with
+    /// `--features inject-bugs`, refused otherwise). Hidden from `--help`.
+    #[arg(long, value_name = "NAME", hide = true)]
+    pub inject_bug: Option<String>,
 }
 
 /// `ConfigError` is a refused configuration: the key at fault and why.
@@ -363,6 +379,7 @@ struct Layer {
     query_max_samples: Option<u64>,
     query_timeout_ms: Option<u64>,
     log_format: Option<LogFormat>,
+    inject_bug: Option<String>,
 }
 
 impl Layer {
@@ -386,6 +403,7 @@ impl Layer {
             query_max_samples: None,
             query_timeout_ms: None,
             log_format: None,
+            inject_bug: None,
         }
     }
 
@@ -409,6 +427,8 @@ impl Layer {
             query_max_samples: args.query_max_samples,
             query_timeout_ms: args.query_timeout_ms,
             log_format: args.log_format,
+            // Empty counts as unset, as for an environment variable.
+            inject_bug: args.inject_bug.clone().filter(|s| !s.is_empty()),
         }
     }
 
@@ -481,6 +501,10 @@ impl Layer {
             "request_bytes_max" => self.request_bytes_max = Some(raw.integer(key, &source)?),
             "query_max_samples" => self.query_max_samples = Some(raw.integer(key, &source)?),
             "query_timeout_ms" => self.query_timeout_ms = Some(raw.integer(key, &source)?),
+            "inject_bug" => {
+                let s = raw.string(key, &source)?;
+                self.inject_bug = (!s.is_empty()).then_some(s);
+            }
             "log_format" => {
                 let s = raw.string(key, &source)?;
                 self.log_format = Some(LogFormat::parse(&s).ok_or_else(|| {
@@ -571,6 +595,59 @@ impl<T> Given<'_, T> {
             format!("{message} (from {})", self.source.describe(key)),
         )
     }
+}
+
+/// `arm_planted_bug` arms `config.inject_bug` for this whole process (every
+/// group the node hosts) and returns its name; `None` when the
+/// configuration names none, which is always the case in a build without
+/// the `inject-bugs` feature ([`load`] refuses the key there). Call it once,
+/// before the node starts.
+pub fn arm_planted_bug(config: &ServerConfig) -> Option<&str> {
+    let name = config.inject_bug.as_deref()?;
+    #[cfg(feature = "inject-bugs")]
+    {
+        use raftwatch_seams::bugs::{Bug, arm};
+        // `load` checked the name; a config built by hand may not have.
+        let bug = Bug::from_name(name)?;
+        arm(Some(bug));
+        Some(name)
+    }
+    #[cfg(not(feature = "inject-bugs"))]
+    {
+        let _ = name;
+        None
+    }
+}
+
+/// `planted_bug` checks an `inject_bug` value: the name of a planted bug in
+/// a build with the `inject-bugs` feature; refused in any other build.
+#[cfg(feature = "inject-bugs")]
+fn planted_bug(given: &Given<'_, String>) -> Result<String, ConfigError> {
+    use raftwatch_seams::bugs::Bug;
+    match Bug::from_name(given.value.trim()) {
+        Some(bug) => Ok(bug.name().to_string()),
+        None => {
+            let known: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+            Err(given.error(
+                "inject_bug",
+                format!(
+                    "unknown planted bug {:?} (known: {})",
+                    given.value,
+                    known.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// `planted_bug` checks an `inject_bug` value: the name of a planted bug in
+/// a build with the `inject-bugs` feature; refused in any other build.
+#[cfg(not(feature = "inject-bugs"))]
+fn planted_bug(given: &Given<'_, String>) -> Result<String, ConfigError> {
+    Err(given.error(
+        "inject_bug",
+        format!("{PLANTED_BUGS_MISSING} (got {:?})", given.value),
+    ))
 }
 
 /// The three sources, highest precedence first.
@@ -754,6 +831,11 @@ impl Merged {
             .pick(|l| l.log_format.as_ref())
             .map_or(LogFormat::Text, |g| g.value);
 
+        let inject_bug = match self.pick(|l| l.inject_bug.as_ref()) {
+            None => None,
+            Some(given) => Some(planted_bug(&given)?),
+        };
+
         Ok(ServerConfig {
             node_id,
             data_dir: data_dir.value,
@@ -772,6 +854,7 @@ impl Merged {
             query_max_samples,
             query_timeout_ms,
             log_format,
+            inject_bug,
         })
     }
 

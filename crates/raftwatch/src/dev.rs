@@ -186,6 +186,7 @@ pub fn server_argv(args: &ServerArgs) -> Vec<OsString> {
     flag("query-timeout-ms", n(args.query_timeout_ms));
     flag("config", args.config.as_ref().map(OsString::from));
     flag("log-format", args.log_format.map(|f| f.as_str().into()));
+    flag("inject-bug", s(&args.inject_bug));
     argv
 }
 

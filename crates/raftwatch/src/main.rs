@@ -12,6 +12,16 @@ use raftwatch::dev::{self, DevArgs};
 use raftwatch::logging;
 use raftwatch::signals::{Signals, Stop};
 
+/// mimalloc instead of glibc's malloc: a query or an ingest request makes
+/// many small, short-lived allocations (label strings, sample vectors), and
+/// under glibc 37 % of the nodes' CPU went to malloc, free and
+/// `malloc_consolidate` (perf during `count({__name__=~".+"})` over 10,000
+/// series; 42 % of the leader's during ingest). mimalloc halved the
+/// cluster's CPU per ingested sample (30.3 to 16.3 CPU s per million):
+/// README, "Performance".
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "raftwatch",
@@ -68,6 +78,18 @@ fn server(args: &ServerArgs) -> ExitCode {
     if let Err(e) = logging::init(config.log_format) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
+    }
+    if let Some(bug) = config::arm_planted_bug(&config) {
+        // Printed as well as logged: `RUST_LOG` must not be able to hide
+        // that this node misbehaves on purpose.
+        eprintln!(
+            "WARNING: planted bug {bug:?} is ARMED: this node deliberately violates its guarantees (testing only)"
+        );
+        tracing::warn!(
+            node_id = config.node_id,
+            bug,
+            "planted bug armed: this node deliberately violates its guarantees (testing only)"
+        );
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -75,6 +75,7 @@ fn defaults_fill_what_no_source_sets() {
             query_max_samples: 50_000_000,
             query_timeout_ms: 120_000,
             log_format: LogFormat::Text,
+            inject_bug: None,
         }
     );
 }
@@ -616,5 +617,64 @@ fn every_key_has_a_flag_and_an_env_var() {
                 .any(|a| a.get_long() == Some(flag.as_str())),
             "no --{flag}"
         );
+    }
+}
+
+#[test]
+fn an_empty_inject_bug_is_unset() {
+    let mut args = base_args();
+    args.inject_bug = Some(String::new());
+    let config = load(&args, &env(&[("RAFTWATCH_INJECT_BUG", "")])).unwrap();
+    assert_eq!(config.inject_bug, None);
+    assert_eq!(raftwatch::config::arm_planted_bug(&config), None);
+}
+
+#[cfg(not(feature = "inject-bugs"))]
+#[test]
+fn inject_bug_is_refused_without_the_feature_from_every_source() {
+    let e = refused(
+        &base_args(),
+        &env(&[("RAFTWATCH_INJECT_BUG", "skip-fsync")]),
+    );
+    assert_eq!(e.key, "inject_bug");
+    assert!(
+        e.message.contains(raftwatch::config::PLANTED_BUGS_MISSING),
+        "{e}"
+    );
+    assert!(e.message.contains("RAFTWATCH_INJECT_BUG"), "{e}");
+    let mut args = base_args();
+    args.inject_bug = Some("skip-fsync".into());
+    let e = refused(&args, &no_env());
+    assert!(e.message.contains("--inject-bug"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = base_args();
+    args.config = Some(toml_file(dir.path(), "inject_bug = \"skip-fsync\"\n"));
+    let e = refused(&args, &no_env());
+    assert_eq!(e.key, "inject_bug");
+}
+
+#[cfg(feature = "inject-bugs")]
+#[test]
+fn inject_bug_names_a_planted_bug_and_arms_it() {
+    use raftwatch_seams::bugs::{Bug, arm, armed};
+    let config = load(
+        &base_args(),
+        &env(&[("RAFTWATCH_INJECT_BUG", "stale-read-as-linearizable")]),
+    )
+    .unwrap();
+    assert_eq!(
+        config.inject_bug.as_deref(),
+        Some("stale-read-as-linearizable")
+    );
+    assert_eq!(
+        raftwatch::config::arm_planted_bug(&config),
+        Some("stale-read-as-linearizable")
+    );
+    assert!(armed(Bug::StaleReadAsLinearizable));
+    arm(None);
+    let e = refused(&base_args(), &env(&[("RAFTWATCH_INJECT_BUG", "nope")]));
+    assert_eq!(e.key, "inject_bug");
+    for bug in Bug::ALL {
+        assert!(e.message.contains(bug.name()), "{e}");
     }
 }

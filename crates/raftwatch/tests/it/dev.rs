@@ -96,6 +96,7 @@ fn server_argv_round_trips_through_the_flag_parser() {
         query_timeout_ms: Some(12),
         config: Some("c.toml".into()),
         log_format: Some(LogFormat::Text),
+        inject_bug: Some("skip-fsync".into()),
     };
     let mut argv = vec!["server".into()];
     argv.extend(server_argv(&every_flag));

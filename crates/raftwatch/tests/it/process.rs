@@ -195,3 +195,49 @@ fn dev_refuses_data_dirs_from_a_cluster_of_another_size() {
     );
     assert!(!data.join("node-3").exists());
 }
+
+/// Without the `inject-bugs` feature a planted bug cannot be armed, and
+/// asking for one is an error, never silently ignored: a fault-injection
+/// test must not believe it ran against a buggy server when it did not.
+#[cfg(not(feature = "inject-bugs"))]
+#[test]
+fn inject_bug_is_refused_by_a_build_without_planted_bugs() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = valid_server_args(dir.path());
+    for name in ["stale-read-as-linearizable", "no-such-bug"] {
+        let out = raftwatch(&refs(&args), &[("RAFTWATCH_INJECT_BUG", name)]);
+        assert_refused(
+            &out,
+            "inject_bug: this build has no planted bugs; rebuild with --features inject-bugs",
+            dir.path(),
+        );
+        assert!(
+            stderr(&out).contains("RAFTWATCH_INJECT_BUG"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // The hidden flag is refused the same way.
+    let flagged = with(args.clone(), "--inject-bug", "ack-before-commit");
+    let out = raftwatch(&refs(&flagged), &[]);
+    assert_refused(&out, "this build has no planted bugs", dir.path());
+    assert!(stderr(&out).contains("--inject-bug"), "{}", stderr(&out));
+}
+
+/// With the feature, an unknown name is refused and the error lists the
+/// planted bugs there are.
+#[cfg(feature = "inject-bugs")]
+#[test]
+fn unknown_planted_bug_is_refused_listing_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = valid_server_args(dir.path());
+    let out = raftwatch(&refs(&args), &[("RAFTWATCH_INJECT_BUG", "no-such-bug")]);
+    assert_refused(&out, "unknown planted bug \"no-such-bug\"", dir.path());
+    for known in [
+        "ack-before-commit",
+        "stale-read-as-linearizable",
+        "skip-fsync",
+    ] {
+        assert!(stderr(&out).contains(known), "{}", stderr(&out));
+    }
+}
