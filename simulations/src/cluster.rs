@@ -73,6 +73,8 @@ fn server_config(params: &Params, id: u64) -> ServerConfig {
         query_max_samples: raftwatch::config::QUERY_MAX_SAMPLES_DEFAULT as usize,
         query_timeout_ms: raftwatch::config::QUERY_TIMEOUT_MS_DEFAULT,
         log_format: LogFormat::Text,
+        // The simulator arms planted bugs for its whole process itself.
+        inject_bug: None,
     }
 }
 
