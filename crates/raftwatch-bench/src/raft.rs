@@ -45,6 +45,10 @@ pub struct RaftArgs {
     /// default: the node's default).
     #[arg(long)]
     heartbeat_ms: Option<u64>,
+    /// Grid in ms that the groups' tick timers are rounded up to, so they
+    /// share wake-ups (0: off; default: the node's default).
+    #[arg(long)]
+    timer_quantum_ms: Option<u64>,
 }
 
 /// The printed result.
@@ -63,6 +67,8 @@ pub struct RaftReport {
     errors: u64,
     seconds: f64,
     idle_cpu_percent_of_one_core: Option<f64>,
+    heartbeat_ms: u64,
+    timer_quantum_ms: u64,
 }
 
 /// Applies nothing but counts: the benchmark measures replication.
@@ -123,6 +129,7 @@ async fn run_async(args: RaftArgs) -> anyhow::Result<RaftReport> {
         .unwrap_or_else(|| tmp.path().to_path_buf());
     let group_count = args.idle_groups.unwrap_or(args.groups);
     let mut hosts = Vec::new();
+    let mut config_used = None;
     for id in 1..=args.nodes {
         let mut c = HostConfig::new(
             NodeId(id),
@@ -134,8 +141,13 @@ async fn run_async(args: RaftArgs) -> anyhow::Result<RaftReport> {
             c.heartbeat_interval_ms = hb;
             c.election_timeout_ms = (hb * 3, hb * 6);
         }
+        if let Some(q) = args.timer_quantum_ms {
+            c.timer_quantum = std::time::Duration::from_millis(q);
+        }
+        config_used = Some(c.clone());
         hosts.push(RaftHost::start(c).await?);
     }
+    let config_used = config_used.context("--nodes must be at least 1")?;
     let members = hosts
         .iter()
         .map(|h| (h.node_id(), h.addr().to_string()))
@@ -191,6 +203,9 @@ async fn run_async(args: RaftArgs) -> anyhow::Result<RaftReport> {
             errors: 0,
             seconds: wall,
             idle_cpu_percent_of_one_core: Some(100.0 * cpu / wall),
+            heartbeat_ms: config_used.heartbeat_interval_ms,
+            timer_quantum_ms: u64::try_from(config_used.timer_quantum.as_millis())
+                .unwrap_or(u64::MAX),
         });
     }
 
@@ -254,6 +269,8 @@ async fn run_async(args: RaftArgs) -> anyhow::Result<RaftReport> {
         errors,
         seconds: wall,
         idle_cpu_percent_of_one_core: None,
+        heartbeat_ms: config_used.heartbeat_interval_ms,
+        timer_quantum_ms: u64::try_from(config_used.timer_quantum.as_millis()).unwrap_or(u64::MAX),
     };
     for h in hosts {
         h.shutdown().await;

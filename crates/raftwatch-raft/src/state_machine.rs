@@ -251,6 +251,22 @@ impl SmAdapter {
         let inner = self.inner.lock().await;
         (inner.sm.query(request), inner.last_applied)
     }
+
+    /// `query_blocking` is [`SmAdapter::query`] run on tokio's blocking
+    /// pool ([`crate::rt::spawn_blocking`]): a shard's PromQL evaluation
+    /// takes milliseconds, and run inline it would hold a runtime worker
+    /// thread and serialize every shard of one query on it (the shard reads
+    /// of a query are joined in one task). Starts real threads, so the
+    /// simulator never calls it. `Err` only if the query panicked.
+    pub async fn query_blocking(
+        &self,
+        request: Vec<u8>,
+    ) -> Result<(Vec<u8>, Option<LogId>), String> {
+        let inner = self.inner.clone().lock_owned().await;
+        crate::rt::spawn_blocking(move || (inner.sm.query(&request), inner.last_applied))
+            .await
+            .map_err(|e| format!("the state machine's query failed: {e}"))
+    }
 }
 
 impl RaftSnapshotBuilder<crate::types::TypeConfig> for SmAdapter {

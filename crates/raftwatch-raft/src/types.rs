@@ -31,7 +31,9 @@ pub struct Response(pub Vec<u8>);
 /// `Rt` is tokio with openraft's randomness (election timeouts, tick
 /// jitter) drawn from a seeded generator: every task that touches openraft
 /// runs inside `Rt::scope(seed, ..)` (see [`crate::rt`]).
-pub type Rt = openraft_rt::deterministic_rng::DeterministicRng<openraft_rt_tokio::TokioRuntime>;
+/// Its timers are tokio's, with long sleeps coalesced onto a grid when
+/// [`crate::rt::coalesce_long_timers`] is on.
+pub type Rt = openraft_rt::deterministic_rng::DeterministicRng<crate::rt::CoalescingTokio>;
 
 openraft::declare_raft_types!(
     /// `TypeConfig` is shared by the control group and every shard group.

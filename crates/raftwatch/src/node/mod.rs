@@ -228,6 +228,14 @@ pub async fn start_with_env(config: ServerConfig, env: NodeEnv) -> anyhow::Resul
     }
     let id = NodeId(config.node_id);
     let mut host_config = HostConfig::new(id, config.data_dir.clone(), config.grpc_addr);
+    // No real threads under the simulator (see `NodeEnv::evaluate_inline`).
+    host_config.queries_on_blocking_pool = !env.evaluate_inline;
+    // Nor timers on a process-wide grid: each simulated run starts its
+    // virtual clock anew, and a grid anchored in an earlier run would make
+    // runs in one process differ.
+    if env.evaluate_inline {
+        host_config.timer_quantum = Duration::ZERO;
+    }
     host_config.seed = env.seed;
     if let Some((every, kept)) = env.snapshot_every {
         host_config.snapshot_after_entries = every;
