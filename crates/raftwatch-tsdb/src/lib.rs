@@ -93,6 +93,12 @@ struct MemSeries {
     /// Out-of-order samples not yet written out, ascending by time, all
     /// older than `newest`.
     ooo: Vec<Sample>,
+    /// No chunk the store holds for this series ends after this time: an
+    /// upper bound (`i64::MIN` while it holds none), so a read whose range
+    /// starts later skips the store. Raised by every flush that writes a
+    /// chunk; after `open` it is the newest sample's time, since no stored
+    /// sample, in order or not, is newer.
+    persisted_max: i64,
     /// The series record must be (re)written.
     record_dirty: bool,
     /// Queued in `Tsdb::dirty`.
@@ -189,6 +195,9 @@ impl<S: KvStore> Tsdb<S> {
         db.load_series()?;
         db.load_heads()?;
         db.recover_headless()?;
+        for s in db.series.iter_mut().flatten() {
+            s.persisted_max = s.newest.map_or(i64::MAX, |(t, _)| t);
+        }
         Ok(db)
     }
 
@@ -364,6 +373,7 @@ impl<S: KvStore> Tsdb<S> {
             sealed: Vec::new(),
             logged: None,
             ooo: Vec::new(),
+            persisted_max: i64::MIN,
             record_dirty: false,
             queued: false,
         }));
@@ -680,6 +690,9 @@ impl<S: KvStore> Tsdb<S> {
                 seal_ooo(s, samples_max, span_max);
             }
             for chunk in &s.sealed {
+                if let Some(max) = chunk.max_time() {
+                    s.persisted_max = s.persisted_max.max(max);
+                }
                 if let Some(min) = chunk.min_time() {
                     let mut rec = Vec::with_capacity(chunk.payload().len() + 24);
                     chunk.encode_record(&mut rec);

@@ -148,8 +148,12 @@ impl<S: KvStore> Tsdb<S> {
             .filter(|x| x.timestamp.0 >= mint && x.timestamp.0 <= maxt)
             .collect();
         it.push_memory(ooo);
-        let (start, end) = self.chunk_scan_bounds(r, mint, maxt);
-        it.scan = Some(self.store.scan(&start, end.as_deref()));
+        // Only when the store may hold a chunk reaching into the range: a
+        // read of recent data is then served from memory alone.
+        if s.persisted_max >= mint {
+            let (start, end) = self.chunk_scan_bounds(r, mint, maxt);
+            it.scan = Some(self.store.scan(&start, end.as_deref()));
+        }
         Ok(it)
     }
 }
