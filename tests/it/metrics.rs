@@ -330,7 +330,29 @@ fn metrics_are_valid_exposition_text_and_move_with_writes_and_queries() {
         // 3 nodes, 3 replicas: every node hosts the control group and
         // every shard.
         assert_eq!(local, (0..=4).collect(), "node {id}'s groups");
-        let (text, f) = scrape(&http_of(id));
+        // A follower has term and role as soon as it votes, but its log
+        // (and so its index gauges) only once the leader's first append
+        // reaches it; a node that started last can still be waiting for
+        // that here. Scrape until it has caught up, then check everything
+        // on that one scrape.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (text, f) = loop {
+            let (text, f) = scrape(&http_of(id));
+            let covered = [
+                "raftwatch_group_last_log_index",
+                "raftwatch_group_commit_index",
+                "raftwatch_group_applied_index",
+            ]
+            .iter()
+            .all(|name| {
+                f.contains_key(*name)
+                    && by_group(&f, name).into_keys().collect::<BTreeSet<_>>() == local
+            });
+            if covered || Instant::now() > deadline {
+                break (text, f);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
         assert_eq!(counter(&f, "raftwatch_build_info", &[]), 1.0, "{text}");
         assert!(counter(&f, "raftwatch_start_time_seconds", &[]) > 1.6e9);
         for name in [

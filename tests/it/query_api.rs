@@ -236,7 +236,11 @@ fn check_read(read: Option<&pb::ReadInfo>, c: pb::Consistency, shards: usize) {
     assert_eq!(ids.len(), shards, "{read:?}");
     let min = read.shards.iter().map(|s| s.applied_index).min().unwrap();
     assert_eq!(read.min_applied_index, min, "{read:?}");
-    assert!(min > 0, "{read:?}");
+    // A stale read may come from a replica that has applied nothing yet
+    // (a follower the leader's first append has not reached); it says so.
+    if c == pb::Consistency::Linearizable {
+        assert!(min > 0, "{read:?}");
+    }
     for s in &read.shards {
         match c {
             pb::Consistency::Linearizable => {

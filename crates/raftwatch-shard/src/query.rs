@@ -146,6 +146,23 @@ pub struct ShardRead {
     pub expr: String,
 }
 
+impl ShardRead {
+    /// `pushdown` is the eval read that asks a shard for its part of one
+    /// partial aggregation the PromQL planner pushed down
+    /// (`raftwatch_promql::Query::pushdowns`).
+    pub fn pushdown(p: &raftwatch_promql::PushdownRequest) -> ShardRead {
+        ShardRead {
+            kind: QueryKind::Eval.wire(),
+            expr: p.expr.clone(),
+            start_ms: p.start_ms,
+            end_ms: p.end_ms,
+            step_ms: p.step_ms,
+            lookback_ms: p.lookback_delta_ms,
+            ..Default::default()
+        }
+    }
+}
+
 /// `ShardReadResult` answers a [`ShardRead`] of any kind but select.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ShardReadResult {
@@ -451,10 +468,12 @@ impl<S: KvStore> raftwatch_promql::Queryable for TsdbSource<'_, S> {
                 continue;
             }
             out.push(raftwatch_promql::RawSeries {
+                // Moved, not cloned: the entry is ours.
                 labels: raftwatch_promql::Labels::new(
                     e.labels
-                        .iter()
-                        .map(|l| (l.name.clone(), l.value.clone()))
+                        .into_vec()
+                        .into_iter()
+                        .map(|l| (l.name, l.value))
                         .collect(),
                 ),
                 samples,

@@ -32,7 +32,7 @@ use raftwatch_promql::{
 use raftwatch_proto::v1 as pb;
 use raftwatch_raft::ReadConsistency;
 use raftwatch_shard::codec as sc;
-use raftwatch_shard::query::{QueryKind, ShardRead, ShardReadResult};
+use raftwatch_shard::query::{ShardRead, ShardReadResult};
 use tonic::{Code, Status};
 
 use super::Node;
@@ -342,15 +342,7 @@ async fn fetch(
     // Push-downs: every shard evaluates its part; only their points
     // travel.
     let evals = planned.query.pushdowns().iter().map(|p| {
-        let read = ShardRead {
-            kind: QueryKind::Eval.wire(),
-            expr: p.expr.clone(),
-            start_ms: p.start_ms,
-            end_ms: p.end_ms,
-            step_ms: p.step_ms,
-            lookback_ms: p.lookback_delta_ms,
-            ..Default::default()
-        };
+        let read = ShardRead::pushdown(p);
         // The query's own timeout (around the whole of `execute`) answers
         // first; this one only bounds the fan-out as every read is.
         let bound = Duration::from_millis(node.config.query_timeout_ms) + Duration::from_secs(1);
@@ -455,16 +447,7 @@ fn merge_read_infos(consistency: ReadConsistency, infos: Vec<pb::ReadInfo>) -> p
             }
         }
     }
-    let shards: Vec<pb::ShardReadInfo> = by_shard.into_values().collect();
-    pb::ReadInfo {
-        consistency: match consistency {
-            ReadConsistency::Linearizable => pb::Consistency::Linearizable,
-            ReadConsistency::Stale => pb::Consistency::Stale,
-        } as i32,
-        min_applied_index: shards.iter().map(|s| s.applied_index).min().unwrap_or(0),
-        max_lag_entries: shards.iter().map(|s| s.lag_entries).max().unwrap_or(0),
-        shards,
-    }
+    super::query::read_info(consistency, by_shard.into_values().collect())
 }
 
 /// One fetched selection: the request, and its series until the last of

@@ -442,17 +442,24 @@ async fn shard_reads<T>(
         .iter()
         .map(|(shard, _, r)| shard_read_info(*shard, r))
         .collect();
-    let info = pb::ReadInfo {
+    let info = read_info(consistency, shards);
+    Ok((answers.into_iter().map(|(_, a, _)| a).collect(), info))
+}
+
+/// `read_info` is the `ReadInfo` of an answer built from `shards`: its
+/// minimum applied index runs over every shard, a replica that has
+/// applied nothing counting as 0 (skipping it would claim more than the
+/// answer reflects), and its largest lag likewise.
+pub(super) fn read_info(
+    consistency: ReadConsistency,
+    shards: Vec<pb::ShardReadInfo>,
+) -> pb::ReadInfo {
+    pb::ReadInfo {
         consistency: wire_consistency(consistency) as i32,
-        min_applied_index: answers
-            .iter()
-            .filter_map(|(_, _, r)| r.applied_index)
-            .min()
-            .unwrap_or(0),
+        min_applied_index: shards.iter().map(|s| s.applied_index).min().unwrap_or(0),
         max_lag_entries: shards.iter().map(|s| s.lag_entries).max().unwrap_or(0),
         shards,
-    };
-    Ok((answers.into_iter().map(|(_, a, _)| a).collect(), info))
+    }
 }
 
 /// `select` reads the raw samples (staleness markers included) of the
@@ -752,5 +759,27 @@ mod tests {
         );
         let e = merge_values(answers(), limits(2, 0)).unwrap_err();
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+    }
+
+    #[test]
+    fn read_info_counts_a_replica_that_applied_nothing() {
+        let r = ReadResult {
+            response: Vec::new(),
+            applied_index: None,
+            read_index: None,
+            known_commit_index: Some(2),
+        };
+        let caught_up = ReadResult {
+            applied_index: Some(2),
+            ..r.clone()
+        };
+        let shards = vec![
+            shard_read_info(ShardId(1), &r),
+            shard_read_info(ShardId(2), &caught_up),
+        ];
+        let info = read_info(ReadConsistency::Stale, shards);
+        assert_eq!((info.min_applied_index, info.max_lag_entries), (0, 2));
+        assert_eq!(info.shards[0].lag_entries, 2);
+        assert_eq!(info.consistency, pb::Consistency::Stale as i32);
     }
 }
