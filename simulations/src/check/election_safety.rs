@@ -48,31 +48,73 @@ impl ElectionSafety {
             let incarnation = cluster.incarnation.get(&id).copied().unwrap_or(0);
             for g in groups {
                 let m = g.metrics();
-                if !m.is_leader {
-                    continue;
-                }
-                let key = (m.group.0, m.term);
-                let term_leaders = self.leaders.entry(key).or_default();
-                match term_leaders.get(&id) {
-                    Some((inc, _)) if *inc != incarnation => out.push(format!(
-                        "group {} term {}: node {id} led in incarnation {inc} and again after a restart (incarnation {incarnation})",
-                        key.0, key.1
-                    )),
-                    Some(_) => {}
-                    None => {
-                        if !term_leaders.is_empty() {
-                            self.shared_terms += 1;
-                        }
-                        term_leaders.insert(id, (incarnation, self.probes));
-                        events.push(
-                            t_ms,
-                            "leader",
-                            format_args!("group={} term={} node={id}", key.0, key.1),
-                        );
-                    }
+                if m.is_leader
+                    && let Some(v) = self.observe(m.group.0, m.term, id, incarnation, events, t_ms)
+                {
+                    out.push(v);
                 }
             }
         }
         out
+    }
+
+    /// `observe` records that `node`, in its `incarnation`, leads `term`
+    /// of `group`; returns the violation if it led that term in an
+    /// earlier incarnation.
+    fn observe(
+        &mut self,
+        group: u64,
+        term: u64,
+        node: u64,
+        incarnation: u64,
+        events: &mut EventLog,
+        t_ms: u64,
+    ) -> Option<String> {
+        let term_leaders = self.leaders.entry((group, term)).or_default();
+        match term_leaders.get(&node) {
+            Some((inc, _)) if *inc != incarnation => Some(format!(
+                "group {group} term {term}: node {node} led in incarnation {inc} and again after a restart (incarnation {incarnation})"
+            )),
+            Some(_) => None,
+            None => {
+                if !term_leaders.is_empty() {
+                    self.shared_terms += 1;
+                }
+                term_leaders.insert(node, (incarnation, self.probes));
+                events.push(
+                    t_ms,
+                    "leader",
+                    format_args!("group={group} term={term} node={node}"),
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_term_led_again_after_a_restart_is_a_violation_and_shared_terms_are_counted() {
+        let mut c = ElectionSafety::default();
+        let mut events = EventLog::default();
+        // Node 1 leads group 3's term 5, seen by two probes: fine.
+        assert_eq!(c.observe(3, 5, 1, 0, &mut events, 10), None);
+        assert_eq!(c.observe(3, 5, 1, 0, &mut events, 20), None);
+        // Node 2 leads the same term afterwards (advanced leader ids):
+        // allowed, counted.
+        assert_eq!(c.observe(3, 5, 2, 0, &mut events, 30), None);
+        assert_eq!(c.shared_terms, 1);
+        // Another group's term 5, or node 1 in term 6 after a restart:
+        // different keys, fine.
+        assert_eq!(c.observe(4, 5, 1, 1, &mut events, 40), None);
+        assert_eq!(c.observe(3, 6, 1, 1, &mut events, 40), None);
+        // Node 1 back in term 5 of group 3 in its new incarnation: the
+        // leader-restore failure.
+        let v = c.observe(3, 5, 1, 1, &mut events, 50).expect("a violation");
+        assert!(v.contains("group 3 term 5: node 1"), "{v}");
+        assert_eq!(c.shared_terms, 1);
     }
 }
