@@ -10,6 +10,7 @@ mod ingest;
 mod nodegen;
 mod query;
 mod raft;
+mod shard_eval;
 mod suite;
 mod tsdb;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Time the issue-7 query suite (rate, topk, histogram_quantile, a raw
     /// series, count of everything) against a Prometheus HTTP API.
     Suite(suite::SuiteArgs),
+    /// Time one shard's evaluation of the suite's pushed-down queries in
+    /// process (no Raft, no network).
+    ShardEval(shard_eval::ShardEvalArgs),
     /// Measure notification latency (threshold crossed → webhook
     /// received) against a running cluster; replaces its Alertmanager
     /// configuration.
@@ -71,6 +75,7 @@ fn run(command: Command) -> anyhow::Result<String> {
         Command::Ingest(args) => serde_json::to_value(ingest::run(&args)?)?,
         Command::Query(args) => serde_json::to_value(query::run(&args)?)?,
         Command::Suite(args) => serde_json::to_value(suite::run(&args)?)?,
+        Command::ShardEval(args) => serde_json::to_value(shard_eval::run(&args)?)?,
         Command::Alerts(args) => serde_json::to_value(alerts::run(&args)?)?,
     };
     Ok(serde_json::to_string_pretty(&out)?)

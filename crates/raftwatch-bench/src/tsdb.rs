@@ -59,7 +59,7 @@ pub struct TsdbReport {
     series_per_host: usize,
 }
 
-const START_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+pub(crate) const START_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
 pub fn run(args: &TsdbArgs) -> anyhow::Result<TsdbReport> {
     if args.series == 0 || args.rounds <= 0 || args.flush_every <= 0 {
@@ -67,53 +67,22 @@ pub fn run(args: &TsdbArgs) -> anyhow::Result<TsdbReport> {
     }
     let clock = SystemClock::new();
     let tmp = tempfile::tempdir()?;
-    let dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| tmp.path().join("tsdb"));
-    if dir.exists() {
-        bail!(
-            "data dir {} already exists; the benchmark needs a fresh one",
-            dir.display()
-        );
-    }
     let sled_config = SledConfig::default();
-    let store = SledStore::open(&dir, &sled_config).context("opening sled")?;
-    let mut db = Tsdb::open(store, TsdbConfig::default())?;
-
-    let mut fleet = Fleet::new(args.series, args.seed)?;
-    let refs: Vec<SeriesRef> = fleet
-        .series
-        .iter()
-        .map(|s| db.series_ref(&s.labels))
-        .collect::<Result<_, _>>()?;
-
-    let (mut encode_ns, mut flush_ns, mut flushes) = (0u64, 0u64, 0u64);
-    let mut batch: Vec<(SeriesRef, Sample)> = Vec::with_capacity(args.series);
-    let mut samples = 0u64;
-    for round in 0..args.rounds {
-        batch.clear();
-        for (i, series_gen) in fleet.series.iter_mut().enumerate() {
-            let t = START_MS + round * crate::nodegen::SCRAPE_INTERVAL_MS + fleet.offsets_ms[i];
-            batch.push((refs[i], Sample::new(t, series_gen.next_value())));
-        }
-        let t0 = clock.now_mono();
-        let report = db.append(&batch)?;
-        encode_ns += clock.now_mono().nanos_since(t0);
-        if !report.rejections.is_empty() || report.accepted != batch.len() {
-            bail!(
-                "round {round}: engine refused samples: {:?}",
-                report.rejections.first()
-            );
-        }
-        samples += batch.len() as u64;
-        if (round + 1) % args.flush_every == 0 || round + 1 == args.rounds {
-            let t0 = clock.now_mono();
-            db.flush()?;
-            flush_ns += clock.now_mono().nanos_since(t0);
-            flushes += 1;
-        }
-    }
+    let (dir, mut db) = fresh_db(args.data_dir.as_deref(), &tmp, "tsdb")?;
+    let written = write_fleet(
+        &mut db,
+        args.series,
+        args.seed,
+        args.rounds,
+        args.flush_every,
+    )?;
+    let Written {
+        samples,
+        encode_ns,
+        flush_ns,
+        flushes,
+        series_per_host,
+    } = written;
     let head_bytes = db.stats().head_bytes;
     // Logical size: every key and value the engine holds, as a snapshot
     // streams them; the gap to `disk_bytes` is the store's overhead.
@@ -153,8 +122,87 @@ pub fn run(args: &TsdbArgs) -> anyhow::Result<TsdbReport> {
         flushes,
         head_bytes_per_series: head_bytes as f64 / args.series as f64,
         reopen_ms: reopen_ns as f64 / 1e6,
-        series_per_host: fleet.series_per_host,
+        series_per_host,
     })
+}
+
+/// `fresh_db` opens an empty engine on sled (default settings) in
+/// `data_dir`, or in `name` inside `tmp`; refused if the directory exists.
+pub(crate) fn fresh_db(
+    data_dir: Option<&std::path::Path>,
+    tmp: &tempfile::TempDir,
+    name: &str,
+) -> anyhow::Result<(PathBuf, Tsdb<SledStore>)> {
+    let dir = data_dir.map_or_else(|| tmp.path().join(name), std::path::Path::to_path_buf);
+    if dir.exists() {
+        bail!(
+            "data dir {} already exists; the benchmark needs a fresh one",
+            dir.display()
+        );
+    }
+    let store = SledStore::open(&dir, &SledConfig::default()).context("opening sled")?;
+    let db = Tsdb::open(store, TsdbConfig::default())?;
+    Ok((dir, db))
+}
+
+/// What [`write_fleet`] wrote and how long the engine took.
+pub(crate) struct Written {
+    pub samples: u64,
+    pub encode_ns: u64,
+    pub flush_ns: u64,
+    pub flushes: u64,
+    pub series_per_host: usize,
+}
+
+/// `write_fleet` appends `rounds` scrapes of `series` node_exporter-like
+/// series (seed `seed`) from [`START_MS`], flushing every `flush_every`
+/// rounds and after the last; fails if the engine refuses a sample.
+pub(crate) fn write_fleet<S: KvStore>(
+    db: &mut Tsdb<S>,
+    series: usize,
+    seed: u64,
+    rounds: i64,
+    flush_every: i64,
+) -> anyhow::Result<Written> {
+    let clock = SystemClock::new();
+    let mut fleet = Fleet::new(series, seed)?;
+    let refs: Vec<SeriesRef> = fleet
+        .series
+        .iter()
+        .map(|s| db.series_ref(&s.labels))
+        .collect::<Result<_, _>>()?;
+    let mut w = Written {
+        samples: 0,
+        encode_ns: 0,
+        flush_ns: 0,
+        flushes: 0,
+        series_per_host: fleet.series_per_host,
+    };
+    let mut batch: Vec<(SeriesRef, Sample)> = Vec::with_capacity(series);
+    for round in 0..rounds {
+        batch.clear();
+        for (i, series_gen) in fleet.series.iter_mut().enumerate() {
+            let t = START_MS + round * crate::nodegen::SCRAPE_INTERVAL_MS + fleet.offsets_ms[i];
+            batch.push((refs[i], Sample::new(t, series_gen.next_value())));
+        }
+        let t0 = clock.now_mono();
+        let report = db.append(&batch)?;
+        w.encode_ns += clock.now_mono().nanos_since(t0);
+        if !report.rejections.is_empty() || report.accepted != batch.len() {
+            bail!(
+                "round {round}: engine refused samples: {:?}",
+                report.rejections.first()
+            );
+        }
+        w.samples += batch.len() as u64;
+        if (round + 1) % flush_every == 0 || round + 1 == rounds {
+            let t0 = clock.now_mono();
+            db.flush()?;
+            w.flush_ns += clock.now_mono().nanos_since(t0);
+            w.flushes += 1;
+        }
+    }
+    Ok(w)
 }
 
 /// Reads every sample of every series; returns the count and nanoseconds.
