@@ -65,6 +65,11 @@ impl Verdict {
         *self.counts.entry(what.to_string()).or_default() += n;
     }
 
+    fn count_max(&mut self, what: &str, n: u64) {
+        let c = self.counts.entry(what.to_string()).or_default();
+        *c = (*c).max(n);
+    }
+
     fn anomaly(&mut self, kind: &str, text: String) {
         *self.anomaly_counts.entry(kind.to_string()).or_default() += 1;
         if self.anomalies.len() < ANOMALIES_SHOWN {
@@ -141,17 +146,20 @@ fn by_key<'a>(v: &mut Verdict, ops: &'a [Op], workload: &str) -> BTreeMap<&'a st
     by_key
 }
 
-/// `report_wgl` adds one key's linearizability verdict to `v`, naming the
-/// operations that could not go next.
+/// `report_wgl` adds one key's linearizability verdict to `v` (with the
+/// operations checked and the configurations the search explored), naming
+/// the operations that could not go next.
 fn report_wgl(
     v: &mut Verdict,
     key: &str,
     ops: &[&Op],
-    checked: usize,
+    (checked, explored): (usize, u64),
     verdict: wgl::Verdict,
     passed: &str,
 ) {
     v.count("linearizability_ops", checked as u64);
+    // The largest search of any key: how close the run came to the budget.
+    v.count_max("max_configurations_explored", explored);
     match verdict {
         wgl::Verdict::Linearizable => v.count(passed, 1),
         wgl::Verdict::NotLinearizable(w) => {
@@ -301,12 +309,12 @@ pub fn check_append(ops: &[Op], budget: u64) -> Verdict {
                 _ => {}
             }
         }
-        let verdict = wgl::check(&AppendSeries, &history, budget);
+        let (verdict, explored) = wgl::check_explored(&AppendSeries, &history, budget);
         report_wgl(
             &mut v,
             key,
             &ops,
-            history.len(),
+            (history.len(), explored),
             verdict,
             "series_linearizable",
         );
@@ -356,12 +364,12 @@ pub fn check_register(ops: &[Op], budget: u64) -> Verdict {
                 output,
             ));
         }
-        let verdict = wgl::check(&CasRegister, &history, budget);
+        let (verdict, explored) = wgl::check_explored(&CasRegister, &history, budget);
         report_wgl(
             &mut v,
             key,
             &ops,
-            history.len(),
+            (history.len(), explored),
             verdict,
             "registers_linearizable",
         );

@@ -491,6 +491,16 @@ impl<M: Model> Search<'_, M> {
 /// configurations (see [`DEFAULT_BUDGET`]). See the module docs for the
 /// real-time and info-operation conventions.
 pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>], budget: u64) -> Verdict {
+    check_explored(model, ops, budget).0
+}
+
+/// [`check`], also returning how many configurations the search explored
+/// (the margin left under `budget`).
+pub fn check_explored<M: Model>(
+    model: &M,
+    ops: &[Operation<M::Input, M::Output>],
+    budget: u64,
+) -> (Verdict, u64) {
     let init = model.init();
     let mut search = Search {
         model,
@@ -507,13 +517,14 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>], budget
         best_prefix: Vec::new(),
         best_state: init,
     };
-    match search.run() {
+    let verdict = match search.run() {
         Ok(true) => Verdict::Linearizable,
         Ok(false) => Verdict::NotLinearizable(search.witness()),
         Err(OutOfBudget) => Verdict::Unknown {
             explored: search.explored,
         },
-    }
+    };
+    (verdict, search.explored)
 }
 
 #[cfg(test)]
