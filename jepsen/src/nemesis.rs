@@ -7,8 +7,10 @@
 //!   SIGCONT at the end.
 //! - `partition`: `iptables` drops in the nodes' namespaces: random halves,
 //!   one leader (control plane or a shard) isolated, or a majority ring
-//!   where every node sees a majority but no two see the same one; and a
-//!   lossy network (random 20–40% drop between every pair).
+//!   where every node sees a majority but no two see the same one; a
+//!   lossy network (random 20–40% drop between every pair); or the
+//!   clients cut off from a minority of nodes that still reach each other
+//!   (requests sent there time out; the clients must fail over).
 //! - `clock`: libfaketime wall-clock offsets of ±2..60 s on a minority
 //!   (`DONT_FAKE_MONOTONIC`: a stepped NTP clock moves the wall clock, not
 //!   the monotonic one).
@@ -176,9 +178,16 @@ impl Nemesis {
             }
             "partition" => {
                 active.partitioned = true;
-                let (detail, result) = match self.rng.below(4) {
+                let (detail, result) = match self.rng.below(5) {
                     2 => ("majority ring".to_string(), self.apply_ring(&ids)),
                     3 => ("lossy".to_string(), self.apply_lossy(&ids)),
+                    4 => {
+                        let cut = self.minority(&ids);
+                        (
+                            format!("clients cut from {cut:?}"),
+                            self.apply_client_cut(&cut),
+                        )
+                    }
                     kind => {
                         // Kind 1 isolates a leader when one is known; else
                         // (and for kind 0) random halves.
@@ -275,6 +284,27 @@ impl Nemesis {
                 if !visible.contains(&j)
                     && let Err(e) = self.net.drop_from(host, *ip)
                 {
+                    errors.push(e.to_string());
+                }
+            }
+        }
+        join_errors(errors).map_or(Ok(()), Err)
+    }
+
+    /// `apply_client_cut` drops all traffic, both ways, between the
+    /// clients' namespace and the nodes `ids`; the nodes still reach each
+    /// other and the webhook receiver.
+    fn apply_client_cut(&self, ids: &[u64]) -> Result<(), String> {
+        let Some(client) = self.net.host("client").cloned() else {
+            return Err("no client namespace".into());
+        };
+        let mut errors = Vec::new();
+        for (_, host, ip) in self.node_hosts(ids) {
+            for r in [
+                self.net.drop_from(&host, client.ip),
+                self.net.drop_from(&client, ip),
+            ] {
+                if let Err(e) = r {
                     errors.push(e.to_string());
                 }
             }
