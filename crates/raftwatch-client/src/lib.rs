@@ -23,6 +23,13 @@
 //!   and after a few such misses the map is refreshed. A stale map
 //!   (`FAILED_PRECONDITION` naming the epoch) refreshes the map and
 //!   re-splits what is left. Nothing else is retried.
+//! - **Unreachable leader.** When a replica names as leader the node this
+//!   part just failed to reach (the client is cut off from the leader,
+//!   the cluster is not, so no election comes), the part is sent
+//!   unrouted (`WriteRequest.shard` 0) to a reachable replica, which
+//!   forwards it to the leader; the same request id keeps it idempotent.
+//!   The next parts for that shard are forwarded at once, for a while
+//!   (`FORWARDED_PARTS_MAX` parts), before the leader is tried again.
 //! - **Fallback.** Until a map is known (cluster not bootstrapped, or no
 //!   node answered `ClusterStatus`), or with [`Routing::AnyNode`], a write
 //!   goes whole to any endpoint, which routes it (one hop more).
@@ -56,6 +63,20 @@ pub use routing::{MapError, Part, ShardMap, ShardRoute};
 /// hint after which the shard map is read again (its replicas may have
 /// moved, or its leader died).
 const MISSES_BEFORE_REFRESH: u32 = 3;
+
+/// `FORWARDED_PARTS_MAX`: after a part reached its shard only by being
+/// forwarded (its leader is out of this client's reach), this many more
+/// parts for that shard are sent for forwarding straight away, without
+/// first waiting out a timeout against the leader; then the leader is
+/// tried again. Counted in parts, not time, so the client needs no clock.
+const FORWARDED_PARTS_MAX: u32 = 100;
+
+/// `AVOIDED_PICKS_MAX`: a node that just failed a call as if unreachable
+/// (no answer, or a transport error) is passed over by the next this many
+/// picks of "any node" (reads, unrouted writes) that have another node to
+/// go to, so a node behind a partition does not cost every other call a
+/// timeout. Counted in picks, not time: the client needs no clock.
+const AVOIDED_PICKS_MAX: u32 = 20;
 
 /// `Routing` is how writes reach the shards.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -271,6 +292,10 @@ struct PartState {
     /// hint naming it (a follower that has not yet noticed) is not
     /// followed.
     suspect: Option<String>,
+    /// Sent unrouted, for a reachable node to forward: a replica named
+    /// the suspect as the leader, so the leader is up but this client
+    /// cannot reach it.
+    forward: bool,
 }
 
 impl PartState {
@@ -281,6 +306,7 @@ impl PartState {
             tries: 0,
             misses: 0,
             suspect: None,
+            forward: false,
         }
     }
 }
@@ -321,6 +347,11 @@ pub struct Client {
     /// Shard → leader (`http://HOST:PORT`) learned since the last map
     /// read, from hints and answers.
     leaders: Mutex<BTreeMap<u64, String>>,
+    /// Shard → (its leader, out of this client's reach; parts still to
+    /// send for forwarding): see [`FORWARDED_PARTS_MAX`].
+    forwarding: Mutex<BTreeMap<u64, (String, u32)>>,
+    /// Node → picks that still pass it over: see [`AVOIDED_PICKS_MAX`].
+    avoided: Mutex<BTreeMap<String, u32>>,
 }
 
 impl Client {
@@ -352,6 +383,8 @@ impl Client {
             map_generation: AtomicU64::new(0),
             refresh_lock: tokio::sync::Mutex::new(()),
             leaders: Mutex::default(),
+            forwarding: Mutex::default(),
+            avoided: Mutex::default(),
             config,
         })
     }
@@ -406,14 +439,45 @@ impl Client {
         Ok(ch)
     }
 
+    /// `evict` drops `url`'s channel after a transport-like failure (the
+    /// next call dials again) and has the next picks pass it over.
     fn evict(&self, url: &str) {
         lock(&self.channels).remove(url);
+        lock(&self.avoided).insert(url.to_owned(), AVOIDED_PICKS_MAX);
     }
 
     /// The next node to try for a call any node can serve, round robin
     /// over the configured endpoints and then the members the cached map
-    /// names (so the client outlives its configured endpoints).
+    /// names (so the client outlives its configured endpoints), passing
+    /// over recently unreachable nodes while another is left.
     fn pick(&self) -> String {
+        let mut avoided = lock(&self.avoided);
+        let mut passed = Vec::new();
+        let mut chosen = self.pick_round_robin();
+        for _ in 0..8 {
+            if !avoided.contains_key(&chosen) {
+                break;
+            }
+            passed.push(chosen);
+            chosen = self.pick_round_robin();
+        }
+        if avoided.contains_key(&chosen) {
+            // Every node tried is avoided: take the first anyway.
+            chosen = passed.first().cloned().unwrap_or(chosen);
+        }
+        for url in passed.iter().filter(|u| **u != chosen) {
+            if let Some(left) = avoided.get_mut(url) {
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    avoided.remove(url);
+                }
+            }
+        }
+        avoided.remove(&chosen);
+        chosen
+    }
+
+    fn pick_round_robin(&self) -> String {
         let i = self.next_endpoint.fetch_add(1, Ordering::Relaxed) as usize;
         let members: Vec<String> = self
             .shard_map()
@@ -576,6 +640,26 @@ impl Client {
         })
     }
 
+    /// `part_state` starts sending `part`: for forwarding at once when its
+    /// shard's leader was recently out of reach (see
+    /// [`FORWARDED_PARTS_MAX`]).
+    fn part_state(&self, part: Part) -> PartState {
+        let mut p = PartState::new(part);
+        let Some(shard) = p.part.shard else {
+            return p;
+        };
+        let mut forwarding = lock(&self.forwarding);
+        if let Some((leader, left)) = forwarding.get_mut(&shard) {
+            p.forward = true;
+            p.suspect = Some(leader.clone());
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                forwarding.remove(&shard);
+            }
+        }
+        p
+    }
+
     fn learn_leader(&self, shard: u64, url: &str) {
         lock(&self.leaders).insert(shard, url.to_owned());
     }
@@ -660,7 +744,7 @@ impl Client {
         id: &str,
         stats: &mut WriteStats,
     ) -> Result<pb::WriteResponse, ClientError> {
-        let mut pending: Vec<PartState> = parts.into_iter().map(PartState::new).collect();
+        let mut pending: Vec<PartState> = parts.into_iter().map(|p| self.part_state(p)).collect();
         let mut answers = Vec::with_capacity(pending.len());
         let mut last = Status::unavailable("no attempt made");
         for attempt in 1..=self.config.attempts_max {
@@ -679,6 +763,10 @@ impl Client {
                     Ok(answer) => {
                         if let Some(shard) = p.part.shard {
                             self.learn_leader(shard, &target);
+                            if let (true, Some(leader)) = (p.forward, &p.suspect) {
+                                lock(&self.forwarding)
+                                    .insert(shard, (leader.clone(), FORWARDED_PARTS_MAX));
+                            }
                         }
                         answers.push((p.part.caller_index, answer));
                         continue;
@@ -687,15 +775,17 @@ impl Client {
                 };
                 stats.failed_attempts.push(s.clone());
                 p.hinted = None;
+                let hint = endpoint::metadata_str(&s, LEADER_ADDR_KEY)
+                    .map(|addr| format!("http://{addr}"));
+                if p.part.shard.is_some() && hint.is_some() && hint == p.suspect {
+                    p.forward = true;
+                }
                 if is_stale_map(&s) {
                     refresh = true;
                     all_hinted = false;
                 } else if !retryable(&s) {
                     return Err(ClientError::Refused(s));
-                } else if let Some(url) = endpoint::metadata_str(&s, LEADER_ADDR_KEY)
-                    .map(|addr| format!("http://{addr}"))
-                    .filter(|url| p.suspect.as_ref() != Some(url))
-                {
+                } else if let Some(url) = hint.filter(|url| p.suspect.as_ref() != Some(url)) {
                     if let Some(shard) = p.part.shard {
                         self.learn_leader(shard, &url);
                     }
@@ -737,6 +827,11 @@ impl Client {
                 // Re-split what is left by the map just read. Ranges never
                 // change today, so each shard's part keeps its content and
                 // a retried part is still answered from the shard's memory.
+                let forwarded: Vec<Option<u64>> = retry
+                    .iter()
+                    .filter(|p| p.forward)
+                    .map(|p| p.part.shard)
+                    .collect();
                 let mut left: Vec<(u32, pb::Series)> = retry
                     .into_iter()
                     .flat_map(|p| p.part.into_series())
@@ -744,7 +839,13 @@ impl Client {
                 left.sort_by_key(|(i, _)| *i);
                 retry = plan(map.as_deref(), left)
                     .into_iter()
-                    .map(PartState::new)
+                    .map(|part| {
+                        // The leader stays out of reach after a re-split.
+                        let forward = forwarded.contains(&part.shard);
+                        let mut p = self.part_state(part);
+                        p.forward |= forward;
+                        p
+                    })
                     .collect();
             }
             // A named leader is tried at once (or when the node asked);
@@ -764,7 +865,9 @@ impl Client {
     }
 
     /// Sends one part: to the hinted leader, else to the next candidate of
-    /// its shard, else (unrouted) to any endpoint. Returns where it went.
+    /// its shard, else (unrouted) to any endpoint. A part marked `forward`
+    /// goes unrouted to a candidate other than its suspect, which forwards
+    /// it. Returns where it went.
     async fn send_part(
         &self,
         p: &PartState,
@@ -775,7 +878,10 @@ impl Client {
         let target = match (&p.hinted, route) {
             (Some(hinted), _) => hinted.clone(),
             (None, Some(route)) => {
-                let candidates = self.candidates(route);
+                let mut candidates = self.candidates(route);
+                if p.forward {
+                    candidates.retain(|c| p.suspect.as_ref() != Some(c));
+                }
                 match candidates.get(p.tries % candidates.len().max(1)) {
                     Some(c) => c.clone(),
                     None => self.pick(),
@@ -787,7 +893,11 @@ impl Client {
             series: p.part.series.clone(),
             request_id: id.to_owned(),
             shard_map_epoch: map.map_or(0, ShardMap::epoch),
-            shard: p.part.shard.unwrap_or(0),
+            shard: if p.forward {
+                0
+            } else {
+                p.part.shard.unwrap_or(0)
+            },
         };
         let result = match self.channel(&target) {
             Ok(ch) => pb::ingest_client::IngestClient::new(ch)

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use raftwatch_client::routing::series_hash;
-use raftwatch_client::{Client, ClientConfig, ClientError, LEADER_ADDR_KEY, MAP_EPOCH_KEY};
+use raftwatch_client::{
+    Client, ClientConfig, ClientError, LEADER_ADDR_KEY, MAP_EPOCH_KEY, Routing,
+};
 use raftwatch_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -103,7 +105,21 @@ impl FakeNode {
             return Err(s);
         }
         if req.shard == 0 {
-            let key = (0, req.request_id.clone());
+            // The node routes it. A real node remembers request ids per
+            // shard, so a request whose series all belong to one shard
+            // (a forwarded part) shares that shard's memory with the
+            // routed attempts of the same id; mixed requests are kept
+            // apart here (the fake does not split them).
+            let mut shards = req.series.iter().filter_map(|s| {
+                let h = series_hash(s)?.0;
+                st.shards
+                    .iter()
+                    .find(|x| x.start <= h && h <= x.end)
+                    .map(|x| x.id)
+            });
+            let first = shards.next();
+            let one = first.filter(|f| shards.all(|x| x == *f)).unwrap_or(0);
+            let key = (one, req.request_id.clone());
             if let Some(a) = st.applied.get(&key) {
                 return Ok(a.clone());
             }
@@ -668,4 +684,71 @@ async fn without_shards_the_write_goes_whole_to_any_node() {
     assert!(!stats.routed);
     assert!(c.shard_map().is_none(), "no map read");
     assert_eq!(received(&state), vec![(0, 0)]);
+}
+
+#[tokio::test]
+async fn a_leader_out_of_the_clients_reach_is_written_to_through_a_replica() {
+    let state = fake_cluster(3, 4).await;
+    let c = client(&state, fast());
+    c.write(workload(100, 0), None).await.unwrap();
+    // The client loses node 1, shard 2's leader, but the cluster does not:
+    // no election, and the other nodes keep naming node 1 as the leader.
+    state.lock().unwrap().dead[1] = true;
+    received(&state);
+    let series = workload(100, 1);
+    let want = answer(&series);
+    let (result, stats) = c.write_with_stats(series, None).await;
+    assert_eq!(result.unwrap(), want);
+    assert!(!stats.failed_attempts.is_empty());
+    // Shard 2's part went, unrouted, to a node that forwards it.
+    let got = received(&state);
+    assert!(
+        got.iter().any(|&(node, shard)| node != 1 && shard == 0),
+        "{got:?}"
+    );
+    // The next write forwards at once: no attempt at node 1.
+    let series = workload(100, 2);
+    let want = answer(&series);
+    let (result, stats) = c.write_with_stats(series, None).await;
+    assert_eq!(result.unwrap(), want);
+    assert!(
+        stats.failed_attempts.is_empty(),
+        "{:?}",
+        stats.failed_attempts
+    );
+    let got = received(&state);
+    assert!(got.iter().all(|&(node, _)| node != 1), "{got:?}");
+    assert!(violations(&state).is_empty(), "{:?}", violations(&state));
+}
+
+#[tokio::test]
+async fn an_unreachable_node_is_passed_over_by_the_next_picks() {
+    let state = fake_cluster(3, 4).await;
+    let addrs: Vec<String> = state
+        .lock()
+        .unwrap()
+        .addrs
+        .iter()
+        .map(|a| format!("http://{a}"))
+        .collect();
+    let c = Client::new(
+        addrs,
+        ClientConfig {
+            routing: Routing::AnyNode,
+            ..fast()
+        },
+    )
+    .unwrap();
+    state.lock().unwrap().dead[1] = true;
+    let mut failed = 0;
+    for round in 0..30 {
+        let series = workload(10, round);
+        let want = answer(&series);
+        let (result, stats) = c.write_with_stats(series, None).await;
+        assert_eq!(result.unwrap(), want);
+        failed += stats.failed_attempts.len();
+    }
+    // Round robin alone would send every third write to node 1 first (10
+    // failures); once it failed, the next 20 picks pass it over.
+    assert!((1..=2).contains(&failed), "{failed} failed attempts");
 }
