@@ -827,10 +827,10 @@ impl Client {
                 // Re-split what is left by the map just read. Ranges never
                 // change today, so each shard's part keeps its content and
                 // a retried part is still answered from the shard's memory.
-                let forwarded: Vec<Option<u64>> = retry
+                let forwarded: Vec<(Option<u64>, Option<String>)> = retry
                     .iter()
                     .filter(|p| p.forward)
-                    .map(|p| p.part.shard)
+                    .map(|p| (p.part.shard, p.suspect.clone()))
                     .collect();
                 let mut left: Vec<(u32, pb::Series)> = retry
                     .into_iter()
@@ -841,9 +841,12 @@ impl Client {
                     .into_iter()
                     .map(|part| {
                         // The leader stays out of reach after a re-split.
-                        let forward = forwarded.contains(&part.shard);
+                        let was = forwarded.iter().find(|(s, _)| *s == part.shard).cloned();
                         let mut p = self.part_state(part);
-                        p.forward |= forward;
+                        if let Some((_, suspect)) = was {
+                            p.forward = true;
+                            p.suspect = p.suspect.or(suspect);
+                        }
                         p
                     })
                     .collect();
