@@ -23,13 +23,14 @@
 //!   and after a few such misses the map is refreshed. A stale map
 //!   (`FAILED_PRECONDITION` naming the epoch) refreshes the map and
 //!   re-splits what is left. Nothing else is retried.
-//! - **Unreachable leader.** When a replica names as leader the node this
-//!   part just failed to reach (the client is cut off from the leader,
-//!   the cluster is not, so no election comes), the part is sent
-//!   unrouted (`WriteRequest.shard` 0) to a reachable replica, which
-//!   forwards it to the leader; the same request id keeps it idempotent.
-//!   The next parts for that shard are forwarded at once, for a while
-//!   (`FORWARDED_PARTS_MAX` parts), before the leader is tried again.
+//! - **Unreachable leader.** A replica naming as leader the node this part
+//!   just failed to reach is usually a follower that has not yet noticed
+//!   the leader died, and an election soon names another; but it may be
+//!   that only this client is cut off from a live leader, and then no
+//!   election comes. So a part that met such a hint makes its last
+//!   attempt unrouted (`WriteRequest.shard` 0) through another replica,
+//!   which forwards it to whichever node leads; the same request id keeps
+//!   it idempotent.
 //! - **Fallback.** Until a map is known (cluster not bootstrapped, or no
 //!   node answered `ClusterStatus`), or with [`Routing::AnyNode`], a write
 //!   goes whole to any endpoint, which routes it (one hop more).
@@ -63,13 +64,6 @@ pub use routing::{MapError, Part, ShardMap, ShardRoute};
 /// hint after which the shard map is read again (its replicas may have
 /// moved, or its leader died).
 const MISSES_BEFORE_REFRESH: u32 = 3;
-
-/// `FORWARDED_PARTS_MAX`: after a part reached its shard only by being
-/// forwarded (its leader is out of this client's reach), this many more
-/// parts for that shard are sent for forwarding straight away, without
-/// first waiting out a timeout against the leader; then the leader is
-/// tried again. Counted in parts, not time, so the client needs no clock.
-const FORWARDED_PARTS_MAX: u32 = 100;
 
 /// `AVOIDED_PICKS_MAX`: a node that just failed a call as if unreachable
 /// (no answer, or a transport error) is passed over by the next this many
@@ -292,10 +286,10 @@ struct PartState {
     /// hint naming it (a follower that has not yet noticed) is not
     /// followed.
     suspect: Option<String>,
-    /// Sent unrouted, for a reachable node to forward: a replica named
-    /// the suspect as the leader, so the leader is up but this client
-    /// cannot reach it.
-    forward: bool,
+    /// A replica named the suspect as the leader: the leader may be alive
+    /// but out of this client's reach, so the last attempt goes unrouted,
+    /// for a reachable node to forward.
+    leader_unreachable: bool,
 }
 
 impl PartState {
@@ -306,7 +300,7 @@ impl PartState {
             tries: 0,
             misses: 0,
             suspect: None,
-            forward: false,
+            leader_unreachable: false,
         }
     }
 }
@@ -347,9 +341,6 @@ pub struct Client {
     /// Shard → leader (`http://HOST:PORT`) learned since the last map
     /// read, from hints and answers.
     leaders: Mutex<BTreeMap<u64, String>>,
-    /// Shard → (its leader, out of this client's reach; parts still to
-    /// send for forwarding): see [`FORWARDED_PARTS_MAX`].
-    forwarding: Mutex<BTreeMap<u64, (String, u32)>>,
     /// Node → picks that still pass it over: see [`AVOIDED_PICKS_MAX`].
     avoided: Mutex<BTreeMap<String, u32>>,
 }
@@ -383,7 +374,6 @@ impl Client {
             map_generation: AtomicU64::new(0),
             refresh_lock: tokio::sync::Mutex::new(()),
             leaders: Mutex::default(),
-            forwarding: Mutex::default(),
             avoided: Mutex::default(),
             config,
         })
@@ -640,26 +630,6 @@ impl Client {
         })
     }
 
-    /// `part_state` starts sending `part`: for forwarding at once when its
-    /// shard's leader was recently out of reach (see
-    /// [`FORWARDED_PARTS_MAX`]).
-    fn part_state(&self, part: Part) -> PartState {
-        let mut p = PartState::new(part);
-        let Some(shard) = p.part.shard else {
-            return p;
-        };
-        let mut forwarding = lock(&self.forwarding);
-        if let Some((leader, left)) = forwarding.get_mut(&shard) {
-            p.forward = true;
-            p.suspect = Some(leader.clone());
-            *left = left.saturating_sub(1);
-            if *left == 0 {
-                forwarding.remove(&shard);
-            }
-        }
-        p
-    }
-
     fn learn_leader(&self, shard: u64, url: &str) {
         lock(&self.leaders).insert(shard, url.to_owned());
     }
@@ -744,14 +714,16 @@ impl Client {
         id: &str,
         stats: &mut WriteStats,
     ) -> Result<pb::WriteResponse, ClientError> {
-        let mut pending: Vec<PartState> = parts.into_iter().map(|p| self.part_state(p)).collect();
+        let mut pending: Vec<PartState> = parts.into_iter().map(PartState::new).collect();
         let mut answers = Vec::with_capacity(pending.len());
         let mut last = Status::unavailable("no attempt made");
         for attempt in 1..=self.config.attempts_max {
             let generation = self.map_generation.load(Ordering::Acquire);
-            let sends = pending
-                .iter()
-                .map(|p| self.send_part(p, map.as_deref(), id));
+            let last_attempt = attempt == self.config.attempts_max;
+            let sends = pending.iter().map(|p| {
+                let forward = last_attempt && p.leader_unreachable;
+                self.send_part(p, forward, map.as_deref(), id)
+            });
             let results = futures::future::join_all(sends).await;
             stats.rpcs += results.len() as u64;
             let mut retry = Vec::new();
@@ -763,10 +735,6 @@ impl Client {
                     Ok(answer) => {
                         if let Some(shard) = p.part.shard {
                             self.learn_leader(shard, &target);
-                            if let (true, Some(leader)) = (p.forward, &p.suspect) {
-                                lock(&self.forwarding)
-                                    .insert(shard, (leader.clone(), FORWARDED_PARTS_MAX));
-                            }
                         }
                         answers.push((p.part.caller_index, answer));
                         continue;
@@ -778,7 +746,7 @@ impl Client {
                 let hint = endpoint::metadata_str(&s, LEADER_ADDR_KEY)
                     .map(|addr| format!("http://{addr}"));
                 if p.part.shard.is_some() && hint.is_some() && hint == p.suspect {
-                    p.forward = true;
+                    p.leader_unreachable = true;
                 }
                 if is_stale_map(&s) {
                     refresh = true;
@@ -829,7 +797,7 @@ impl Client {
                 // a retried part is still answered from the shard's memory.
                 let forwarded: Vec<(Option<u64>, Option<String>)> = retry
                     .iter()
-                    .filter(|p| p.forward)
+                    .filter(|p| p.leader_unreachable)
                     .map(|p| (p.part.shard, p.suspect.clone()))
                     .collect();
                 let mut left: Vec<(u32, pb::Series)> = retry
@@ -842,10 +810,10 @@ impl Client {
                     .map(|part| {
                         // The leader stays out of reach after a re-split.
                         let was = forwarded.iter().find(|(s, _)| *s == part.shard).cloned();
-                        let mut p = self.part_state(part);
+                        let mut p = PartState::new(part);
                         if let Some((_, suspect)) = was {
-                            p.forward = true;
-                            p.suspect = p.suspect.or(suspect);
+                            p.leader_unreachable = true;
+                            p.suspect = suspect;
                         }
                         p
                     })
@@ -868,12 +836,13 @@ impl Client {
     }
 
     /// Sends one part: to the hinted leader, else to the next candidate of
-    /// its shard, else (unrouted) to any endpoint. A part marked `forward`
-    /// goes unrouted to a candidate other than its suspect, which forwards
-    /// it. Returns where it went.
+    /// its shard, else (unrouted) to any endpoint. With `forward`, it goes
+    /// unrouted to a candidate other than its suspect, which forwards it.
+    /// Returns where it went.
     async fn send_part(
         &self,
         p: &PartState,
+        forward: bool,
         map: Option<&ShardMap>,
         id: &str,
     ) -> (String, Result<pb::WriteResponse, Status>) {
@@ -882,7 +851,7 @@ impl Client {
             (Some(hinted), _) => hinted.clone(),
             (None, Some(route)) => {
                 let mut candidates = self.candidates(route);
-                if p.forward {
+                if forward {
                     candidates.retain(|c| p.suspect.as_ref() != Some(c));
                 }
                 match candidates.get(p.tries % candidates.len().max(1)) {
@@ -896,7 +865,7 @@ impl Client {
             series: p.part.series.clone(),
             request_id: id.to_owned(),
             shard_map_epoch: map.map_or(0, ShardMap::epoch),
-            shard: if p.forward {
+            shard: if forward {
                 0
             } else {
                 p.part.shard.unwrap_or(0)

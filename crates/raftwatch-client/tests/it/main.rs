@@ -706,18 +706,17 @@ async fn a_leader_out_of_the_clients_reach_is_written_to_through_a_replica() {
         got.iter().any(|&(node, shard)| node != 1 && shard == 0),
         "{got:?}"
     );
-    // The next write forwards at once: no attempt at node 1.
-    let series = workload(100, 2);
-    let want = answer(&series);
-    let (result, stats) = c.write_with_stats(series, None).await;
-    assert_eq!(result.unwrap(), want);
-    assert!(
-        stats.failed_attempts.is_empty(),
-        "{:?}",
-        stats.failed_attempts
+    // Only the last attempt is forwarded: until then, the hint might come
+    // from a follower that has not noticed a dead leader.
+    assert_eq!(
+        got.iter().filter(|&&(_, shard)| shard == 0).count(),
+        1,
+        "{got:?}"
     );
-    let got = received(&state);
-    assert!(got.iter().all(|&(node, _)| node != 1), "{got:?}");
+    assert_eq!(
+        stats.failed_attempts.len(),
+        fast().attempts_max as usize - 1
+    );
     assert!(violations(&state).is_empty(), "{:?}", violations(&state));
 }
 
