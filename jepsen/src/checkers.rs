@@ -146,18 +146,21 @@ fn by_key<'a>(v: &mut Verdict, ops: &'a [Op], workload: &str) -> BTreeMap<&'a st
     by_key
 }
 
-/// `report_wgl` adds one key's linearizability verdict to `v` (with the
-/// operations checked and the configurations the search explored), naming
-/// the operations that could not go next.
-fn report_wgl(
+/// `check_wgl` checks one key's `history` against `model` and adds the
+/// verdict to `v` (with the operations checked and the configurations the
+/// search explored), naming the operations that could not go next; a key
+/// that passes counts under `passed`.
+fn check_wgl<M: wgl::Model>(
     v: &mut Verdict,
     key: &str,
     ops: &[&Op],
-    (checked, explored): (usize, u64),
-    verdict: wgl::Verdict,
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    budget: u64,
     passed: &str,
 ) {
-    v.count("linearizability_ops", checked as u64);
+    let (verdict, explored) = wgl::check_explored(model, history, budget);
+    v.count("linearizability_ops", history.len() as u64);
     // The largest search of any key: how close the run came to the budget.
     v.count_max("max_configurations_explored", explored);
     match verdict {
@@ -309,13 +312,13 @@ pub fn check_append(ops: &[Op], budget: u64) -> Verdict {
                 _ => {}
             }
         }
-        let (verdict, explored) = wgl::check_explored(&AppendSeries, &history, budget);
-        report_wgl(
+        check_wgl(
             &mut v,
             key,
             &ops,
-            (history.len(), explored),
-            verdict,
+            &AppendSeries,
+            &history,
+            budget,
             "series_linearizable",
         );
     }
@@ -364,13 +367,13 @@ pub fn check_register(ops: &[Op], budget: u64) -> Verdict {
                 output,
             ));
         }
-        let (verdict, explored) = wgl::check_explored(&CasRegister, &history, budget);
-        report_wgl(
+        check_wgl(
             &mut v,
             key,
             &ops,
-            (history.len(), explored),
-            verdict,
+            &CasRegister,
+            &history,
+            budget,
             "registers_linearizable",
         );
     }
