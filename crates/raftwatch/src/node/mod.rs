@@ -692,7 +692,20 @@ impl Node {
                     Err(e) => Err(group_status(e)),
                 },
                 (Some(addr), _) => {
-                    let r = self.remote_group_op(&addr, group, &op).await;
+                    // The whole call is bounded by the deadline, not only the
+                    // waits between attempts: a peer whose connection went
+                    // silent (packets dropped, no reset) would otherwise hold
+                    // the caller for the channel's request timeout (found by
+                    // raftwatch-sim seed 12: a node's bootstrap command hung
+                    // 27 simulated seconds on a dead connection, and its
+                    // shard replica was never opened meanwhile).
+                    let r = tokio::select! {
+                        biased; // No thread-local randomness in branch choice.
+                        r = self.remote_group_op(&addr, group, &op) => r,
+                        () = deadline.as_mut() => Err(Status::deadline_exceeded(format!(
+                            "no answer from {addr} for group {group} within {OPERATION_TIMEOUT:?}"
+                        ))),
+                    };
                     if let Err(status) = &r {
                         hint = leader_hint(status);
                         if clients::channel_suspect(status) {
