@@ -77,7 +77,29 @@ pub fn check(cluster: &Cluster) -> Outcome {
             };
             match state {
                 Some((applied, bytes)) if applied == target => states.push((voter.0, bytes)),
-                _ => return Outcome::Pending(format!("group {group} voter {} behind", voter.0)),
+                _ => {
+                    let m = h.metrics();
+                    return Outcome::Pending(format!(
+                        "group {group} voter {} behind: applied {:?}, committed {:?}, last log {:?}, \
+                         term {}, leader {:?}, quiesced {}; leader {} at term {} has {target:?}{}, \
+                         matched {:?}",
+                        voter.0,
+                        m.applied_index,
+                        m.commit_index,
+                        m.last_log_index,
+                        m.term,
+                        m.leader.map(|l| l.0),
+                        h.is_quiesced(),
+                        leader.0,
+                        lm.term,
+                        if leader.1.is_quiesced() {
+                            " (quiesced)"
+                        } else {
+                            ""
+                        },
+                        lm.matched,
+                    ));
+                }
             }
         }
         if let Some((first, bytes)) = states.first() {
