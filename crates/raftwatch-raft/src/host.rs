@@ -15,6 +15,7 @@ use tokio::sync::Mutex;
 
 use crate::log_store::SharedLog;
 use crate::network::{GroupNetworkFactory, NetConfig, Peers};
+use crate::quiesce::{QuiesceStats, Quiescence};
 use crate::service::{RaftService, Registry};
 use crate::state_machine::{FsSnapshotStore, GroupStateMachine, SmAdapter, SnapshotStore};
 use crate::types::{GroupId, GroupRaft, LogId, NodeAddr, NodeId, Request};
@@ -61,6 +62,10 @@ pub struct HostConfig {
     /// (`crate::rt::coalesce_long_timers`; `ZERO`: off, as under the
     /// simulator). Process-wide: the last host started sets it.
     pub timer_quantum: Duration,
+    /// Heartbeat intervals a led group must stay idle (nothing appended,
+    /// every member caught up) before it quiesces: it stops ticking and
+    /// heartbeating until written to (`crate::quiesce`). 0: never.
+    pub quiesce_after_heartbeats: u32,
 }
 
 impl HostConfig {
@@ -88,6 +93,7 @@ impl HostConfig {
             wal: raftwatch_wal::WalConfig::default(),
             queries_on_blocking_pool: true,
             timer_quantum: Duration::from_millis(20),
+            quiesce_after_heartbeats: 3,
         }
     }
 
@@ -261,6 +267,7 @@ pub struct GroupHandle {
     peers: Arc<Peers>,
     read_timeout: Duration,
     queries_on_blocking_pool: bool,
+    quiescence: Arc<Quiescence>,
 }
 
 fn role_name(s: ServerState) -> &'static str {
@@ -277,6 +284,18 @@ impl GroupHandle {
     /// `group` is the group's id.
     pub fn group(&self) -> GroupId {
         self.group
+    }
+
+    /// `is_quiesced` says whether this replica is quiesced (not ticking,
+    /// see [`crate::quiesce`]).
+    pub fn is_quiesced(&self) -> bool {
+        self.quiescence.is_quiesced(self.group)
+    }
+
+    /// Makes the group tick again before an operation that needs its timers
+    /// (a write's replication retries, a membership change, a transfer).
+    fn wake(&self) {
+        self.quiescence.wake(self.group, &self.raft);
     }
 
     /// `raft` exposes the openraft instance (tests, the simulator).
@@ -336,6 +355,7 @@ impl GroupHandle {
     /// once the entry is committed (on a majority's disk) and applied here.
     /// Only the leader accepts writes; others answer `NotLeader` with a hint.
     pub async fn write(&self, command: Vec<u8>) -> Result<Vec<u8>, GroupError> {
+        self.wake();
         match self.raft.client_write(Request(command)).await {
             Ok(resp) => Ok(resp.data.0),
             Err(e) => match e.forward_to_leader() {
@@ -460,6 +480,7 @@ impl GroupHandle {
     /// `add_learner` adds a non-voting member and waits until the change is
     /// committed (not until the learner caught up).
     pub async fn add_learner(&self, id: NodeId, grpc_addr: String) -> Result<(), GroupError> {
+        self.wake();
         self.membership_result(
             self.raft
                 .add_learner(id.0, NodeAddr { grpc_addr }, true)
@@ -469,6 +490,7 @@ impl GroupHandle {
 
     /// `promote` makes learners voters.
     pub async fn promote(&self, ids: BTreeSet<NodeId>) -> Result<(), GroupError> {
+        self.wake();
         let ids = ids.into_iter().map(|i| i.0).collect();
         self.membership_result(
             self.raft
@@ -487,6 +509,7 @@ impl GroupHandle {
     /// such a leader appends no membership (found by the simulator: a shard
     /// move's old replica became leader just before its removal).
     pub async fn remove(&self, ids: BTreeSet<NodeId>) -> Result<(), GroupError> {
+        self.wake();
         let m = self.metrics();
         let (voters, others): (BTreeSet<u64>, BTreeSet<u64>) = ids
             .into_iter()
@@ -534,6 +557,7 @@ impl GroupHandle {
     /// `transfer_leader` asks the current leader (this node) to hand over to
     /// `to`.
     pub async fn transfer_leader(&self, to: NodeId) -> Result<(), GroupError> {
+        self.wake();
         self.raft
             .trigger()
             .transfer_leader(to.0)
@@ -663,6 +687,8 @@ pub struct RaftHost {
     shutdown: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     server: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     snapshotter: tokio::task::JoinHandle<()>,
+    quiescence: Arc<Quiescence>,
+    liveness: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for RaftHost {
@@ -680,6 +706,42 @@ impl Drop for RaftHost {
         // the host.
         if let Some(f) = &self.flusher {
             f.abort();
+        }
+    }
+}
+
+/// `liveness_loop` runs [`Quiescence::check`] every heartbeat interval and
+/// sends each peer its liveness request, at most one in flight per peer (a
+/// paused peer does not hold up the others or the next check).
+async fn liveness_loop(
+    q: Arc<Quiescence>,
+    registry: Registry,
+    peers: Arc<Peers>,
+    every: Duration,
+    timeout: Duration,
+    seed: u64,
+) {
+    let mut in_flight: BTreeMap<NodeId, tokio::task::JoinHandle<()>> = BTreeMap::new();
+    loop {
+        tokio::time::sleep(every).await;
+        let rafts = registry
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let requests = q.check(&rafts);
+        in_flight.retain(|peer, h| !h.is_finished() && requests.contains_key(peer));
+        for (peer, (addr, request)) in requests {
+            if in_flight.contains_key(&peer) {
+                continue;
+            }
+            let (q, registry, peers) = (q.clone(), registry.clone(), peers.clone());
+            let task = crate::rt::spawn(seed, async move {
+                match peers.liveness(peer, &addr, request, timeout).await {
+                    Ok(answer) => q.on_answer(peer, &answer, &registry),
+                    Err(e) => tracing::debug!(peer = peer.0, error = %e, "liveness request failed"),
+                }
+            });
+            in_flight.insert(peer, task);
         }
     }
 }
@@ -785,7 +847,13 @@ impl RaftHost {
             Some(given) => given,
             None => bind_tcp(config.listen_addr).await?,
         };
-        let service = RaftService::new(registry.clone(), config.snapshot_bytes_max);
+        let quiescence = Arc::new(Quiescence::new(
+            config.node_id,
+            config.quiesce_after_heartbeats,
+            Duration::from_millis(config.election_timeout_ms.0),
+        ));
+        let service = RaftService::new(registry.clone(), config.snapshot_bytes_max)
+            .with_quiescence(quiescence.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         routes.add_service(crate::service::server(service));
         let routes = routes.routes();
@@ -819,6 +887,17 @@ impl RaftHost {
                 }
             })
         };
+        let liveness = crate::rt::spawn(
+            config.seed,
+            liveness_loop(
+                quiescence.clone(),
+                registry.clone(),
+                peers.clone(),
+                Duration::from_millis(config.heartbeat_interval_ms),
+                Duration::from_millis(config.election_timeout_ms.0),
+                config.seed,
+            ),
+        );
         Ok(RaftHost {
             config,
             raft_config,
@@ -832,7 +911,14 @@ impl RaftHost {
             shutdown: std::sync::Mutex::new(Some(tx)),
             server: std::sync::Mutex::new(Some(server)),
             snapshotter,
+            quiescence,
+            liveness,
         })
+    }
+
+    /// `quiesce_stats` counts this node's quiesced groups.
+    pub fn quiesce_stats(&self) -> QuiesceStats {
+        self.quiescence.stats()
     }
 
     /// `addr` is the bound gRPC address.
@@ -911,6 +997,7 @@ impl RaftHost {
             peers: self.peers.clone(),
             read_timeout: Duration::from_millis(self.config.election_timeout_ms.1 * 4),
             queries_on_blocking_pool: self.config.queries_on_blocking_pool,
+            quiescence: self.quiescence.clone(),
         };
         groups.insert(group, handle.clone());
         Ok(handle)
@@ -943,6 +1030,7 @@ impl RaftHost {
         if let Ok(mut reg) = self.registry.write() {
             reg.remove(&group);
         }
+        self.quiescence.forget(group);
         if let Some(h) = handle {
             h.raft
                 .shutdown()
@@ -957,6 +1045,7 @@ impl RaftHost {
     /// Calling it again does nothing.
     pub async fn shutdown(&self) {
         self.snapshotter.abort();
+        self.liveness.abort();
         // The flusher stays: stopping groups may still wait on the log.
         let groups: Vec<GroupHandle> = std::mem::take(&mut *self.groups.lock().await)
             .into_values()

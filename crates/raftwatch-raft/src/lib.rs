@@ -18,11 +18,14 @@
 //!   peer shared by all groups.
 //! - [`service`]: the tonic server side, dispatching by group id.
 //! - [`host`]: [`RaftHost`], a node's set of groups and the operations on them.
+//! - [`quiesce`]: idle groups stop ticking; one node-level liveness
+//!   exchange per peer stands in for their heartbeats.
 
 pub mod convert;
 pub mod host;
 pub mod log_store;
 pub mod network;
+pub mod quiesce;
 pub mod rt;
 pub mod service;
 pub mod state_machine;

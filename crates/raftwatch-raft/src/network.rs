@@ -316,6 +316,23 @@ impl Peers {
     }
 }
 
+impl Peers {
+    /// `liveness` sends `target` (at `addr`) this node's liveness request
+    /// ([`crate::quiesce`]) within `ttl`.
+    pub async fn liveness(
+        &self,
+        target: NodeId,
+        addr: &str,
+        request: pb::LivenessRequest,
+        ttl: Duration,
+    ) -> Result<pb::LivenessResponse, TransportError> {
+        self.call(target, addr, ttl, |mut c| async move {
+            c.liveness(request).await
+        })
+        .await
+    }
+}
+
 /// `ReadIndexError` is why [`Peers::read_index`] gave no read log id.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadIndexError {

@@ -29,6 +29,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{self, ConvertError};
 use crate::network::MESSAGE_BYTES_MAX_DEFAULT;
+use crate::quiesce::Quiescence;
 use crate::types::{GroupId, GroupRaft, Snapshot, TypeConfig};
 
 /// `Registry` is the set of groups a node hosts, shared by the host (which
@@ -53,6 +54,7 @@ pub struct RaftService {
     message_bytes_max: usize,
     snapshot_chunk_idle_timeout: Duration,
     seed: u64,
+    quiescence: Option<Arc<Quiescence>>,
 }
 
 impl RaftService {
@@ -66,6 +68,26 @@ impl RaftService {
         let (group, req) =
             convert::vote_request_from_proto(request.into_inner()).map_err(bad_request)?;
         let raft = self.group(group)?;
+        if pre_vote
+            && self
+                .quiescence
+                .as_ref()
+                .is_some_and(|q| q.leader_is_live(group))
+        {
+            // This replica was quiesced by a leader whose node still answers:
+            // openraft would grant the pre-vote (no heartbeat renewed its
+            // leader lease), and a woken replica (its node was paused, say)
+            // would depose a healthy leader. Refuse it as openraft refuses
+            // one within a lease.
+            let (vote, last_log_id) = crate::rt::scope(
+                self.seed,
+                raft.with_raft_state(|st| (*st.vote_ref(), st.log_ids.last().cloned())),
+            )
+            .await
+            .map_err(|e| fatal(group, &e))?;
+            let resp = openraft::raft::VoteResponse::new(vote, last_log_id, false);
+            return Ok(Response::new(convert::vote_response_to_proto(&resp)));
+        }
         let resp = if pre_vote {
             crate::rt::scope(self.seed, raft.pre_vote(req)).await
         } else {
@@ -84,7 +106,17 @@ impl RaftService {
             message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
             snapshot_chunk_idle_timeout: SNAPSHOT_CHUNK_IDLE_TIMEOUT_DEFAULT,
             seed: 0,
+            quiescence: None,
         }
+    }
+
+    /// `with_quiescence` serves liveness requests into `q` and lets it see
+    /// entries and pre-votes ([`crate::quiesce`]). Without it, liveness
+    /// requests are answered and ignored.
+    #[must_use]
+    pub fn with_quiescence(mut self, q: Arc<Quiescence>) -> Self {
+        self.quiescence = Some(q);
+        self
     }
 
     /// `with_message_bytes_max` sets the largest encoded request the server
@@ -262,6 +294,11 @@ impl Raft for RaftService {
         let (group, req) = convert::append_entries_request_from_proto(request.into_inner())
             .map_err(bad_request)?;
         let raft = self.group(group)?;
+        if !req.entries.is_empty()
+            && let Some(q) = &self.quiescence
+        {
+            q.wake_on_entries(group, &raft);
+        }
         let resp = crate::rt::scope(self.seed, raft.append_entries(req))
             .await
             .map_err(|e| raft_error(group, e))?;
@@ -309,6 +346,20 @@ impl Raft for RaftService {
         Ok(Response::new(convert::transfer_leader_response_to_proto(
             &resp,
         )))
+    }
+
+    async fn liveness(
+        &self,
+        request: Request<pb::LivenessRequest>,
+    ) -> Result<Response<pb::LivenessResponse>, Status> {
+        let request = request.into_inner();
+        let resp = match &self.quiescence {
+            Some(q) => q.on_request(&request, &self.registry),
+            None => pb::LivenessResponse {
+                wake_group_ids: request.quiesced.iter().map(|g| g.group_id).collect(),
+            },
+        };
+        Ok(Response::new(resp))
     }
 
     async fn read_index(

@@ -749,3 +749,134 @@ async fn pre_vote_is_refused_while_the_leader_is_alive() {
         n.stop().await;
     }
 }
+
+/// Waits until `check` holds for every running node, or panics with `what`.
+async fn wait_all(nodes: &[Node], what: &str, check: impl Fn(&RaftHost) -> bool) {
+    for _ in 0..400 {
+        if nodes.iter().filter_map(|n| n.host.as_ref()).all(&check) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stats: Vec<_> = nodes
+        .iter()
+        .filter_map(|n| n.host.as_ref().map(|h| (n.id, h.quiesce_stats())))
+        .collect();
+    panic!("never: {what}; quiesced per node: {stats:?}");
+}
+
+/// Idle groups quiesce on every replica and stop heartbeating; a write
+/// wakes its group and commits; a follower's linearizable read works on a
+/// quiesced group; when the node leading every quiesced group stops, the
+/// others notice through node-level liveness and elect new leaders; after
+/// it comes back, everything quiesces again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_groups_quiesce_wake_on_writes_and_fail_over_when_their_leader_dies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(&tmp, 3).await;
+    let m = members(&nodes);
+    for g in GROUPS {
+        nodes[0].group(g).await.initialize(m.clone()).await.unwrap();
+        nodes[0]
+            .group(g)
+            .await
+            .wait_for_leader(Duration::from_secs(10))
+            .await
+            .unwrap();
+        write_range(&nodes, g, 0..50, 4).await;
+    }
+    let all_quiesced = |h: &RaftHost| {
+        let s = h.quiesce_stats();
+        s.leading + s.following == GROUPS.len()
+    };
+    wait_all(
+        &nodes,
+        "every replica of both groups quiesced",
+        all_quiesced,
+    )
+    .await;
+    let leader = leader_of(&nodes, GROUPS[0]).await;
+    assert_eq!(leader, leader_of(&nodes, GROUPS[1]).await);
+
+    // No heartbeat round is acknowledged while quiesced (at 100 ms
+    // heartbeats there would be ~15 in this window).
+    let acked = |h: &GroupHandle| {
+        use openraft::async_runtime::WatchReceiver;
+        let m = h.raft().metrics().borrow_watched().clone();
+        (m.last_quorum_acked, m.current_term)
+    };
+    let h = nodes[leader].group(GROUPS[0]).await;
+    let before = acked(&h);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(before, acked(&h), "a quiesced leader heartbeated");
+
+    // A write wakes its group; the other group stays quiesced.
+    write_range(&nodes, GROUPS[0], 50..60, 2).await;
+    assert!(nodes[leader].group(GROUPS[1]).await.is_quiesced());
+    // A linearizable read on a quiesced follower.
+    let follower = (leader + 1) % 3;
+    assert!(nodes[follower].group(GROUPS[1]).await.is_quiesced());
+    assert_eq!(
+        read(
+            &nodes[follower],
+            GROUPS[1],
+            "len",
+            ReadConsistency::Linearizable
+        )
+        .await,
+        "50"
+    );
+    wait_all(
+        &nodes,
+        "group 1 quiesced again after the write",
+        all_quiesced,
+    )
+    .await;
+    let terms: Vec<u64> = {
+        let mut t = Vec::new();
+        for g in GROUPS {
+            t.push(nodes[leader].group(g).await.metrics().term);
+        }
+        t
+    };
+
+    // The leader's node stops: both groups fail over.
+    nodes[leader].stop().await;
+    for g in GROUPS {
+        let new = leader_of(&nodes, g).await;
+        assert_ne!(new, leader);
+    }
+    for (i, g) in GROUPS.into_iter().enumerate() {
+        let new = leader_of(&nodes, g).await;
+        assert!(nodes[new].group(g).await.metrics().term > terms[i]);
+        write_range(&nodes, g, 100..110, 2).await;
+    }
+    nodes[leader].start().await;
+    for g in GROUPS {
+        wait_applied(
+            &nodes[leader],
+            g,
+            nodes[leader_of(&nodes, g).await]
+                .group(g)
+                .await
+                .metrics()
+                .last_log_index
+                .unwrap(),
+        )
+        .await;
+    }
+    wait_all(
+        &nodes,
+        "everything quiesced after the restart",
+        all_quiesced,
+    )
+    .await;
+    for n in &nodes {
+        for (g, len) in [(GROUPS[0], "70"), (GROUPS[1], "60")] {
+            assert_eq!(read(n, g, "len", ReadConsistency::Linearizable).await, len);
+        }
+    }
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
