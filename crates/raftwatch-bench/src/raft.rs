@@ -49,6 +49,10 @@ pub struct RaftArgs {
     /// share wake-ups (0: off; default: the node's default).
     #[arg(long)]
     timer_quantum_ms: Option<u64>,
+    /// Heartbeat intervals a group must stay idle before it quiesces (0:
+    /// never; default: the node's default).
+    #[arg(long)]
+    quiesce_after: Option<u32>,
 }
 
 /// The printed result.
@@ -69,6 +73,10 @@ pub struct RaftReport {
     idle_cpu_percent_of_one_core: Option<f64>,
     heartbeat_ms: u64,
     timer_quantum_ms: u64,
+    quiesce_after: u32,
+    /// With `--idle-groups`: groups quiesced (as leader) when the
+    /// measurement started.
+    quiesced_groups: Option<usize>,
 }
 
 /// Applies nothing but counts: the benchmark measures replication.
@@ -144,6 +152,9 @@ async fn run_async(args: RaftArgs) -> anyhow::Result<RaftReport> {
         if let Some(q) = args.timer_quantum_ms {
             c.timer_quantum = std::time::Duration::from_millis(q);
         }
+        if let Some(q) = args.quiesce_after {
+            c.quiesce_after_heartbeats = q;
+        }
         config_used = Some(c.clone());
         hosts.push(RaftHost::start(c).await?);
     }
@@ -175,6 +186,19 @@ async fn run_async(args: RaftArgs) -> anyhow::Result<RaftReport> {
 
     if args.idle_groups.is_some() {
         tokio::time::sleep(Duration::from_secs(2)).await;
+        // Measure once every group quiesced (when quiescence is on), or
+        // after 20 s at most.
+        let quiesced =
+            |hosts: &[RaftHost]| -> usize { hosts.iter().map(|h| h.quiesce_stats().leading).sum() };
+        if config_used.quiesce_after_heartbeats > 0 {
+            for _ in 0..200 {
+                if quiesced(&hosts) as u64 >= group_count {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let quiesced_groups = quiesced(&hosts);
         let idle_fsyncs0: u64 = hosts.iter().map(|h| h.log().stats().fsyncs_count).sum();
         let cpu0 = process_cpu_seconds()?;
         let t0 = clock.now_mono();
@@ -206,6 +230,8 @@ async fn run_async(args: RaftArgs) -> anyhow::Result<RaftReport> {
             heartbeat_ms: config_used.heartbeat_interval_ms,
             timer_quantum_ms: u64::try_from(config_used.timer_quantum.as_millis())
                 .unwrap_or(u64::MAX),
+            quiesce_after: config_used.quiesce_after_heartbeats,
+            quiesced_groups: Some(quiesced_groups),
         });
     }
 
@@ -269,8 +295,10 @@ async fn run_async(args: RaftArgs) -> anyhow::Result<RaftReport> {
         errors,
         seconds: wall,
         idle_cpu_percent_of_one_core: None,
+        quiesced_groups: None,
         heartbeat_ms: config_used.heartbeat_interval_ms,
         timer_quantum_ms: u64::try_from(config_used.timer_quantum.as_millis()).unwrap_or(u64::MAX),
+        quiesce_after: config_used.quiesce_after_heartbeats,
     };
     for h in hosts {
         h.shutdown().await;
