@@ -162,10 +162,16 @@ impl Quiescence {
         inner.set_ticking(self.me, group, raft, true);
     }
 
-    /// `leader_is_live` says whether `group`'s replica here was quiesced by
-    /// a leader whose node was heard from within the liveness timeout.
+    /// `leader_is_live` says whether `group`'s replica here is quiesced and
+    /// its leader is alive: this node leads it, or it was quiesced by a
+    /// leader whose node was heard from within the liveness timeout. Such a
+    /// replica refuses pre-votes (nothing renews openraft's leader lease
+    /// while quiesced, so openraft itself would grant them).
     pub fn leader_is_live(&self, group: GroupId) -> bool {
         let inner = self.lock();
+        if inner.leading.contains_key(&group) {
+            return true;
+        }
         let Some(leader) = inner.following.get(&group) else {
             return false;
         };

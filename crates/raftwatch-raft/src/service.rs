@@ -74,11 +74,11 @@ impl RaftService {
                 .as_ref()
                 .is_some_and(|q| q.leader_is_live(group))
         {
-            // This replica was quiesced by a leader whose node still answers:
-            // openraft would grant the pre-vote (no heartbeat renewed its
-            // leader lease), and a woken replica (its node was paused, say)
-            // would depose a healthy leader. Refuse it as openraft refuses
-            // one within a lease.
+            // This replica is the quiesced leader, or was quiesced by a
+            // leader whose node still answers: openraft would grant the
+            // pre-vote (no heartbeat renewed its leader lease), and a woken
+            // replica (its node was paused, say) would depose a healthy
+            // leader. Refuse it as openraft refuses one within a lease.
             let (vote, last_log_id) = crate::rt::scope(
                 self.seed,
                 raft.with_raft_state(|st| (*st.vote_ref(), st.log_ids.last().cloned())),
