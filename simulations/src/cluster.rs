@@ -69,6 +69,7 @@ fn server_config(params: &Params, id: u64) -> ServerConfig {
         heartbeat_interval_ms: params.heartbeat_ms,
         election_timeout_ms_min: params.election_ms.0,
         election_timeout_ms_max: params.election_ms.1,
+        quiesce_after_heartbeats: raftwatch::config::QUIESCE_AFTER_HEARTBEATS_DEFAULT as u32,
         request_bytes_max: 4 << 20,
         query_max_samples: raftwatch::config::QUERY_MAX_SAMPLES_DEFAULT as usize,
         query_timeout_ms: raftwatch::config::QUERY_TIMEOUT_MS_DEFAULT,

@@ -74,6 +74,14 @@ pub const QUERY_TIMEOUT_MS_LOWEST: u64 = 100;
 /// (one hour).
 pub const QUERY_TIMEOUT_MS_HIGHEST: u64 = 3_600_000;
 
+/// `QUIESCE_AFTER_HEARTBEATS_DEFAULT` is how many heartbeat intervals a
+/// Raft group must stay idle, every member caught up, before it stops
+/// ticking and heartbeating (`raftwatch_raft::quiesce`); 0 never quiesces.
+pub const QUIESCE_AFTER_HEARTBEATS_DEFAULT: u64 = 3;
+/// `QUIESCE_AFTER_HEARTBEATS_HIGHEST` bounds `quiesce_after_heartbeats`.
+pub const QUIESCE_AFTER_HEARTBEATS_HIGHEST: u64 = 1_000_000;
+
+const _: () = assert!(QUIESCE_AFTER_HEARTBEATS_DEFAULT <= QUIESCE_AFTER_HEARTBEATS_HIGHEST);
 const _: () = assert!(QUERY_MAX_SAMPLES_DEFAULT >= 1);
 const _: () = assert!(QUERY_MAX_SAMPLES_DEFAULT <= QUERY_MAX_SAMPLES_HIGHEST);
 const _: () = assert!(QUERY_TIMEOUT_MS_LOWEST <= QUERY_TIMEOUT_MS_DEFAULT);
@@ -88,7 +96,7 @@ pub const ENV_CONFIG: &str = "RAFTWATCH_CONFIG";
 /// `KEYS` lists every configuration key: the TOML keys `load` accepts, the
 /// flags (with `-` for `_`) and the environment variables (upper-cased,
 /// after [`ENV_PREFIX`]).
-pub const KEYS: [&str; 18] = [
+pub const KEYS: [&str; 19] = [
     "node_id",
     "data_dir",
     "grpc_addr",
@@ -102,6 +110,7 @@ pub const KEYS: [&str; 18] = [
     "heartbeat_interval_ms",
     "election_timeout_ms_min",
     "election_timeout_ms_max",
+    "quiesce_after_heartbeats",
     "request_bytes_max",
     "query_max_samples",
     "query_timeout_ms",
@@ -173,6 +182,9 @@ pub struct ServerConfig {
     pub election_timeout_ms_min: u64,
     /// Raft election timeout range, ms.
     pub election_timeout_ms_max: u64,
+    /// Heartbeat intervals an idle group waits before it quiesces (0:
+    /// never).
+    pub quiesce_after_heartbeats: u32,
     /// The longest request message the public gRPC services accept, bytes
     /// (inclusive); longer ones get `RESOURCE_EXHAUSTED`.
     pub request_bytes_max: usize,
@@ -240,6 +252,11 @@ pub struct ServerArgs {
     /// Upper end of the Raft election timeout, ms [default: 2000].
     #[arg(long, value_name = "MS")]
     pub election_timeout_ms_max: Option<u64>,
+    /// Heartbeat intervals a Raft group must stay idle, every member caught
+    /// up, before it stops ticking and heartbeating until written to; 0
+    /// never quiesces (0..=1000000) [default: 3].
+    #[arg(long, value_name = "N")]
+    pub quiesce_after_heartbeats: Option<u64>,
     /// Longest request message the public gRPC services (Admin, Ingest,
     /// Query) accept, bytes; longer ones get RESOURCE_EXHAUSTED
     /// (4096..=33554432) [default: 33554432].
@@ -375,6 +392,7 @@ struct Layer {
     heartbeat_interval_ms: Option<u64>,
     election_timeout_ms_min: Option<u64>,
     election_timeout_ms_max: Option<u64>,
+    quiesce_after_heartbeats: Option<u64>,
     request_bytes_max: Option<u64>,
     query_max_samples: Option<u64>,
     query_timeout_ms: Option<u64>,
@@ -399,6 +417,7 @@ impl Layer {
             heartbeat_interval_ms: None,
             election_timeout_ms_min: None,
             election_timeout_ms_max: None,
+            quiesce_after_heartbeats: None,
             request_bytes_max: None,
             query_max_samples: None,
             query_timeout_ms: None,
@@ -423,6 +442,7 @@ impl Layer {
             heartbeat_interval_ms: args.heartbeat_interval_ms,
             election_timeout_ms_min: args.election_timeout_ms_min,
             election_timeout_ms_max: args.election_timeout_ms_max,
+            quiesce_after_heartbeats: args.quiesce_after_heartbeats,
             request_bytes_max: args.request_bytes_max,
             query_max_samples: args.query_max_samples,
             query_timeout_ms: args.query_timeout_ms,
@@ -501,6 +521,9 @@ impl Layer {
             "request_bytes_max" => self.request_bytes_max = Some(raw.integer(key, &source)?),
             "query_max_samples" => self.query_max_samples = Some(raw.integer(key, &source)?),
             "query_timeout_ms" => self.query_timeout_ms = Some(raw.integer(key, &source)?),
+            "quiesce_after_heartbeats" => {
+                self.quiesce_after_heartbeats = Some(raw.integer(key, &source)?)
+            }
             "inject_bug" => {
                 let s = raw.string(key, &source)?;
                 self.inject_bug = (!s.is_empty()).then_some(s);
@@ -826,6 +849,14 @@ impl Merged {
             QUERY_TIMEOUT_MS_LOWEST..=QUERY_TIMEOUT_MS_HIGHEST,
             QUERY_TIMEOUT_MS_DEFAULT,
         )?;
+        let quiesce_after_heartbeats = self.bounded(
+            "quiesce_after_heartbeats",
+            |l| l.quiesce_after_heartbeats.as_ref(),
+            0..=QUIESCE_AFTER_HEARTBEATS_HIGHEST,
+            QUIESCE_AFTER_HEARTBEATS_DEFAULT,
+        )?;
+        // Within QUIESCE_AFTER_HEARTBEATS_HIGHEST, which fits a u32.
+        let quiesce_after_heartbeats = u32::try_from(quiesce_after_heartbeats).unwrap_or(u32::MAX);
 
         let log_format = self
             .pick(|l| l.log_format.as_ref())
@@ -850,6 +881,7 @@ impl Merged {
             heartbeat_interval_ms,
             election_timeout_ms_min,
             election_timeout_ms_max,
+            quiesce_after_heartbeats,
             request_bytes_max,
             query_max_samples,
             query_timeout_ms,

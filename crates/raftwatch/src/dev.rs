@@ -181,6 +181,7 @@ pub fn server_argv(args: &ServerArgs) -> Vec<OsString> {
     flag("heartbeat-interval-ms", n(args.heartbeat_interval_ms));
     flag("election-timeout-ms-min", n(args.election_timeout_ms_min));
     flag("election-timeout-ms-max", n(args.election_timeout_ms_max));
+    flag("quiesce-after-heartbeats", n(args.quiesce_after_heartbeats));
     flag("request-bytes-max", n(args.request_bytes_max));
     flag("query-max-samples", n(args.query_max_samples));
     flag("query-timeout-ms", n(args.query_timeout_ms));

@@ -242,6 +242,7 @@ pub async fn start_with_env(config: ServerConfig, env: NodeEnv) -> anyhow::Resul
         host_config.log_entries_kept_after_snapshot = kept;
     }
     host_config.heartbeat_interval_ms = config.heartbeat_interval_ms;
+    host_config.quiesce_after_heartbeats = config.quiesce_after_heartbeats;
     host_config.election_timeout_ms = (
         config.election_timeout_ms_min,
         config.election_timeout_ms_max,

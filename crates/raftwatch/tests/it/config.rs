@@ -71,6 +71,7 @@ fn defaults_fill_what_no_source_sets() {
             heartbeat_interval_ms: 300,
             election_timeout_ms_min: 1000,
             election_timeout_ms_max: 2000,
+            quiesce_after_heartbeats: 3,
             request_bytes_max: 32 << 20,
             query_max_samples: 50_000_000,
             query_timeout_ms: 120_000,
@@ -562,6 +563,11 @@ fn every_validation_error_names_its_key() {
             "query_timeout_ms below 100",
             |a| a.query_timeout_ms = Some(99),
             "query_timeout_ms",
+        ),
+        (
+            "quiesce_after_heartbeats above a million",
+            |a| a.quiesce_after_heartbeats = Some(1_000_001),
+            "quiesce_after_heartbeats",
         ),
     ];
     for (what, change, key) in cases {

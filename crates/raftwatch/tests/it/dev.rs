@@ -91,6 +91,7 @@ fn server_argv_round_trips_through_the_flag_parser() {
         heartbeat_interval_ms: Some(7),
         election_timeout_ms_min: Some(8),
         election_timeout_ms_max: Some(9),
+        quiesce_after_heartbeats: Some(13),
         request_bytes_max: Some(10),
         query_max_samples: Some(11),
         query_timeout_ms: Some(12),
