@@ -658,12 +658,44 @@ async fn snapshots_are_also_taken_on_a_log_byte_budget() {
     }
 }
 
+/// Sends `to` a pre-vote request over gRPC for `g` from candidate
+/// `(term, node)` whose last log id is `(term, leader, index)`.
+async fn ask_pre_vote(
+    to: &Node,
+    g: GroupId,
+    (term, candidate): (u64, NodeId),
+    (last_term, last_leader, last_index): (u64, NodeId, u64),
+) -> raftwatch_proto::v1::VoteResponse {
+    use raftwatch_proto::v1 as pb;
+    let request = pb::VoteRequest {
+        group_id: g.0,
+        vote: Some(pb::Vote {
+            leader_id: Some(pb::LeaderId {
+                term,
+                node_id: candidate.0,
+            }),
+            committed: false,
+        }),
+        last_log_id: Some(pb::LogId {
+            leader_id: Some(pb::LeaderId {
+                term: last_term,
+                node_id: last_leader.0,
+            }),
+            index: last_index,
+        }),
+        leadership_transfer: false,
+    };
+    let mut client = pb::raft_client::RaftClient::connect(format!("http://{}", to.addr))
+        .await
+        .unwrap();
+    client.pre_vote(request).await.unwrap().into_inner()
+}
+
 /// Pre-vote is answered for real (openraft's default grants it): a voter
 /// that hears from a live leader refuses a pre-vote even for a higher term
 /// and an up-to-date log, and its term does not move.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pre_vote_is_refused_while_the_leader_is_alive() {
-    use raftwatch_proto::v1 as pb;
     let tmp = tempfile::tempdir().unwrap();
     let mut nodes = cluster(&tmp, 3).await;
     let g = GROUPS[0];
@@ -680,29 +712,13 @@ async fn pre_vote_is_refused_while_the_leader_is_alive() {
     let lm = nodes[leader].group(g).await.metrics();
     wait_applied(&nodes[follower], g, lm.last_log_index.unwrap()).await;
     let term_before = nodes[follower].group(g).await.metrics().term;
-    let request = pb::VoteRequest {
-        group_id: g.0,
-        vote: Some(pb::Vote {
-            leader_id: Some(pb::LeaderId {
-                term: term_before + 5,
-                node_id: nodes[candidate].id.0,
-            }),
-            committed: false,
-        }),
-        last_log_id: Some(pb::LogId {
-            leader_id: Some(pb::LeaderId {
-                term: lm.term,
-                node_id: nodes[leader].id.0,
-            }),
-            index: lm.last_log_index.unwrap(),
-        }),
-        leadership_transfer: false,
-    };
-    let mut client =
-        pb::raft_client::RaftClient::connect(format!("http://{}", nodes[follower].addr))
-            .await
-            .unwrap();
-    let resp = client.pre_vote(request).await.unwrap().into_inner();
+    let resp = ask_pre_vote(
+        &nodes[follower],
+        g,
+        (term_before + 5, nodes[candidate].id),
+        (lm.term, nodes[leader].id, lm.last_log_index.unwrap()),
+    )
+    .await;
     assert!(
         !resp.vote_granted,
         "a follower with a live leader granted a pre-vote: {resp:?}"
@@ -818,30 +834,13 @@ async fn idle_groups_quiesce_wake_on_writes_and_fail_over_when_their_leader_dies
         (leader, (leader + 1) % 3),
         ((leader + 1) % 3, (leader + 2) % 3),
     ] {
-        use raftwatch_proto::v1 as pb;
-        let request = pb::VoteRequest {
-            group_id: g.0,
-            vote: Some(pb::Vote {
-                leader_id: Some(pb::LeaderId {
-                    term: lm.term + 1,
-                    node_id: nodes[candidate].id.0,
-                }),
-                committed: false,
-            }),
-            last_log_id: Some(pb::LogId {
-                leader_id: Some(pb::LeaderId {
-                    term: lm.term,
-                    node_id: nodes[leader].id.0,
-                }),
-                index: lm.last_log_index.unwrap(),
-            }),
-            leadership_transfer: false,
-        };
-        let mut client =
-            pb::raft_client::RaftClient::connect(format!("http://{}", nodes[voter].addr))
-                .await
-                .unwrap();
-        let resp = client.pre_vote(request).await.unwrap().into_inner();
+        let resp = ask_pre_vote(
+            &nodes[voter],
+            g,
+            (lm.term + 1, nodes[candidate].id),
+            (lm.term, nodes[leader].id, lm.last_log_index.unwrap()),
+        )
+        .await;
         assert!(
             !resp.vote_granted,
             "node {voter} granted a pre-vote in a quiesced group: {resp:?}"
