@@ -130,6 +130,22 @@ async fn cluster(tmp: &tempfile::TempDir, n: u64) -> Vec<Node> {
     nodes
 }
 
+/// Three nodes with both groups initialised (from node 1) and led.
+async fn initialised_cluster(tmp: &tempfile::TempDir) -> Vec<Node> {
+    let nodes = cluster(tmp, 3).await;
+    let m = members(&nodes);
+    for g in GROUPS {
+        nodes[0].group(g).await.initialize(m.clone()).await.unwrap();
+        nodes[0]
+            .group(g)
+            .await
+            .wait_for_leader(Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    nodes
+}
+
 fn members(nodes: &[Node]) -> BTreeMap<NodeId, String> {
     nodes.iter().map(|n| (n.id, n.addr.to_string())).collect()
 }
@@ -214,17 +230,7 @@ async fn wait_applied(n: &Node, g: GroupId, index: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_two_groups_survive_leader_loss_and_catch_up_by_log_and_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut nodes = cluster(&tmp, 3).await;
-    let m = members(&nodes);
-    for g in GROUPS {
-        nodes[0].group(g).await.initialize(m.clone()).await.unwrap();
-        nodes[0]
-            .group(g)
-            .await
-            .wait_for_leader(Duration::from_secs(10))
-            .await
-            .unwrap();
-    }
+    let mut nodes = initialised_cluster(&tmp).await;
 
     // 10,000 committed entries in group 1, 1,000 in group 2.
     write_range(&nodes, GROUPS[0], 0..10_000, 64).await;
@@ -789,16 +795,8 @@ async fn wait_all(nodes: &[Node], what: &str, check: impl Fn(&RaftHost) -> bool)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_groups_quiesce_wake_on_writes_and_fail_over_when_their_leader_dies() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut nodes = cluster(&tmp, 3).await;
-    let m = members(&nodes);
+    let mut nodes = initialised_cluster(&tmp).await;
     for g in GROUPS {
-        nodes[0].group(g).await.initialize(m.clone()).await.unwrap();
-        nodes[0]
-            .group(g)
-            .await
-            .wait_for_leader(Duration::from_secs(10))
-            .await
-            .unwrap();
         write_range(&nodes, g, 0..50, 4).await;
     }
     let all_quiesced = |h: &RaftHost| {
