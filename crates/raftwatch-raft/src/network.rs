@@ -314,9 +314,7 @@ impl Peers {
             Err(refused) => Err(ReadIndexError::Refused(refused)),
         }
     }
-}
 
-impl Peers {
     /// `liveness` sends `target` (at `addr`) this node's liveness request
     /// ([`crate::quiesce`]) within `ttl`.
     pub async fn liveness(
