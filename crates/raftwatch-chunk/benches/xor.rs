@@ -1,11 +1,13 @@
 //! Encode and decode throughput of 120-sample XOR chunks (the size callers
-//! cut at) for three value shapes. Throughput is in samples, so criterion's
+//! cut at) for three value shapes, and of the decimal payload for the shapes
+//! where it is smaller. Throughput is in samples, so criterion's
 //! "elem/s" inverts to ns/sample.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use raftwatch_chunk::{CHUNK_SAMPLES_TARGET, XorChunk, XorIter};
+use raftwatch_chunk::{CHUNK_SAMPLES_TARGET, DecimalIter, XorChunk, XorIter, encode_decimal};
+use raftwatch_model::Sample;
 
 /// `series` returns 120 samples at a jittered 15 s interval.
 fn series(shape: &str) -> Vec<(i64, f64)> {
@@ -65,6 +67,26 @@ fn bench(c: &mut Criterion) {
                 sum
             })
         });
+        // The decimal payload of the same samples, where every value is a
+        // decimal (the integer counter and the constant).
+        let samples: Vec<Sample> = s.iter().map(|&(t, v)| Sample::new(t, v)).collect();
+        if let Some(decimal) = encode_decimal(&samples).filter(|p| p.len() < payload.len()) {
+            g.bench_function("decimal_encode", |b| {
+                b.iter(|| encode_decimal(black_box(&samples)))
+            });
+            g.bench_function("decimal_decode", |b| {
+                b.iter(|| {
+                    let mut sum = 0.0;
+                    for sample in DecimalIter::new(black_box(&decimal), s.len()) {
+                        match sample {
+                            Ok(sample) => sum += sample.value + sample.timestamp.0 as f64,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    sum
+                })
+            });
+        }
         g.finish();
     }
 }

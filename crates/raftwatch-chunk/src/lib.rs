@@ -10,13 +10,20 @@
 //!
 //! - [`XorChunk`] is the appendable head chunk;
 //! - [`XorIter`] decodes a payload, never panicking on corrupt input;
-//! - [`ChunkRecord`] is the on-disk record (version, encoding, header, CRC).
+//! - [`ChunkRecord`] is the on-disk record (version, encoding, header, CRC);
+//! - [`encode_decimal`] and [`DecimalIter`] are the second payload encoding,
+//!   integer mantissas of decimal values, which [`XorChunk::encode_compact_record`]
+//!   picks for a sealed chunk when it is smaller.
 
 mod bits;
+mod decimal;
 mod record;
 mod xor;
 
-pub use record::{ChunkRecord, ENCODING_XOR, RECORD_SAMPLES_MAX, RECORD_VERSION};
+pub use decimal::{DECIMAL_EXPONENT_MAX, DecimalIter, encode_decimal};
+pub use record::{
+    ChunkIter, ChunkRecord, ENCODING_DECIMAL, ENCODING_XOR, RECORD_SAMPLES_MAX, RECORD_VERSION,
+};
 pub use xor::{XorChunk, XorIter};
 
 /// `CHUNK_SAMPLES_TARGET` is the sample count at which callers cut the head

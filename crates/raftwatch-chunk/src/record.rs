@@ -8,7 +8,10 @@
 
 use raftwatch_model::encoding::{Reader, get_varint, put_uvarint, put_varint};
 
+use raftwatch_model::Sample;
+
 use crate::ChunkError;
+use crate::decimal::DecimalIter;
 use crate::xor::XorIter;
 
 /// `RECORD_VERSION` is the only record version this crate reads and writes.
@@ -16,6 +19,10 @@ pub const RECORD_VERSION: u8 = 1;
 
 /// `ENCODING_XOR` is the encoding byte of a Gorilla/XOR payload.
 pub const ENCODING_XOR: u8 = 1;
+
+/// `ENCODING_DECIMAL` is the encoding byte of a decimal payload (integer
+/// mantissas and one decimal exponent per chunk; see [`crate::encode_decimal`]).
+pub const ENCODING_DECIMAL: u8 = 2;
 
 /// `RECORD_SAMPLES_MAX` is the largest `num_samples` a record may carry
 /// (inclusive; the smallest is 1). It matches Prometheus' 16-bit count.
@@ -27,6 +34,7 @@ const CRC_BYTES: usize = 4;
 /// `encode` appends one record. Preconditions (asserted by the caller):
 /// `1 <= num_samples <= RECORD_SAMPLES_MAX`, `min_time <= max_time`.
 pub(crate) fn encode(
+    encoding: u8,
     min_time: i64,
     max_time: i64,
     num_samples: usize,
@@ -35,7 +43,7 @@ pub(crate) fn encode(
 ) {
     let start = buf.len();
     buf.push(RECORD_VERSION);
-    buf.push(ENCODING_XOR);
+    buf.push(encoding);
     put_uvarint(buf, num_samples as u64);
     put_varint(buf, min_time);
     // max_time >= min_time, so the wrapping difference is the true span.
@@ -57,7 +65,9 @@ pub struct ChunkRecord<'a> {
     pub max_time: i64,
     /// Number of samples in the payload.
     pub num_samples: usize,
-    /// The XOR bitstream.
+    /// [`ENCODING_XOR`] or [`ENCODING_DECIMAL`].
+    pub encoding: u8,
+    /// The bitstream, in `encoding`.
     pub payload: &'a [u8],
 }
 
@@ -90,7 +100,7 @@ impl<'a> ChunkRecord<'a> {
         let mut rd = Reader::new(body);
         rd.u8().ok_or(ChunkError::Truncated)?; // version, checked above
         let encoding = rd.u8().ok_or(ChunkError::Truncated)?;
-        if encoding != ENCODING_XOR {
+        if encoding != ENCODING_XOR && encoding != ENCODING_DECIMAL {
             return Err(ChunkError::UnsupportedEncoding(encoding));
         }
         let num_samples = rd
@@ -135,12 +145,45 @@ impl<'a> ChunkRecord<'a> {
             min_time,
             max_time,
             num_samples: num_samples as usize,
+            encoding,
             payload,
         })
     }
 
     /// `iter` decodes the record's samples in timestamp order.
-    pub fn iter(&self) -> XorIter<'a> {
-        XorIter::new(self.payload, self.num_samples)
+    pub fn iter(&self) -> ChunkIter<'a> {
+        if self.encoding == ENCODING_DECIMAL {
+            ChunkIter::Decimal(DecimalIter::new(self.payload, self.num_samples))
+        } else {
+            ChunkIter::Xor(XorIter::new(self.payload, self.num_samples))
+        }
+    }
+}
+
+/// `ChunkIter` decodes a record's payload in whichever encoding it has.
+#[derive(Clone, Debug)]
+pub enum ChunkIter<'a> {
+    /// An [`ENCODING_XOR`] payload.
+    Xor(XorIter<'a>),
+    /// An [`ENCODING_DECIMAL`] payload.
+    Decimal(DecimalIter<'a>),
+}
+
+impl Iterator for ChunkIter<'_> {
+    type Item = Result<Sample, ChunkError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            ChunkIter::Xor(it) => it.next(),
+            ChunkIter::Decimal(it) => it.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            ChunkIter::Xor(it) => it.size_hint(),
+            ChunkIter::Decimal(it) => it.size_hint(),
+        }
     }
 }

@@ -33,6 +33,54 @@ fn dod_fits(dod: i64, bits: u32) -> bool {
     -(half - 1) <= dod && dod <= half
 }
 
+/// `write_dod` writes a timestamp delta-of-delta with the bucketed code of
+/// `docs/format/chunk.md` (shared by the XOR and decimal payloads).
+#[inline]
+pub(crate) fn write_dod(w: &mut BitWriter, dod: i64) {
+    let d = dod as u64;
+    if dod == 0 {
+        w.write_bits(0, 1);
+    } else if dod_fits(dod, 14) {
+        w.write_bits((0b10 << 14) | (d & 0x3fff), 16);
+    } else if dod_fits(dod, 17) {
+        w.write_bits((0b110 << 17) | (d & 0x1_ffff), 20);
+    } else if dod_fits(dod, 20) {
+        w.write_bits((0b1110 << 20) | (d & 0xf_ffff), 24);
+    } else {
+        w.write_bits(0b1111, 4);
+        w.write_bits(d, 64);
+    }
+}
+
+/// `read_dod` reads what [`write_dod`] wrote. The caller has refilled the
+/// reader, so at least 56 bits are loaded.
+#[inline(always)]
+pub(crate) fn read_dod(r: &mut BitReader<'_>) -> i64 {
+    let w = r.peek();
+    let ones = (!w).leading_zeros();
+    match ones {
+        0 => {
+            r.consume(1);
+            0
+        }
+        1..=3 => {
+            let sz = DOD_BUCKETS[ones as usize - 1];
+            r.consume(ones + 1 + sz);
+            // Prometheus' decoder maps the `sz`-bit field `b` to `b` when
+            // `b <= 2^(sz-1)` and to `b - 2^sz` above. That is the
+            // two's-complement value of `b - 1`, plus one: subtract one at
+            // the field's lowest bit while it is still left-aligned (bits
+            // below it are unaffected), then shift it down arithmetically.
+            let field = w << (ones + 1);
+            ((field.wrapping_sub(1 << (64 - sz)) as i64) >> (64 - sz)) + 1
+        }
+        _ => {
+            r.consume(4);
+            r.read_bits(64) as i64
+        }
+    }
+}
+
 /// `XorChunk` is an open, appendable XOR chunk (the "head chunk"). Its
 /// payload is valid to read (through [`XorChunk::payload`] or
 /// [`XorChunk::iter`]) after every append.
@@ -104,7 +152,7 @@ impl XorChunk {
             _ => {
                 let delta = t.wrapping_sub(self.t);
                 let dod = delta.wrapping_sub(self.delta);
-                self.write_dod(dod);
+                write_dod(&mut self.w, dod);
                 self.delta = delta;
                 self.write_value(vb);
             }
@@ -112,23 +160,6 @@ impl XorChunk {
         self.t = t;
         self.v = vb;
         self.num_samples += 1;
-    }
-
-    #[inline]
-    fn write_dod(&mut self, dod: i64) {
-        let d = dod as u64;
-        if dod == 0 {
-            self.w.write_bits(0, 1);
-        } else if dod_fits(dod, 14) {
-            self.w.write_bits((0b10 << 14) | (d & 0x3fff), 16);
-        } else if dod_fits(dod, 17) {
-            self.w.write_bits((0b110 << 17) | (d & 0x1_ffff), 20);
-        } else if dod_fits(dod, 20) {
-            self.w.write_bits((0b1110 << 20) | (d & 0xf_ffff), 24);
-        } else {
-            self.w.write_bits(0b1111, 4);
-            self.w.write_bits(d, 64);
-        }
     }
 
     #[inline]
@@ -283,7 +314,46 @@ impl XorChunk {
             self.num_samples,
             crate::RECORD_SAMPLES_MAX
         );
-        crate::record::encode(self.t_min, self.t, self.num_samples, self.payload(), buf);
+        crate::record::encode(
+            crate::ENCODING_XOR,
+            self.t_min,
+            self.t,
+            self.num_samples,
+            self.payload(),
+            buf,
+        );
+    }
+
+    /// `encode_compact_record` is [`XorChunk::encode_record`] for a chunk
+    /// that will not be appended to again: when every value is a decimal
+    /// (see [`crate::encode_decimal`]) and the decimal payload is smaller,
+    /// the record carries that instead ([`crate::ENCODING_DECIMAL`]). The
+    /// samples read back are bit-identical either way. Costs one decode of
+    /// the chunk and one decimal encode.
+    ///
+    /// # Panics
+    ///
+    /// As [`XorChunk::encode_record`].
+    pub fn encode_compact_record(&self, buf: &mut Vec<u8>) {
+        let decimal = self
+            .iter()
+            .collect::<Result<Vec<Sample>, _>>()
+            .ok()
+            .and_then(|samples| crate::encode_decimal(&samples))
+            .filter(|p| p.len() < self.payload().len());
+        match decimal {
+            Some(p) if !self.is_empty() && self.num_samples as u64 <= crate::RECORD_SAMPLES_MAX => {
+                crate::record::encode(
+                    crate::ENCODING_DECIMAL,
+                    self.t_min,
+                    self.t,
+                    self.num_samples,
+                    &p,
+                    buf,
+                );
+            }
+            _ => self.encode_record(buf),
+        }
     }
 }
 
@@ -404,29 +474,7 @@ fn read_tail(r: &mut BitReader<'_>, st: &mut State) -> Result<(), ChunkError> {
     // One refill covers the common case: at most 24 bits of timestamp and
     // 13 bits of value header out of the 56 loaded.
     r.refill();
-    let w = r.peek();
-    let ones = (!w).leading_zeros();
-    let dod = match ones {
-        0 => {
-            r.consume(1);
-            0
-        }
-        1..=3 => {
-            let sz = DOD_BUCKETS[ones as usize - 1];
-            r.consume(ones + 1 + sz);
-            // Prometheus' decoder maps the `sz`-bit field `b` to `b` when
-            // `b <= 2^(sz-1)` and to `b - 2^sz` above. That is the
-            // two's-complement value of `b - 1`, plus one: subtract one at
-            // the field's lowest bit while it is still left-aligned (bits
-            // below it are unaffected), then shift it down arithmetically.
-            let field = w << (ones + 1);
-            ((field.wrapping_sub(1 << (64 - sz)) as i64) >> (64 - sz)) + 1
-        }
-        _ => {
-            r.consume(4);
-            r.read_bits(64) as i64
-        }
-    };
+    let dod = read_dod(r);
     let delta = st.delta.wrapping_add(dod);
     let t = st.t.wrapping_add(delta);
     if t <= st.t {

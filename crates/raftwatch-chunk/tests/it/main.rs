@@ -1,5 +1,5 @@
-//! Differential tests of the XOR chunk codec against a dumb reference, a
-//! `Vec<(i64, f64)>` compared bit-exactly.
+//! Differential tests of the XOR and decimal chunk codecs against a dumb
+//! reference, a `Vec<(i64, f64)>` compared bit-exactly.
 //!
 //! Randomized with proptest: a failure prints the minimal failing input and
 //! is persisted under `proptest-regressions/`; set `PROPTEST_RNG_SEED` to
@@ -7,9 +7,10 @@
 
 use proptest::prelude::*;
 use raftwatch_chunk::{
-    CHUNK_SAMPLES_TARGET, ChunkError, ChunkRecord, RECORD_VERSION, XorChunk, XorIter,
+    CHUNK_SAMPLES_TARGET, ChunkError, ChunkRecord, DecimalIter, ENCODING_DECIMAL, ENCODING_XOR,
+    RECORD_VERSION, XorChunk, XorIter, encode_decimal,
 };
-use raftwatch_model::STALE_NAN_BITS;
+use raftwatch_model::{STALE_NAN_BITS, Sample};
 
 /// `Series` is the reference: what went in, in order.
 type Series = Vec<(i64, f64)>;
@@ -19,7 +20,9 @@ fn bits(series: &[(i64, f64)]) -> Vec<(i64, u64)> {
     series.iter().map(|&(t, v)| (t, v.to_bits())).collect()
 }
 
-fn decoded(it: XorIter<'_>) -> Result<Vec<(i64, u64)>, ChunkError> {
+fn decoded(
+    it: impl Iterator<Item = Result<Sample, ChunkError>>,
+) -> Result<Vec<(i64, u64)>, ChunkError> {
     it.map(|s| s.map(|s| (s.timestamp.0, s.value.to_bits())))
         .collect()
 }
@@ -164,6 +167,75 @@ fn series() -> impl Strategy<Value = Series> {
     })
 }
 
+/// `decimal_values` makes `n` values that are decimals with up to `k`
+/// digits after the point: counters, random walks, constants and
+/// independent draws of mantissas of any size up to 2^53, sometimes with
+/// one value that is not a decimal at all.
+fn decimal_values(n: usize) -> impl Strategy<Value = Vec<f64>> {
+    let mantissas = prop_oneof![
+        proptest::collection::vec(0i64..100_000, n).prop_map(|incs| {
+            let mut acc = 1_000_000_000i64;
+            incs.into_iter()
+                .map(|i| {
+                    acc += i;
+                    acc
+                })
+                .collect::<Vec<_>>()
+        }),
+        proptest::collection::vec(-20i64..=20, n).prop_map(|steps| {
+            let mut acc = 0i64;
+            steps
+                .into_iter()
+                .map(|s| {
+                    acc += s;
+                    acc
+                })
+                .collect::<Vec<_>>()
+        }),
+        any::<i32>().prop_map(move |m| vec![i64::from(m); n]),
+        proptest::collection::vec(-(1i64 << 53)..=(1i64 << 53), n),
+    ];
+    (
+        mantissas,
+        0u8..=18,
+        proptest::option::weighted(0.2, (any::<prop::sample::Index>(), value())),
+    )
+        .prop_map(|(ms, k, odd)| {
+            let p = 10f64.powi(i32::from(k));
+            let mut vs: Vec<f64> = ms.into_iter().map(|m| m as f64 / p).collect();
+            if let Some((at, v)) = odd
+                && !vs.is_empty()
+            {
+                let i = at.index(vs.len());
+                vs[i] = v;
+            }
+            vs
+        })
+}
+
+fn decimal_series() -> impl Strategy<Value = Series> {
+    timestamps().prop_flat_map(|ts| {
+        let n = ts.len();
+        decimal_values(n).prop_map(move |vs| ts.iter().copied().zip(vs).collect())
+    })
+}
+
+/// `all_decimal` is the reference for "every value is `m / 10^k` with
+/// `|m| <= 2^53`, bit-exactly".
+fn all_decimal(series: &[(i64, f64)], k: i32) -> bool {
+    let p = 10f64.powi(k);
+    series.iter().all(|&(_, v)| {
+        let m = (v * p).round();
+        v.is_finite()
+            && m.abs() <= (1u64 << 53) as f64
+            && ((m as i64) as f64 / p).to_bits() == v.to_bits()
+    })
+}
+
+fn samples_of(series: &[(i64, f64)]) -> Vec<Sample> {
+    series.iter().map(|&(t, v)| Sample::new(t, v)).collect()
+}
+
 /// `record_of` encodes a non-empty series as a record.
 fn record_of(series: &[(i64, f64)]) -> Vec<u8> {
     let mut buf = Vec::new();
@@ -242,6 +314,31 @@ proptest! {
         prop_assert_eq!(resumed.payload(), straight.payload());
     }
 
+    #[test]
+    fn decimal_payload_matches_reference(s in prop_oneof![decimal_series(), series()]) {
+        match encode_decimal(&samples_of(&s)) {
+            Some(p) => prop_assert_eq!(decoded(DecimalIter::new(&p, s.len())), Ok(bits(&s))),
+            // Refused only when no exponent fits every value.
+            None => prop_assert!(s.is_empty() || !(0..=15).any(|k| all_decimal(&s, k))),
+        }
+    }
+
+    #[test]
+    fn compact_record_matches_reference_and_is_never_larger(s in prop_oneof![decimal_series(), series()]) {
+        prop_assume!(!s.is_empty());
+        let c = build(&s);
+        let mut compact = Vec::new();
+        c.encode_compact_record(&mut compact);
+        let xor = record_of(&s);
+        prop_assert!(compact.len() <= xor.len());
+        let rec = ChunkRecord::decode(&compact).unwrap();
+        prop_assert_eq!(rec.min_time, s[0].0);
+        prop_assert_eq!(rec.max_time, s[s.len() - 1].0);
+        prop_assert_eq!(rec.num_samples, s.len());
+        prop_assert!(rec.encoding == ENCODING_XOR || rec.encoding == ENCODING_DECIMAL);
+        prop_assert_eq!(decoded(rec.iter()), Ok(bits(&s)));
+    }
+
     // ---- corruption ---------------------------------------------------------
 
     #[test]
@@ -304,6 +401,19 @@ proptest! {
     }
 
     #[test]
+    fn garbage_decimal_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), n in 0usize..2_000) {
+        check_iter_contract(DecimalIter::new(&bytes, n).collect(), n)?;
+    }
+
+    #[test]
+    fn mutated_decimal_payloads_never_panic(s in decimal_series(), at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        let Some(mut p) = encode_decimal(&samples_of(&s)) else { return Ok(()) };
+        let i = at.index(p.len());
+        p[i] ^= flip;
+        check_iter_contract(DecimalIter::new(&p, s.len()).collect(), s.len())?;
+    }
+
+    #[test]
     fn garbage_records_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         if let Ok(rec) = ChunkRecord::decode(&bytes) {
             let _ = rec.iter().count();
@@ -320,13 +430,14 @@ proptest! {
         for body in [
             [&[RECORD_VERSION][..], &header].concat(),
             [&[RECORD_VERSION, 1][..], &header, &payload].concat(),
+            [&[RECORD_VERSION, 2][..], &header, &payload].concat(),
         ] {
             let mut buf = body.clone();
             buf.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
             if let Ok(rec) = ChunkRecord::decode(&buf) {
                 prop_assert!(rec.min_time <= rec.max_time);
                 prop_assert!((1..=65_535).contains(&rec.num_samples));
-                check_garbage_payload(rec.payload, rec.num_samples)?;
+                check_iter_contract(rec.iter().collect(), rec.num_samples)?;
             }
         }
     }
@@ -337,18 +448,7 @@ proptest! {
 /// strictly increasing timestamps; and that `from_payload` agrees.
 fn check_garbage_payload(bytes: &[u8], n: usize) -> Result<(), TestCaseError> {
     let items: Vec<_> = XorIter::new(bytes, n).collect();
-    prop_assert!(items.len() <= n);
-    let errs = items.iter().filter(|r| r.is_err()).count();
-    prop_assert!(errs <= 1);
-    if errs == 1 {
-        prop_assert!(items.last().is_some_and(Result::is_err));
-    }
-    let ts: Vec<i64> = items
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .map(|s| s.timestamp.0)
-        .collect();
-    prop_assert!(ts.windows(2).all(|w| w[0] < w[1]));
+    let (errs, ts) = check_iter_contract(items.clone(), n)?;
     // `from_payload` may refuse even when iteration succeeded (bytes after
     // the last sample, non-zero padding bits); when it accepts, iteration
     // must have succeeded too.
@@ -365,6 +465,28 @@ fn check_garbage_payload(bytes: &[u8], n: usize) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
+}
+
+/// `check_iter_contract` checks what any payload iterator promises on
+/// untrusted input: at most `n` items, at most one `Err` and only last,
+/// strictly increasing timestamps. Returns the error count and timestamps.
+fn check_iter_contract(
+    items: Vec<Result<Sample, ChunkError>>,
+    n: usize,
+) -> Result<(usize, Vec<i64>), TestCaseError> {
+    prop_assert!(items.len() <= n);
+    let errs = items.iter().filter(|r| r.is_err()).count();
+    prop_assert!(errs <= 1);
+    if errs == 1 {
+        prop_assert!(items.last().is_some_and(Result::is_err));
+    }
+    let ts: Vec<i64> = items
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|s| s.timestamp.0)
+        .collect();
+    prop_assert!(ts.windows(2).all(|w| w[0] < w[1]));
+    Ok((errs, ts))
 }
 
 // ---- pinned cases -------------------------------------------------------------
@@ -469,4 +591,40 @@ fn non_monotonic_payload_is_reported() {
 #[should_panic(expected = "encode_record")]
 fn encoding_an_empty_chunk_is_a_programmer_error() {
     XorChunk::new().encode_record(&mut Vec::new());
+}
+
+#[test]
+fn a_centisecond_counter_is_stored_decimal_and_smaller() {
+    // node_cpu_seconds_total-like: hundredths of a second, irregular
+    // increments. XOR pays for the binary expansion of every value.
+    let mut v = 123_456.78f64;
+    let s: Series = (0..CHUNK_SAMPLES_TARGET as i64)
+        .map(|i| {
+            v = ((v * 100.0).round() + (1_300 + (i * 37) % 400) as f64) / 100.0;
+            (1_700_000_000_000 + i * 15_000, v)
+        })
+        .collect();
+    let c = build(&s);
+    let mut compact = Vec::new();
+    c.encode_compact_record(&mut compact);
+    let rec = ChunkRecord::decode(&compact).unwrap();
+    assert_eq!(rec.encoding, ENCODING_DECIMAL);
+    assert_eq!(decoded(rec.iter()), Ok(bits(&s)));
+    let xor = record_of(&s);
+    assert!(
+        compact.len() * 2 < xor.len(),
+        "decimal {} bytes, XOR {} bytes",
+        compact.len(),
+        xor.len()
+    );
+}
+
+#[test]
+fn a_stale_marker_keeps_a_chunk_xor() {
+    let s: Series = vec![(1, 1.0), (2, 2.0), (3, f64::from_bits(STALE_NAN_BITS))];
+    let mut compact = Vec::new();
+    build(&s).encode_compact_record(&mut compact);
+    let rec = ChunkRecord::decode(&compact).unwrap();
+    assert_eq!(rec.encoding, ENCODING_XOR);
+    assert_eq!(decoded(rec.iter()), Ok(bits(&s)));
 }

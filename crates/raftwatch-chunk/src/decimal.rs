@@ -1,0 +1,398 @@
+//! The decimal payload (record encoding 2): [`encode_decimal`] writes it,
+//! [`DecimalIter`] reads it.
+//!
+//! Most float samples a monitoring system stores are decimals in disguise:
+//! byte and packet counters are integers, CPU seconds come in hundredths,
+//! load averages in two decimals. XOR encoding pays for the binary noise of
+//! such values (`0.01` has a 52-bit mantissa); this encoding stores each
+//! value as an integer mantissa `m` with one exponent `k` per chunk, so that
+//! the value is exactly `m as f64 / 10^k`, and writes the mantissas as
+//! deltas. VictoriaMetrics stores every value this way; here it is an
+//! alternative the writer picks per sealed chunk, only when every value of
+//! the chunk survives the conversion bit-exactly and the result is smaller
+//! than the XOR payload. NaN (including the staleness marker), infinities
+//! and `-0.0` never qualify, so they always stay in XOR chunks.
+//!
+//! Byte layout in `docs/format/chunk.md`.
+
+use raftwatch_model::Sample;
+use raftwatch_model::encoding::{Reader, put_uvarint, put_varint};
+
+use crate::ChunkError;
+use crate::bits::{BitReader, BitWriter};
+use crate::xor::{read_dod, varint_error, write_dod};
+
+/// `DECIMAL_EXPONENT_MAX` is the largest exponent `k` a decimal payload
+/// uses: every `10^k` up to it is exact in an `f64`.
+pub const DECIMAL_EXPONENT_MAX: u8 = 15;
+
+/// `MANTISSA_MAX` bounds `|m|`: every integer up to `2^53` is exact in an
+/// `f64`, and deltas of such mantissas fit in 55 bits after zig-zag.
+const MANTISSA_MAX: f64 = (1u64 << 53) as f64;
+
+/// `WIDTH_SLACK` is how many unused bits the writer tolerates in the current
+/// delta width before it writes a narrower one (8 header bits).
+const WIDTH_SLACK: u32 = 3;
+
+const POW10: [f64; DECIMAL_EXPONENT_MAX as usize + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// `value_of` is the one conversion from mantissa to value, used by both the
+/// writer (to verify) and the reader. Dividing by `10^0 = 1.0` is exact.
+#[inline(always)]
+fn value_of(m: i64, k: u8) -> f64 {
+    m as f64 / POW10[usize::from(k)]
+}
+
+/// `mantissa` is `m` with `value_of(m, k)` bit-identical to `v`, if any.
+#[inline]
+fn mantissa(v: f64, k: u8) -> Option<i64> {
+    if !v.is_finite() {
+        return None;
+    }
+    let m = (v * POW10[usize::from(k)]).round();
+    if m.abs() > MANTISSA_MAX {
+        return None;
+    }
+    let m = m as i64;
+    (value_of(m, k).to_bits() == v.to_bits()).then_some(m)
+}
+
+#[inline(always)]
+fn zigzag(d: i64) -> u64 {
+    ((d << 1) ^ (d >> 63)) as u64
+}
+
+#[inline(always)]
+fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+/// `ValueWriter` is the mantissa-delta coder's state.
+struct ValueWriter {
+    m: i64,
+    d: i64,
+    /// Current delta width in bits, 0 before the first.
+    width: u32,
+}
+
+impl ValueWriter {
+    #[inline]
+    fn write(&mut self, w: &mut BitWriter, m: i64) {
+        // |m| <= 2^53 on both sides, so the difference cannot overflow.
+        let d = m - self.m;
+        if d == self.d {
+            w.write_bits(0, 1);
+        } else {
+            let z = zigzag(d);
+            let b = (64 - z.leading_zeros()).max(1);
+            if self.width != 0 && b <= self.width && self.width - b <= WIDTH_SLACK {
+                w.write_bits((0b10 << self.width) | z, self.width + 2);
+            } else {
+                // b <= 56, so the 8-bit header and the field fit in 64 bits.
+                let header = (0b11 << 6) | u64::from(b - 1);
+                w.write_bits((header << b) | z, 8 + b);
+                self.width = b;
+            }
+        }
+        self.m = m;
+        self.d = d;
+    }
+}
+
+/// `encode_decimal` returns the decimal payload of `samples` (strictly
+/// increasing timestamps, as a chunk holds them), or `None` when some value
+/// is not a decimal with at most [`DECIMAL_EXPONENT_MAX`] digits after the
+/// point and a mantissa within `±2^53`, or when there are no samples. The
+/// smallest exponent that fits every value is used.
+pub fn encode_decimal(samples: &[Sample]) -> Option<Vec<u8>> {
+    let first = samples.first()?;
+    let mut k = 0u8;
+    for s in samples {
+        while mantissa(s.value, k).is_none() {
+            if k == DECIMAL_EXPONENT_MAX {
+                return None;
+            }
+            k += 1;
+        }
+    }
+    let mut w = BitWriter::default();
+    let m0 = mantissa(first.value, k)?;
+    let t0 = first.timestamp.0;
+    w.append_aligned(|bytes| {
+        put_varint(bytes, t0);
+        bytes.push(k);
+        put_varint(bytes, m0);
+    });
+    let mut values = ValueWriter {
+        m: m0,
+        d: 0,
+        width: 0,
+    };
+    let (mut t, mut delta) = (t0, 0i64);
+    for (i, s) in samples.iter().enumerate().skip(1) {
+        // A value that fit a smaller exponent may not fit the final one
+        // (`round` can land elsewhere at another scale): then no payload.
+        let m = mantissa(s.value, k)?;
+        let d = s.timestamp.0.wrapping_sub(t);
+        if i == 1 {
+            w.append_aligned(|bytes| put_uvarint(bytes, d as u64));
+        } else {
+            write_dod(&mut w, d.wrapping_sub(delta));
+        }
+        values.write(&mut w, m);
+        t = s.timestamp.0;
+        delta = d;
+    }
+    Some(w.bytes().to_vec())
+}
+
+/// `State` is what decoding one sample needs from the previous ones.
+#[derive(Clone, Copy, Debug)]
+struct State {
+    t: i64,
+    delta: i64,
+    m: i64,
+    d: i64,
+    width: u32,
+    k: u8,
+}
+
+/// `DecimalIter` decodes `num_samples` samples from a decimal payload, with
+/// the same contract as [`crate::XorIter`]: on corrupt input one `Err` and
+/// then `None`, never a panic, strictly increasing timestamps or an error.
+#[derive(Clone, Debug)]
+pub struct DecimalIter<'a> {
+    payload: &'a [u8],
+    r: BitReader<'a>,
+    read: usize,
+    total: usize,
+    payload_bits: usize,
+    st: State,
+}
+
+impl<'a> DecimalIter<'a> {
+    /// `new` prepares to decode `num_samples` samples from `payload`.
+    pub fn new(payload: &'a [u8], num_samples: usize) -> DecimalIter<'a> {
+        DecimalIter {
+            payload,
+            r: BitReader::new(payload, 0),
+            read: 0,
+            total: num_samples,
+            payload_bits: payload.len().saturating_mul(8),
+            st: State {
+                t: 0,
+                delta: 0,
+                m: 0,
+                d: 0,
+                width: 0,
+                k: 0,
+            },
+        }
+    }
+}
+
+/// `read_head` decodes sample 0 or 1 (byte-aligned varints at `pos`).
+#[cold]
+#[inline(never)]
+fn read_head(
+    payload: &[u8],
+    index: usize,
+    pos: usize,
+    mut st: State,
+) -> Result<(BitReader<'_>, State), ChunkError> {
+    let rest = payload.get(pos..).unwrap_or(&[]);
+    let mut rd = Reader::new(rest);
+    if index == 0 {
+        st.t = rd.varint().ok_or_else(|| varint_error(rest))?;
+        st.k = rd.u8().ok_or(ChunkError::Truncated)?;
+        if st.k > DECIMAL_EXPONENT_MAX {
+            return Err(ChunkError::Malformed("decimal exponent above 15"));
+        }
+        let after = rest.get(rd.position()..).unwrap_or(&[]);
+        st.m = rd.varint().ok_or_else(|| varint_error(after))?;
+        return Ok((BitReader::new(payload, pos + rd.position()), st));
+    }
+    let delta = rd.uvarint().ok_or_else(|| varint_error(rest))? as i64;
+    let mut r = BitReader::new(payload, pos + rd.position());
+    let t = st.t.wrapping_add(delta);
+    if t <= st.t {
+        return Err(ChunkError::NonMonotonic {
+            previous: st.t,
+            next: t,
+        });
+    }
+    r.refill();
+    read_value(&mut r, &mut st)?;
+    st.t = t;
+    st.delta = delta;
+    Ok((r, st))
+}
+
+/// `read_value` decodes one mantissa delta into `st`. At least 8 bits are
+/// loaded.
+#[inline(always)]
+fn read_value(r: &mut BitReader<'_>, st: &mut State) -> Result<(), ChunkError> {
+    if r.valid() < 8 {
+        r.refill();
+    }
+    let w = r.peek();
+    if w >> 63 != 0 {
+        if (w >> 62) & 1 == 0 {
+            r.consume(2);
+            if st.width == 0 {
+                return Err(ChunkError::Malformed(
+                    "value reuses a delta width before one was set",
+                ));
+            }
+        } else {
+            st.width = ((w >> 56) & 63) as u32 + 1;
+            r.consume(8);
+        }
+        st.d = unzigzag(r.read_bits(st.width));
+    } else {
+        r.consume(1);
+    }
+    // Corrupt input can make any mantissa; the conversion never fails.
+    st.m = st.m.wrapping_add(st.d);
+    Ok(())
+}
+
+#[inline(always)]
+fn read_tail(r: &mut BitReader<'_>, st: &mut State) -> Result<(), ChunkError> {
+    r.refill();
+    let dod = read_dod(r);
+    let delta = st.delta.wrapping_add(dod);
+    let t = st.t.wrapping_add(delta);
+    if t <= st.t {
+        return Err(ChunkError::NonMonotonic {
+            previous: st.t,
+            next: t,
+        });
+    }
+    read_value(r, st)?;
+    st.delta = delta;
+    st.t = t;
+    Ok(())
+}
+
+impl Iterator for DecimalIter<'_> {
+    type Item = Result<Sample, ChunkError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.read == self.total {
+            return None;
+        }
+        let res = if self.read >= 2 {
+            read_tail(&mut self.r, &mut self.st)
+        } else {
+            read_head(self.payload, self.read, self.r.bit_pos() / 8, self.st).map(|(r, st)| {
+                self.r = r;
+                self.st = st;
+            })
+        };
+        let res = res.and_then(|()| {
+            if self.r.bit_pos() > self.payload_bits {
+                Err(ChunkError::Truncated)
+            } else {
+                Ok(())
+            }
+        });
+        match res {
+            Ok(()) => {
+                self.read += 1;
+                Some(Ok(Sample::new(self.st.t, value_of(self.st.m, self.st.k))))
+            }
+            Err(e) => {
+                self.total = self.read;
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let remaining = self.total - self.read;
+        (remaining.min(1), Some(remaining))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(values: &[f64]) -> Vec<Sample> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| Sample::new(1_000 + 15_000 * i as i64, v))
+            .collect()
+    }
+
+    fn round_trip(values: &[f64]) -> Option<Vec<u64>> {
+        let s = samples(values);
+        let p = encode_decimal(&s)?;
+        let got: Vec<Sample> = DecimalIter::new(&p, s.len())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(got.len(), s.len());
+        for (a, b) in got.iter().zip(&s) {
+            assert_eq!(a.timestamp, b.timestamp);
+        }
+        Some(got.iter().map(|x| x.value.to_bits()).collect())
+    }
+
+    #[test]
+    fn decimals_round_trip_bit_exactly() {
+        for values in [
+            vec![0.0, 1.0, 2.0, 3.0],
+            vec![0.29, 0.3, 12_345.67, -0.01],
+            vec![1.5e9, 1.5e9 + 4096.0, 1.5e9],
+            vec![0.000_001, 123.456_789],
+            vec![9_007_199_254_740_992.0, -9_007_199_254_740_992.0],
+        ] {
+            let want: Vec<u64> = values.iter().map(|v: &f64| v.to_bits()).collect();
+            assert_eq!(round_trip(&values), Some(want), "{values:?}");
+        }
+    }
+
+    #[test]
+    fn non_decimals_are_refused() {
+        for v in [
+            f64::NAN,
+            f64::from_bits(0x7ff0_0000_0000_0002),
+            f64::INFINITY,
+            -0.0,
+            1.0 / 3.0,
+            1e300,
+            0.1 + 0.2,
+        ] {
+            assert_eq!(encode_decimal(&samples(&[1.0, v])), None, "{v:?}");
+        }
+        assert_eq!(encode_decimal(&[]), None);
+    }
+
+    #[test]
+    fn any_short_decimal_qualifies() {
+        // π's shortest representation has 15 digits after the point.
+        let values = [std::f64::consts::PI, 2.5];
+        let want: Vec<u64> = values.iter().map(|v: &f64| v.to_bits()).collect();
+        assert_eq!(round_trip(&values), Some(want));
+    }
+
+    #[test]
+    fn the_smallest_exponent_is_used() {
+        let p = encode_decimal(&samples(&[3.0, 4.5, 4.25])).unwrap();
+        // t0 = 1000 is a 2-byte varint; the exponent byte follows.
+        assert_eq!(p[2], 2);
+    }
+
+    #[test]
+    fn a_counter_costs_a_bit_per_sample_at_a_constant_rate() {
+        let values: Vec<f64> = (0..120).map(|i| 1e9 + 0.25 * i as f64).collect();
+        let p = encode_decimal(&samples(&values)).unwrap();
+        // Head bytes, one width header, then 1 bit of time and 1 of value.
+        assert!(p.len() <= 8 + 3 + 2 + 30 + 2, "{} bytes", p.len());
+    }
+}
