@@ -244,6 +244,13 @@ impl<S: KvStore> Tsdb<S> {
                 what: format!("head chunk of series {r}"),
                 reason: e.to_string(),
             })?;
+            // Heads are appended to after loading: only XOR is appendable.
+            if rec.encoding != raftwatch_chunk::ENCODING_XOR {
+                return Err(TsdbError::Corruption {
+                    what: format!("head chunk of series {r}"),
+                    reason: format!("encoding {} is not XOR", rec.encoding),
+                });
+            }
             self.checkpoint_bytes += rec.payload.len();
             heads.insert(
                 r,
@@ -695,7 +702,7 @@ impl<S: KvStore> Tsdb<S> {
                 }
                 if let Some(min) = chunk.min_time() {
                     let mut rec = Vec::with_capacity(chunk.payload().len() + 24);
-                    chunk.encode_record(&mut rec);
+                    chunk.encode_compact_record(&mut rec);
                     batch.put(keys::chunk_key(r, min).to_vec(), rec);
                 }
             }

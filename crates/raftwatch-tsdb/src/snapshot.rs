@@ -106,7 +106,7 @@ impl<'a, S: KvStore> SnapshotStream<'a, S> {
                     self.phase = Phase::Sealed(i, j + 1);
                     if let Some(min) = chunk.min_time() {
                         let mut rec = Vec::new();
-                        chunk.encode_record(&mut rec);
+                        chunk.encode_compact_record(&mut rec);
                         return Ok(Some((
                             keys::chunk_key(SeriesRef(i as u64), min).to_vec(),
                             rec,
@@ -138,7 +138,7 @@ impl<'a, S: KvStore> SnapshotStream<'a, S> {
                     self.phase = Phase::Ooo(i, k + 1);
                     if let Some(min) = chunk.min_time() {
                         let mut rec = Vec::new();
-                        chunk.encode_record(&mut rec);
+                        chunk.encode_compact_record(&mut rec);
                         let key = keys::chunk_key(SeriesRef(i as u64), min);
                         return Ok(Some((key.to_vec(), rec)));
                     }

@@ -21,8 +21,12 @@ fn workload<S: KvStore>(db: &mut Tsdb<S>, seed: u64, rounds: std::ops::Range<i64
             let l: Labels = labels(&[("__name__", "w"), ("s", name.as_str())]);
             let jitter = rng.range_i64(-30, 0);
             let t = round * 10 + jitter;
+            // Half the series hold decimals (hundredths), so sealed chunks
+            // are stored in both encodings.
             let v = if rng.chance(0.1) {
                 f64::NAN
+            } else if s % 2 == 0 {
+                (rng.unit_f64() * 10_000.0).round() / 100.0
             } else {
                 rng.unit_f64() * 100.0
             };
@@ -32,6 +36,18 @@ fn workload<S: KvStore>(db: &mut Tsdb<S>, seed: u64, rounds: std::ops::Range<i64
     }
 }
 
+/// `chunk_encodings` counts the stored chunk records (`0x03` keys) by
+/// encoding byte.
+fn chunk_encodings<S: KvStore>(store: &S) -> [usize; 256] {
+    let mut counts = [0; 256];
+    for kv in store.scan(&[0x03], Some(&[0x04])) {
+        let (_, v) = kv.unwrap();
+        let rec = raftwatch_chunk::ChunkRecord::decode(&v).unwrap();
+        counts[usize::from(rec.encoding)] += 1;
+    }
+    counts
+}
+
 fn reopen_reads_back_identical<S: KvStore>(store: S, reopen: impl Fn(S) -> S) {
     let config = small_config(50);
     let mut db = Tsdb::open(store, config.clone()).unwrap();
@@ -39,7 +55,14 @@ fn reopen_reads_back_identical<S: KvStore>(store: S, reopen: impl Fn(S) -> S) {
     db.flush().unwrap();
     let before = all_samples(&db);
     assert!(before.iter().map(|(_, s)| s.len()).sum::<usize>() > 2000);
-    let store = reopen(db.into_store());
+    let store = db.into_store();
+    let encodings = chunk_encodings(&store);
+    assert!(
+        encodings[usize::from(raftwatch_chunk::ENCODING_XOR)] > 0
+            && encodings[usize::from(raftwatch_chunk::ENCODING_DECIMAL)] > 0,
+        "chunk records by encoding: {encodings:?}"
+    );
+    let store = reopen(store);
     let mut db = Tsdb::open(store, config.clone()).unwrap();
     assert_eq!(all_samples(&db), before);
     // The reopened engine continues: heads were restored appendable.
