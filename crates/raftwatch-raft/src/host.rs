@@ -351,11 +351,44 @@ impl GroupHandle {
             .ok_or_else(|| self.unavailable("no leader"))
     }
 
+    /// `wake_to_write` wakes the group and renews a lapsed lease before an
+    /// operation that appends to the log (a write or a membership change).
+    async fn wake_to_write(&self) {
+        self.wake();
+        self.renew_lapsed_lease().await;
+    }
+
+    /// openraft refuses writes from a leader whose last quorum
+    /// acknowledgement is older than its lease (`election_timeout_max`),
+    /// answering "forward to leader" with no leader named (`LeaseExpired`).
+    /// A quiesced leader sends no heartbeats, so its lease lapses while it
+    /// is the undisputed leader; so can a leader's whose heartbeats were
+    /// delayed. When this node leads and the acknowledgement is older than
+    /// half the lease, one ReadIndex round (a heartbeat to a quorum, which
+    /// openraft coalesces across concurrent callers) renews the lease before
+    /// the write is proposed. If that round fails, the write reports why.
+    async fn renew_lapsed_lease(&self) {
+        let lapsed = {
+            use openraft::async_runtime::WatchReceiver;
+            use openraft_rt::Instant as _;
+            let rx = self.raft.metrics();
+            let m = rx.borrow_watched();
+            let half_lease = Duration::from_millis(self.raft.config().election_timeout_max / 2);
+            m.current_leader == Some(self.node.0)
+                && m.last_quorum_acked.as_ref().is_none_or(|at| {
+                    crate::quiesce::now().saturating_duration_since(**at) >= half_lease
+                })
+        };
+        if lapsed {
+            let _ = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await;
+        }
+    }
+
     /// `write` proposes `command` and returns the state machine's response
     /// once the entry is committed (on a majority's disk) and applied here.
     /// Only the leader accepts writes; others answer `NotLeader` with a hint.
     pub async fn write(&self, command: Vec<u8>) -> Result<Vec<u8>, GroupError> {
-        self.wake();
+        self.wake_to_write().await;
         match self.raft.client_write(Request(command)).await {
             Ok(resp) => Ok(resp.data.0),
             Err(e) => match e.forward_to_leader() {
@@ -480,7 +513,7 @@ impl GroupHandle {
     /// `add_learner` adds a non-voting member and waits until the change is
     /// committed (not until the learner caught up).
     pub async fn add_learner(&self, id: NodeId, grpc_addr: String) -> Result<(), GroupError> {
-        self.wake();
+        self.wake_to_write().await;
         self.membership_result(
             self.raft
                 .add_learner(id.0, NodeAddr { grpc_addr }, true)
@@ -490,7 +523,7 @@ impl GroupHandle {
 
     /// `promote` makes learners voters.
     pub async fn promote(&self, ids: BTreeSet<NodeId>) -> Result<(), GroupError> {
-        self.wake();
+        self.wake_to_write().await;
         let ids = ids.into_iter().map(|i| i.0).collect();
         self.membership_result(
             self.raft
@@ -509,7 +542,7 @@ impl GroupHandle {
     /// such a leader appends no membership (found by the simulator: a shard
     /// move's old replica became leader just before its removal).
     pub async fn remove(&self, ids: BTreeSet<NodeId>) -> Result<(), GroupError> {
-        self.wake();
+        self.wake_to_write().await;
         let m = self.metrics();
         let (voters, others): (BTreeSet<u64>, BTreeSet<u64>) = ids
             .into_iter()

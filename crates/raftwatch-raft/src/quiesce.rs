@@ -114,7 +114,8 @@ impl Inner {
     }
 }
 
-fn now() -> TokioInstant {
+/// `now` is openraft's clock (tokio's, which the simulator drives).
+pub(crate) fn now() -> TokioInstant {
     TokioInstant::now()
 }
 

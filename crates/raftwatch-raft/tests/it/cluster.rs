@@ -847,6 +847,20 @@ async fn idle_groups_quiesce_wake_on_writes_and_fail_over_when_their_leader_dies
     assert!(nodes[leader].group(g).await.metrics().is_leader);
     assert_eq!(nodes[leader].group(g).await.metrics().term, lm.term);
 
+    // The first write to the quiesced leader succeeds at once. Its lease
+    // lapsed while quiesced (no heartbeat was acknowledged above), and
+    // openraft refuses writes from a leader with a lapsed lease, naming no
+    // leader; the write renews the lease first.
+    let first = nodes[leader]
+        .group(g)
+        .await
+        .write(b"put first v".to_vec())
+        .await;
+    assert_eq!(
+        first.as_deref(),
+        Ok(&b"ok"[..]),
+        "first write to a quiesced leader"
+    );
     // A write wakes its group; the other group stays quiesced.
     write_range(&nodes, GROUPS[0], 50..60, 2).await;
     assert!(nodes[leader].group(GROUPS[1]).await.is_quiesced());
@@ -910,7 +924,8 @@ async fn idle_groups_quiesce_wake_on_writes_and_fail_over_when_their_leader_dies
     )
     .await;
     for n in &nodes {
-        for (g, len) in [(GROUPS[0], "70"), (GROUPS[1], "60")] {
+        // 50 + 10 + 10 keys each, and group 1's "first".
+        for (g, len) in [(GROUPS[0], "71"), (GROUPS[1], "60")] {
             assert_eq!(read(n, g, "len", ReadConsistency::Linearizable).await, len);
         }
     }
