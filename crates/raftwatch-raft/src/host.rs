@@ -294,8 +294,8 @@ impl GroupHandle {
 
     /// Makes the group tick again before an operation that needs its timers
     /// (a write's replication retries, a membership change, a transfer).
-    fn wake(&self) {
-        self.quiescence.wake(self.group, &self.raft);
+    fn wake(&self) -> bool {
+        self.quiescence.wake(self.group, &self.raft)
     }
 
     /// `raft` exposes the openraft instance (tests, the simulator).
@@ -354,19 +354,23 @@ impl GroupHandle {
     /// `wake_to_write` wakes the group and renews a lapsed lease before an
     /// operation that appends to the log (a write or a membership change).
     async fn wake_to_write(&self) {
-        self.wake();
-        self.renew_lapsed_lease().await;
+        if self.wake() {
+            self.renew_lapsed_lease().await;
+        }
     }
 
     /// openraft refuses writes from a leader whose last quorum
     /// acknowledgement is older than its lease (`election_timeout_max`),
     /// answering "forward to leader" with no leader named (`LeaseExpired`).
     /// A quiesced leader sends no heartbeats, so its lease lapses while it
-    /// is the undisputed leader; so can a leader's whose heartbeats were
-    /// delayed. When this node leads and the acknowledgement is older than
-    /// half the lease, one ReadIndex round (a heartbeat to a quorum, which
-    /// openraft coalesces across concurrent callers) renews the lease before
-    /// the write is proposed. If that round fails, the write reports why.
+    /// is the undisputed leader. Called only for a group this node woke from
+    /// quiescence as its leader (within the liveness timeout; see
+    /// `Quiescence::wake`): when this node still leads and the
+    /// acknowledgement is older than half the lease, one ReadIndex quorum
+    /// round (a heartbeat to a quorum,
+    /// which openraft coalesces across concurrent callers, bounded by the
+    /// lease) renews the lease before the write is proposed. If that round
+    /// fails, the write reports why.
     async fn renew_lapsed_lease(&self) {
         let lapsed = {
             use openraft::async_runtime::WatchReceiver;
@@ -380,7 +384,11 @@ impl GroupHandle {
                 })
         };
         if lapsed {
-            let _ = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await;
+            // The quorum confirmation alone, not `ensure_linearizable`,
+            // which then waits, without a bound, until this replica applied
+            // the read index: a write needs the lease, not the apply. (The
+            // simulator's seeds 268 and 293 stalled on that wait.)
+            let _ = self.raft.get_read_linearizer(ReadPolicy::ReadIndex).await;
         }
     }
 
@@ -590,7 +598,7 @@ impl GroupHandle {
     /// `transfer_leader` asks the current leader (this node) to hand over to
     /// `to`.
     pub async fn transfer_leader(&self, to: NodeId) -> Result<(), GroupError> {
-        self.wake();
+        let _ = self.wake();
         self.raft
             .trigger()
             .transfer_leader(to.0)

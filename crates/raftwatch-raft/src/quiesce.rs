@@ -83,6 +83,9 @@ struct Inner {
     /// Groups whose ticker this node parked: what openraft was told, kept
     /// under the same lock as the maps above so the two never disagree.
     parked: BTreeSet<GroupId>,
+    /// Led groups woken here from quiescence, and when: their leader lease
+    /// lapsed while quiesced (see [`Quiescence::wake`]).
+    woken_leading: BTreeMap<GroupId, TokioInstant>,
 }
 
 /// `LivenessRequests` is what [`Quiescence::check`] asks to send: per peer,
@@ -154,13 +157,23 @@ impl Quiescence {
 
     /// `wake` makes `group` tick again here, if it was quiesced, and restarts
     /// its idle count. Called before every write, membership change and
-    /// leader transfer.
-    pub fn wake(&self, group: GroupId, raft: &GroupRaft) {
+    /// leader transfer. Returns whether this node led the group quiesced
+    /// now or within the liveness timeout: then its leader lease may have
+    /// lapsed (no heartbeat was acknowledged while quiesced), and a write
+    /// should renew it first.
+    pub fn wake(&self, group: GroupId, raft: &GroupRaft) -> bool {
         let mut inner = self.lock();
+        let now = now();
         inner.idle.remove(&group);
-        inner.leading.remove(&group);
+        if inner.leading.remove(&group).is_some() {
+            inner.woken_leading.insert(group, now);
+        }
         inner.following.remove(&group);
         inner.set_ticking(self.me, group, raft, true);
+        inner
+            .woken_leading
+            .get(&group)
+            .is_some_and(|at| now.saturating_duration_since(*at) <= self.liveness_timeout)
     }
 
     /// `leader_is_live` says whether `group`'s replica here is quiesced and
@@ -198,6 +211,7 @@ impl Quiescence {
         inner.following.remove(&group);
         inner.idle.remove(&group);
         inner.parked.remove(&group);
+        inner.woken_leading.remove(&group);
     }
 
     /// `check` runs once per heartbeat interval over the groups hosted here:
@@ -225,6 +239,10 @@ impl Quiescence {
         inner.leading.retain(|g, _| groups.contains_key(g));
         inner.following.retain(|g, _| groups.contains_key(g));
         inner.parked.retain(|g| groups.contains_key(g));
+        let timeout = self.liveness_timeout;
+        inner.woken_leading.retain(|g, at| {
+            groups.contains_key(g) && now.saturating_duration_since(*at) <= timeout
+        });
         for (&group, raft) in groups {
             let rx = raft.metrics();
             let m = rx.borrow_watched();
