@@ -20,7 +20,7 @@ use raftwatch_model::encoding::{Reader, put_uvarint, put_varint};
 
 use crate::ChunkError;
 use crate::bits::{BitReader, BitWriter};
-use crate::xor::{read_dod, varint_error, write_dod};
+use crate::payload::{ValueCodec, payload_iter, varint_error, write_dod};
 
 /// `DECIMAL_EXPONENT_MAX` is the largest exponent `k` a decimal payload
 /// uses: every `10^k` up to it is exact in an `f64`.
@@ -148,173 +148,71 @@ pub fn encode_decimal(samples: &[Sample]) -> Option<Vec<u8>> {
     Some(w.bytes().to_vec())
 }
 
-/// `State` is what decoding one sample needs from the previous ones.
+payload_iter!(
+    /// `DecimalIter` decodes `num_samples` samples from a decimal payload.
+    DecimalIter,
+    DecimalValues
+);
+
+/// `DecimalValues` is the decimal value decoder's state: exponent, last
+/// mantissa, last difference and current width.
 #[derive(Clone, Copy, Debug)]
-struct State {
-    t: i64,
-    delta: i64,
+pub(crate) struct DecimalValues {
+    k: u8,
     m: i64,
     d: i64,
     width: u32,
-    k: u8,
 }
 
-/// `DecimalIter` decodes `num_samples` samples from a decimal payload, with
-/// the same contract as [`crate::XorIter`]: on corrupt input one `Err` and
-/// then `None`, never a panic, strictly increasing timestamps or an error.
-#[derive(Clone, Debug)]
-pub struct DecimalIter<'a> {
-    payload: &'a [u8],
-    r: BitReader<'a>,
-    read: usize,
-    total: usize,
-    payload_bits: usize,
-    st: State,
-}
+impl ValueCodec for DecimalValues {
+    const START: DecimalValues = DecimalValues {
+        k: 0,
+        m: 0,
+        d: 0,
+        width: 0,
+    };
 
-impl<'a> DecimalIter<'a> {
-    /// `new` prepares to decode `num_samples` samples from `payload`.
-    pub fn new(payload: &'a [u8], num_samples: usize) -> DecimalIter<'a> {
-        DecimalIter {
-            payload,
-            r: BitReader::new(payload, 0),
-            read: 0,
-            total: num_samples,
-            payload_bits: payload.len().saturating_mul(8),
-            st: State {
-                t: 0,
-                delta: 0,
-                m: 0,
-                d: 0,
-                width: 0,
-                k: 0,
-            },
-        }
-    }
-}
-
-/// `read_head` decodes sample 0 or 1 (byte-aligned varints at `pos`).
-#[cold]
-#[inline(never)]
-fn read_head(
-    payload: &[u8],
-    index: usize,
-    pos: usize,
-    mut st: State,
-) -> Result<(BitReader<'_>, State), ChunkError> {
-    let rest = payload.get(pos..).unwrap_or(&[]);
-    let mut rd = Reader::new(rest);
-    if index == 0 {
-        st.t = rd.varint().ok_or_else(|| varint_error(rest))?;
-        st.k = rd.u8().ok_or(ChunkError::Truncated)?;
-        if st.k > DECIMAL_EXPONENT_MAX {
+    fn read_first(&mut self, rd: &mut Reader<'_>, rest: &[u8]) -> Result<(), ChunkError> {
+        self.k = rd.u8().ok_or(ChunkError::Truncated)?;
+        if self.k > DECIMAL_EXPONENT_MAX {
             return Err(ChunkError::Malformed("decimal exponent above 15"));
         }
         let after = rest.get(rd.position()..).unwrap_or(&[]);
-        st.m = rd.varint().ok_or_else(|| varint_error(after))?;
-        return Ok((BitReader::new(payload, pos + rd.position()), st));
+        self.m = rd.varint().ok_or_else(|| varint_error(after))?;
+        Ok(())
     }
-    let delta = rd.uvarint().ok_or_else(|| varint_error(rest))? as i64;
-    let mut r = BitReader::new(payload, pos + rd.position());
-    let t = st.t.wrapping_add(delta);
-    if t <= st.t {
-        return Err(ChunkError::NonMonotonic {
-            previous: st.t,
-            next: t,
-        });
-    }
-    r.refill();
-    read_value(&mut r, &mut st)?;
-    st.t = t;
-    st.delta = delta;
-    Ok((r, st))
-}
 
-/// `read_value` decodes one mantissa delta into `st`. At least 8 bits are
-/// loaded.
-#[inline(always)]
-fn read_value(r: &mut BitReader<'_>, st: &mut State) -> Result<(), ChunkError> {
-    if r.valid() < 8 {
-        r.refill();
-    }
-    let w = r.peek();
-    if w >> 63 != 0 {
-        if (w >> 62) & 1 == 0 {
-            r.consume(2);
-            if st.width == 0 {
-                return Err(ChunkError::Malformed(
-                    "value reuses a delta width before one was set",
-                ));
-            }
-        } else {
-            st.width = ((w >> 56) & 63) as u32 + 1;
-            r.consume(8);
+    /// Decodes one mantissa difference.
+    #[inline(always)]
+    fn read_next(&mut self, r: &mut BitReader<'_>) -> Result<(), ChunkError> {
+        if r.valid() < 8 {
+            r.refill();
         }
-        st.d = unzigzag(r.read_bits(st.width));
-    } else {
-        r.consume(1);
-    }
-    // Corrupt input can make any mantissa; the conversion never fails.
-    st.m = st.m.wrapping_add(st.d);
-    Ok(())
-}
-
-#[inline(always)]
-fn read_tail(r: &mut BitReader<'_>, st: &mut State) -> Result<(), ChunkError> {
-    r.refill();
-    let dod = read_dod(r);
-    let delta = st.delta.wrapping_add(dod);
-    let t = st.t.wrapping_add(delta);
-    if t <= st.t {
-        return Err(ChunkError::NonMonotonic {
-            previous: st.t,
-            next: t,
-        });
-    }
-    read_value(r, st)?;
-    st.delta = delta;
-    st.t = t;
-    Ok(())
-}
-
-impl Iterator for DecimalIter<'_> {
-    type Item = Result<Sample, ChunkError>;
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.read == self.total {
-            return None;
-        }
-        let res = if self.read >= 2 {
-            read_tail(&mut self.r, &mut self.st)
-        } else {
-            read_head(self.payload, self.read, self.r.bit_pos() / 8, self.st).map(|(r, st)| {
-                self.r = r;
-                self.st = st;
-            })
-        };
-        let res = res.and_then(|()| {
-            if self.r.bit_pos() > self.payload_bits {
-                Err(ChunkError::Truncated)
+        let w = r.peek();
+        if w >> 63 != 0 {
+            if (w >> 62) & 1 == 0 {
+                r.consume(2);
+                if self.width == 0 {
+                    return Err(ChunkError::Malformed(
+                        "value reuses a delta width before one was set",
+                    ));
+                }
             } else {
-                Ok(())
+                self.width = ((w >> 56) & 63) as u32 + 1;
+                r.consume(8);
             }
-        });
-        match res {
-            Ok(()) => {
-                self.read += 1;
-                Some(Ok(Sample::new(self.st.t, value_of(self.st.m, self.st.k))))
-            }
-            Err(e) => {
-                self.total = self.read;
-                Some(Err(e))
-            }
+            self.d = unzigzag(r.read_bits(self.width));
+        } else {
+            r.consume(1);
         }
+        // Corrupt input can make any mantissa; the conversion never fails.
+        self.m = self.m.wrapping_add(self.d);
+        Ok(())
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let remaining = self.total - self.read;
-        (remaining.min(1), Some(remaining))
+    #[inline(always)]
+    fn value(&self) -> f64 {
+        value_of(self.m, self.k)
     }
 }
 

@@ -17,6 +17,7 @@
 
 mod bits;
 mod decimal;
+mod payload;
 mod record;
 mod xor;
 

@@ -139,7 +139,7 @@ impl<'a> ChunkRecord<'a> {
                     "first timestamp differs from min_time",
                 ));
             }
-            None => return Err(crate::xor::varint_error(payload)),
+            None => return Err(crate::payload::varint_error(payload)),
         }
         Ok(ChunkRecord {
             min_time,

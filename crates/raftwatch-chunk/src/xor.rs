@@ -14,72 +14,11 @@ use raftwatch_model::encoding::{Reader, put_uvarint, put_varint};
 
 use crate::ChunkError;
 use crate::bits::{BitReader, BitWriter};
+use crate::payload::{ValueCodec, payload_iter, write_dod};
 
 /// `NO_WINDOW` marks "no XOR window yet" in `leading` (Prometheus uses the
 /// same 0xff sentinel).
 const NO_WINDOW: u8 = 0xff;
-
-/// `DOD_BUCKETS` are the widths of the delta-of-delta buckets selected by
-/// control prefixes `10`, `110` and `1110`.
-const DOD_BUCKETS: [u32; 3] = [14, 17, 20];
-
-/// `dod_fits` reports whether `dod` fits a `bits`-wide bucket, using
-/// Prometheus' asymmetric range `[-(2^(bits-1) - 1), 2^(bits-1)]` (its
-/// decoder reads `2^(bits-1)` as positive, so `-2^(bits-1)` must not be
-/// written).
-#[inline]
-fn dod_fits(dod: i64, bits: u32) -> bool {
-    let half = 1i64 << (bits - 1);
-    -(half - 1) <= dod && dod <= half
-}
-
-/// `write_dod` writes a timestamp delta-of-delta with the bucketed code of
-/// `docs/format/chunk.md` (shared by the XOR and decimal payloads).
-#[inline]
-pub(crate) fn write_dod(w: &mut BitWriter, dod: i64) {
-    let d = dod as u64;
-    if dod == 0 {
-        w.write_bits(0, 1);
-    } else if dod_fits(dod, 14) {
-        w.write_bits((0b10 << 14) | (d & 0x3fff), 16);
-    } else if dod_fits(dod, 17) {
-        w.write_bits((0b110 << 17) | (d & 0x1_ffff), 20);
-    } else if dod_fits(dod, 20) {
-        w.write_bits((0b1110 << 20) | (d & 0xf_ffff), 24);
-    } else {
-        w.write_bits(0b1111, 4);
-        w.write_bits(d, 64);
-    }
-}
-
-/// `read_dod` reads what [`write_dod`] wrote. The caller has refilled the
-/// reader, so at least 56 bits are loaded.
-#[inline(always)]
-pub(crate) fn read_dod(r: &mut BitReader<'_>) -> i64 {
-    let w = r.peek();
-    let ones = (!w).leading_zeros();
-    match ones {
-        0 => {
-            r.consume(1);
-            0
-        }
-        1..=3 => {
-            let sz = DOD_BUCKETS[ones as usize - 1];
-            r.consume(ones + 1 + sz);
-            // Prometheus' decoder maps the `sz`-bit field `b` to `b` when
-            // `b <= 2^(sz-1)` and to `b - 2^sz` above. That is the
-            // two's-complement value of `b - 1`, plus one: subtract one at
-            // the field's lowest bit while it is still left-aligned (bits
-            // below it are unaffected), then shift it down arithmetically.
-            let field = w << (ones + 1);
-            ((field.wrapping_sub(1 << (64 - sz)) as i64) >> (64 - sz)) + 1
-        }
-        _ => {
-            r.consume(4);
-            r.read_bits(64) as i64
-        }
-    }
-}
 
 /// `XorChunk` is an open, appendable XOR chunk (the "head chunk"). Its
 /// payload is valid to read (through [`XorChunk::payload`] or
@@ -273,7 +212,7 @@ impl XorChunk {
         let Some(t_min) = t_min else {
             return Err(ChunkError::Truncated);
         };
-        let bit_len = it.r.bit_pos();
+        let bit_len = it.0.r.bit_pos();
         if payload.len() != bit_len.div_ceil(8) {
             return Err(ChunkError::Malformed(
                 "payload has bytes after its last sample",
@@ -289,11 +228,11 @@ impl XorChunk {
             w: BitWriter::from_parts(payload.to_vec(), bit_len),
             num_samples,
             t_min,
-            t: it.st.t,
-            delta: it.st.delta,
-            v: it.st.v,
-            leading: it.st.leading,
-            trailing: it.st.trailing,
+            t: it.0.st.t,
+            delta: it.0.st.delta,
+            v: it.0.st.v.v,
+            leading: it.0.st.v.leading,
+            trailing: it.0.st.v.trailing,
         })
     }
 
@@ -365,210 +304,76 @@ impl Default for XorChunk {
     }
 }
 
-/// `XorIter` decodes `num_samples` samples from an XOR payload. On corrupt
-/// input it yields one `Err` and then `None`; it never panics and never
-/// reads outside the payload. Samples are yielded with strictly increasing
-/// timestamps or not at all ([`ChunkError::NonMonotonic`]).
-///
-/// `num_samples` is trusted to be right (the record's CRC covers it): asking
-/// for more samples than were written may decode the last byte's zero
-/// padding as a few extra samples repeating the last delta and value before
-/// reporting [`ChunkError::Truncated`].
-#[derive(Clone, Debug)]
-pub struct XorIter<'a> {
-    payload: &'a [u8],
-    r: BitReader<'a>,
-    /// Samples yielded so far.
-    read: usize,
-    /// Samples to yield in all; set to `read` after an error.
-    total: usize,
-    /// `payload.len() * 8`: reading past it means the payload is truncated.
-    payload_bits: usize,
-    st: State,
-}
+payload_iter!(
+    /// `XorIter` decodes `num_samples` samples from an XOR payload.
+    XorIter,
+    XorValues
+);
 
-/// `State` is what decoding one sample needs from the previous ones. Kept
-/// apart from the reader so that the hot loop's state stays in registers
-/// (see [`read_head`]).
+/// `XorValues` is the XOR value decoder's state: the last value's bits and
+/// the current window.
 #[derive(Clone, Copy, Debug)]
-struct State {
-    t: i64,
-    delta: i64,
+pub(crate) struct XorValues {
     v: u64,
     leading: u8,
     trailing: u8,
 }
 
-impl<'a> XorIter<'a> {
-    /// `new` prepares to decode `num_samples` samples from `payload`. It
-    /// does no work until the first call to `next`.
-    pub fn new(payload: &'a [u8], num_samples: usize) -> XorIter<'a> {
-        XorIter {
-            payload,
-            r: BitReader::new(payload, 0),
-            read: 0,
-            total: num_samples,
-            payload_bits: payload.len().saturating_mul(8),
-            st: State {
-                t: 0,
-                delta: 0,
-                v: 0,
-                leading: NO_WINDOW,
-                trailing: 0,
-            },
-        }
-    }
-}
-
-/// `varint_error` tells a truncated varint from an overlong one: the model's
-/// decoder returns `None` for both, and only an input of ten or more bytes
-/// can be overlong.
-pub(crate) fn varint_error(rest: &[u8]) -> ChunkError {
-    if rest.len() < 10 {
-        ChunkError::Truncated
-    } else {
-        ChunkError::Malformed("overlong varint in payload")
-    }
-}
-
-/// `read_head` decodes sample `index` (0 or 1), whose timestamps are
-/// byte-aligned varints starting at byte `pos`, and returns the reader
-/// positioned after it. It runs twice per chunk, so it is out of line; it
-/// takes and returns state by value because an out-of-line call taking
-/// `&mut XorIter` would pin the iterator's state to memory for the whole
-/// decode loop.
-#[cold]
-#[inline(never)]
-fn read_head(
-    payload: &[u8],
-    index: usize,
-    pos: usize,
-    mut st: State,
-) -> Result<(BitReader<'_>, State), ChunkError> {
-    let rest = payload.get(pos..).unwrap_or(&[]);
-    let mut rd = Reader::new(rest);
-    if index == 0 {
-        st.t = rd.varint().ok_or_else(|| varint_error(rest))?;
-        st.v = rd.u64_be().ok_or(ChunkError::Truncated)?;
-        return Ok((BitReader::new(payload, pos + rd.position()), st));
-    }
-    let delta = rd.uvarint().ok_or_else(|| varint_error(rest))? as i64;
-    let mut r = BitReader::new(payload, pos + rd.position());
-    let t = st.t.wrapping_add(delta);
-    if t <= st.t {
-        return Err(ChunkError::NonMonotonic {
-            previous: st.t,
-            next: t,
-        });
-    }
-    read_value(&mut r, &mut st)?;
-    st.t = t;
-    st.delta = delta;
-    Ok((r, st))
-}
-
-/// `read_tail` decodes a sample after the second (delta-of-delta timestamp,
-/// then XOR value) into `st`.
-#[inline(always)]
-fn read_tail(r: &mut BitReader<'_>, st: &mut State) -> Result<(), ChunkError> {
-    // One refill covers the common case: at most 24 bits of timestamp and
-    // 13 bits of value header out of the 56 loaded.
-    r.refill();
-    let dod = read_dod(r);
-    let delta = st.delta.wrapping_add(dod);
-    let t = st.t.wrapping_add(delta);
-    if t <= st.t {
-        return Err(ChunkError::NonMonotonic {
-            previous: st.t,
-            next: t,
-        });
-    }
-    read_value(r, st)?;
-    st.delta = delta;
-    st.t = t;
-    Ok(())
-}
-
-/// `read_value` decodes one XOR-encoded value into `st.v`, updating the
-/// window.
-#[inline(always)]
-fn read_value(r: &mut BitReader<'_>, st: &mut State) -> Result<(), ChunkError> {
-    // Callers leave at least 24 bits loaded except right after the
-    // byte-aligned head, so this refill is rarely taken.
-    if r.valid() < 13 {
-        r.refill();
-    }
-    let w = r.peek();
-    if w >> 63 == 0 {
-        r.consume(1);
-        return Ok(());
-    }
-    if (w >> 62) & 1 == 0 {
-        r.consume(2);
-        if st.leading == NO_WINDOW {
-            return Err(ChunkError::Malformed(
-                "value reuses an XOR window before one was set",
-            ));
-        }
-    } else {
-        let lead = ((w >> 57) & 31) as u8;
-        let sig = match ((w >> 51) & 63) as u8 {
-            0 => 64,
-            s => s,
-        };
-        r.consume(13);
-        if lead + sig > 64 {
-            return Err(ChunkError::Malformed("XOR window wider than 64 bits"));
-        }
-        st.leading = lead;
-        st.trailing = 64 - lead - sig;
-    }
-    let sig = 64 - u32::from(st.leading) - u32::from(st.trailing);
-    let bits = r.read_bits(sig);
-    st.v ^= bits << st.trailing;
-    Ok(())
-}
-
-impl Iterator for XorIter<'_> {
-    type Item = Result<Sample, ChunkError>;
+impl ValueCodec for XorValues {
+    const START: XorValues = XorValues {
+        v: 0,
+        leading: NO_WINDOW,
+        trailing: 0,
+    };
 
     #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.read == self.total {
-            return None;
-        }
-        let res = if self.read >= 2 {
-            read_tail(&mut self.r, &mut self.st)
-        } else {
-            read_head(self.payload, self.read, self.r.bit_pos() / 8, self.st).map(|(r, st)| {
-                self.r = r;
-                self.st = st;
-            })
-        };
-        // The reader returns zero bits past the end rather than failing
-        // mid-sample; a sample that needed them is truncated.
-        let res = res.and_then(|()| {
-            if self.r.bit_pos() > self.payload_bits {
-                Err(ChunkError::Truncated)
-            } else {
-                Ok(())
-            }
-        });
-        match res {
-            Ok(()) => {
-                self.read += 1;
-                Some(Ok(Sample::new(self.st.t, f64::from_bits(self.st.v))))
-            }
-            Err(e) => {
-                self.total = self.read;
-                Some(Err(e))
-            }
-        }
+    fn read_first(&mut self, rd: &mut Reader<'_>, _rest: &[u8]) -> Result<(), ChunkError> {
+        self.v = rd.u64_be().ok_or(ChunkError::Truncated)?;
+        Ok(())
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let remaining = self.total - self.read;
-        (remaining.min(1), Some(remaining))
+    /// Decodes one XOR-encoded value, updating the window.
+    #[inline(always)]
+    fn read_next(&mut self, r: &mut BitReader<'_>) -> Result<(), ChunkError> {
+        // Callers leave at least 24 bits loaded except right after the
+        // byte-aligned head, so this refill is rarely taken.
+        if r.valid() < 13 {
+            r.refill();
+        }
+        let w = r.peek();
+        if w >> 63 == 0 {
+            r.consume(1);
+            return Ok(());
+        }
+        if (w >> 62) & 1 == 0 {
+            r.consume(2);
+            if self.leading == NO_WINDOW {
+                return Err(ChunkError::Malformed(
+                    "value reuses an XOR window before one was set",
+                ));
+            }
+        } else {
+            let lead = ((w >> 57) & 31) as u8;
+            let sig = match ((w >> 51) & 63) as u8 {
+                0 => 64,
+                s => s,
+            };
+            r.consume(13);
+            if lead + sig > 64 {
+                return Err(ChunkError::Malformed("XOR window wider than 64 bits"));
+            }
+            self.leading = lead;
+            self.trailing = 64 - lead - sig;
+        }
+        let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
+        let bits = r.read_bits(sig);
+        self.v ^= bits << self.trailing;
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn value(&self) -> f64 {
+        f64::from_bits(self.v)
     }
 }
 
