@@ -367,10 +367,9 @@ impl GroupHandle {
     /// quiescence as its leader (within the liveness timeout; see
     /// `Quiescence::wake`): when this node still leads and the
     /// acknowledgement is older than half the lease, one ReadIndex quorum
-    /// round (a heartbeat to a quorum,
-    /// which openraft coalesces across concurrent callers, bounded by the
-    /// lease) renews the lease before the write is proposed. If that round
-    /// fails, the write reports why.
+    /// round (a heartbeat to a quorum, which openraft coalesces across
+    /// concurrent callers, bounded by the lease) renews the lease before the
+    /// write is proposed. If that round fails, the write reports why.
     async fn renew_lapsed_lease(&self) {
         let lapsed = {
             use openraft::async_runtime::WatchReceiver;
@@ -386,8 +385,7 @@ impl GroupHandle {
         if lapsed {
             // The quorum confirmation alone, not `ensure_linearizable`,
             // which then waits, without a bound, until this replica applied
-            // the read index: a write needs the lease, not the apply. (The
-            // simulator's seeds 268 and 293 stalled on that wait.)
+            // the read index: a write needs the lease, not the apply.
             let _ = self.raft.get_read_linearizer(ReadPolicy::ReadIndex).await;
         }
     }

@@ -83,8 +83,9 @@ struct Inner {
     /// Groups whose ticker this node parked: what openraft was told, kept
     /// under the same lock as the maps above so the two never disagree.
     parked: BTreeSet<GroupId>,
-    /// Led groups woken here from quiescence, and when: their leader lease
-    /// lapsed while quiesced (see [`Quiescence::wake`]).
+    /// Led groups woken here from quiescence (by a write, a peer's answer or
+    /// a change the check saw), and when: their leader lease lapsed while
+    /// quiesced (see [`Quiescence::wake`]).
     woken_leading: BTreeMap<GroupId, TokioInstant>,
 }
 
@@ -291,6 +292,7 @@ impl Quiescence {
                 } else {
                     inner.leading.remove(&group);
                     inner.idle.remove(&group);
+                    inner.woken_leading.insert(group, now);
                     inner.set_ticking(self.me, group, raft, true);
                 }
                 continue;
@@ -333,6 +335,7 @@ impl Quiescence {
             let group = GroupId(*id);
             if inner.leading.remove(&group).is_some() {
                 inner.idle.remove(&group);
+                inner.woken_leading.insert(group, now());
                 if let Some(raft) = rafts.get(&group) {
                     inner.set_ticking(self.me, group, raft, true);
                 }
