@@ -92,6 +92,19 @@ impl Label {
     }
 }
 
+/// `hash_pairs` is [`Labels::hash`] over `(name, value)` pairs given in
+/// canonical order, without building a [`Labels`].
+pub fn hash_pairs(pairs: &mut dyn Iterator<Item = (&str, &str)>) -> SeriesHash {
+    let mut h = Xxh3::new();
+    for (name, value) in pairs {
+        h.update(name.as_bytes());
+        h.update(&[SEPARATOR]);
+        h.update(value.as_bytes());
+        h.update(&[SEPARATOR]);
+    }
+    SeriesHash(h.digest())
+}
+
 impl fmt::Debug for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}={:?}", self.name, self.value)
@@ -204,14 +217,30 @@ impl Labels {
     /// `docs/format/series-hash.md`; changing it would move series between
     /// shards, so it never changes.
     pub fn hash(&self) -> SeriesHash {
-        let mut h = Xxh3::new();
-        for l in &self.0 {
-            h.update(l.name.as_bytes());
-            h.update(&[SEPARATOR]);
-            h.update(l.value.as_bytes());
-            h.update(&[SEPARATOR]);
-        }
-        SeriesHash(h.digest())
+        hash_pairs(&mut self.pairs())
+    }
+
+    /// `pairs` yields `(name, value)` in canonical order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|l| (l.name.as_str(), l.value.as_str()))
+    }
+
+    /// `is_canonical` is true when [`Labels::new`] would accept `pairs`
+    /// unchanged: names strictly ascending (hence unique) and non-empty,
+    /// no empty value, and within `limits`. Hot paths that receive labels
+    /// already canonicalised upstream (a shard's log entries) check this
+    /// instead of building a `Labels`, and fall back to [`Labels::new`]
+    /// when it is false.
+    pub fn is_canonical(pairs: &[(&str, &str)], limits: &LabelLimits) -> bool {
+        !pairs.is_empty()
+            && pairs.len() <= limits.labels_per_series_max
+            && pairs.iter().all(|(n, v)| {
+                !n.is_empty()
+                    && !v.is_empty()
+                    && n.len() <= limits.label_name_bytes_max
+                    && v.len() <= limits.label_value_bytes_max
+            })
+            && pairs.windows(2).all(|w| w[0].0 < w[1].0)
     }
 
     /// `encode` appends the binary form: `uvarint(count)` then per label
@@ -426,6 +455,36 @@ mod tests {
                 let b = Labels::from_pairs(pairs, &lim()).unwrap();
                 prop_assert_eq!(a.hash(), b.hash());
                 prop_assert_eq!(a, b);
+            }
+        }
+
+        /// The shard's fast path trusts `is_canonical` to mean exactly
+        /// "Labels::new accepts these pairs unchanged"; either direction
+        /// failing would make a replica's apply differ from the slow path.
+        #[test]
+        fn is_canonical_iff_new_accepts_unchanged(
+            pairs in arb_pairs(),
+            sort in any::<bool>(),
+            labels_max in 1usize..6,
+            bytes_max in 1usize..6,
+        ) {
+            let mut pairs = pairs;
+            if sort {
+                pairs.sort();
+            }
+            let limits = LabelLimits {
+                labels_per_series_max: labels_max,
+                label_name_bytes_max: bytes_max,
+                label_value_bytes_max: bytes_max,
+            };
+            let borrowed: Vec<(&str, &str)> =
+                pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let unchanged = Labels::from_pairs(pairs.clone(), &limits)
+                .is_ok_and(|l| l.pairs().eq(borrowed.iter().copied()));
+            prop_assert_eq!(Labels::is_canonical(&borrowed, &limits), unchanged);
+            if unchanged {
+                let l = Labels::from_pairs(pairs.clone(), &limits).unwrap();
+                prop_assert_eq!(hash_pairs(&mut borrowed.iter().copied()), l.hash());
             }
         }
 

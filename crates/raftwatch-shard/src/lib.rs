@@ -9,5 +9,6 @@
 pub mod codec;
 pub mod query;
 pub mod sm;
+pub mod wire;
 
 pub use sm::{ShardStateMachine, StoreFactory};

@@ -1,17 +1,19 @@
 //! [`ShardStateMachine`]: a shard's engine as a Raft state machine.
 
 use prost::Message;
-use raftwatch_model::{Label, MatchOp, Matcher, Sample, TimestampMs};
+use raftwatch_model::{Label, Labels, MatchOp, Matcher, Sample, TimestampMs};
 use raftwatch_raft::GroupStateMachine;
 use raftwatch_storage::KvStore;
-use raftwatch_tsdb::{Tsdb, TsdbConfig};
+use raftwatch_tsdb::{AppendReport, Tsdb, TsdbConfig};
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 
 use crate::codec::{
     COMMAND_VERSION, RejectionPb, SeriesPb, ShardCommand, ShardQuery, ShardQueryResult,
-    ShardRequest, ShardWriteResult,
+    ShardWriteResult,
 };
+use crate::wire::{CommandView, SeriesBatch};
 
 /// `StoreFactory` hands the state machine empty stores: one at start (the
 /// state is rebuilt from the group's snapshot and log, never trusted from a
@@ -183,9 +185,22 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
         if let Some(f) = &self.failed {
             return fail(format!("replica failed: {f}"));
         }
-        let cmd = match ShardCommand::decode(command) {
+        // The borrowed view reads what our own leaders write; an encoding
+        // it refuses but prost accepts (another writer's) is re-encoded by
+        // prost, which the view always reads.
+        let reencoded;
+        let cmd = match CommandView::parse(command) {
             Ok(c) => c,
-            Err(e) => return fail(format!("undecodable shard command: {e}")),
+            Err(_) => match ShardCommand::decode(command) {
+                Ok(c) => {
+                    reencoded = c.encode_to_vec();
+                    match CommandView::parse(&reencoded) {
+                        Ok(c) => c,
+                        Err(e) => return fail(format!("undecodable shard command: {}", e.0)),
+                    }
+                }
+                Err(e) => return fail(format!("undecodable shard command: {e}")),
+            },
         };
         if cmd.version != COMMAND_VERSION {
             return fail(format!(
@@ -195,18 +210,12 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
         }
         self.dedup.expire(index);
         let result = if cmd.requests.is_empty() {
-            self.apply_request(
-                index,
-                ShardRequest {
-                    series: cmd.series,
-                    request_id: cmd.request_id,
-                },
-            )
+            self.apply_request(index, &cmd.batch, cmd.series.clone(), cmd.request_id)
         } else {
             let results = cmd
                 .requests
-                .into_iter()
-                .map(|r| self.apply_request(index, r))
+                .iter()
+                .map(|r| self.apply_request(index, &cmd.batch, r.series.clone(), r.request_id))
                 .collect();
             ShardWriteResult {
                 results,
@@ -228,23 +237,35 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
     }
 
     /// Applies one request, or answers a remembered request id's result.
-    fn apply_request(&mut self, index: u64, request: ShardRequest) -> ShardWriteResult {
-        if !request.request_id.is_empty()
-            && let Some(r) = self.dedup.get(&request.request_id)
+    fn apply_request(
+        &mut self,
+        index: u64,
+        batch: &SeriesBatch<'_>,
+        series: Range<usize>,
+        request_id: &str,
+    ) -> ShardWriteResult {
+        if !request_id.is_empty()
+            && let Some(r) = self.dedup.get(request_id)
         {
             let mut r = r.clone();
             r.deduplicated = true;
             return r;
         }
-        let id = request.request_id.clone();
-        let result = self.append(request.series);
-        if !id.is_empty() && id.len() <= REQUEST_ID_BYTES_MAX && result.error.is_empty() {
-            self.dedup.insert(index, id, result.clone());
+        let result = self.append(batch, series);
+        if !request_id.is_empty()
+            && request_id.len() <= REQUEST_ID_BYTES_MAX
+            && result.error.is_empty()
+        {
+            self.dedup
+                .insert(index, request_id.to_string(), result.clone());
         }
         result
     }
 
-    fn append(&mut self, series: Vec<SeriesPb>) -> ShardWriteResult {
+    /// Appends the series of `batch` in `range`. Samples are numbered
+    /// across them in order; a series whose labels are invalid has all its
+    /// samples rejected, the rest is applied.
+    fn append(&mut self, batch: &SeriesBatch<'_>, range: Range<usize>) -> ShardWriteResult {
         let fail = |error: String| ShardWriteResult {
             error,
             ..Default::default()
@@ -256,74 +277,56 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
             return fail("no engine".into());
         };
         let limits = db.config().label_limits;
-        let mut batch = Vec::with_capacity(series.len());
+        let mut report = AppendReport::default();
         let mut rejections = Vec::new();
-        let mut index: u32 = 0;
-        let mut skipped: Vec<(u32, usize, String)> = Vec::new();
-        for s in series {
+        let mut index: usize = 0;
+        for s in range.filter_map(|i| batch.get(i)) {
             let n = s.timestamps.len().min(s.values.len());
-            let labels: Vec<Label> = s
-                .labels
-                .into_iter()
-                .map(|l| Label::new(l.name, l.value))
-                .collect();
-            match raftwatch_model::Labels::new(labels, &limits) {
-                Ok(labels) => {
-                    let samples = s
-                        .timestamps
-                        .iter()
-                        .zip(s.values.iter())
-                        .map(|(&t, &v)| Sample::new(t, v))
-                        .collect();
-                    batch.push((labels, samples));
+            let samples = s
+                .timestamps
+                .iter()
+                .zip(s.values.iter())
+                .map(|(&t, &v)| Sample::new(t, v));
+            // Fast path: labels already canonical (our routers send them
+            // so) and the series known: append by reference. Otherwise
+            // the same steps with owned labels; both give the same result.
+            let known = if Labels::is_canonical(s.labels, &limits) {
+                db.lookup_pairs(s.labels)
+            } else {
+                None
+            };
+            let appended = match known {
+                Some(r) => db.append_run(index, r, samples, &mut report),
+                None => {
+                    let labels = s.labels.iter().map(|&(n, v)| Label::new(n, v)).collect();
+                    match Labels::new(labels, &limits) {
+                        Ok(labels) => db.append_labeled(index, &labels, samples, &mut report),
+                        Err(e) => {
+                            let reason = format!("invalid series labels: {e}");
+                            for k in 0..n {
+                                rejections.push(RejectionPb {
+                                    index: u32::try_from(index + k).unwrap_or(u32::MAX),
+                                    reason: reason.clone(),
+                                });
+                            }
+                            Ok(())
+                        }
+                    }
                 }
-                Err(e) => skipped.push((index, n, format!("invalid series labels: {e}"))),
-            }
-            index += n as u32;
-        }
-        // The engine numbers samples across the series it was given;
-        // translate back to the command's numbering (skipped series removed).
-        let report = match db.append_series(&batch) {
-            Ok(r) => r,
-            Err(e) => {
+            };
+            if let Err(e) = appended {
                 let msg = e.to_string();
                 tracing::error!(error = %msg, "shard engine failed while applying");
                 self.failed = Some(msg.clone());
                 return fail(msg);
             }
-        };
-        let mut offsets = Vec::new(); // engine index → command index
-        {
-            let mut cmd_index: u32 = 0;
-            let mut sk = skipped.iter().peekable();
-            for (_, samples) in &batch {
-                while let Some((at, n, _)) = sk.peek() {
-                    if *at == cmd_index {
-                        cmd_index += *n as u32;
-                        sk.next();
-                    } else {
-                        break;
-                    }
-                }
-                for _ in samples {
-                    offsets.push(cmd_index);
-                    cmd_index += 1;
-                }
-            }
+            index += n;
         }
         for r in report.rejections {
             rejections.push(RejectionPb {
-                index: offsets.get(r.index).copied().unwrap_or(u32::MAX),
+                index: u32::try_from(r.index).unwrap_or(u32::MAX),
                 reason: r.reason.to_string(),
             });
-        }
-        for (at, n, reason) in skipped {
-            for k in 0..n as u32 {
-                rejections.push(RejectionPb {
-                    index: at + k,
-                    reason: reason.clone(),
-                });
-            }
         }
         rejections.sort_by_key(|r| r.index);
         ShardWriteResult {

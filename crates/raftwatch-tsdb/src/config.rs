@@ -1,6 +1,6 @@
 //! Engine configuration with its defaults.
 
-use raftwatch_model::{LabelLimits, Labels, SeriesHash};
+use raftwatch_model::{LabelLimits, SeriesHash};
 
 /// `OUT_OF_ORDER_WINDOW_MS_DEFAULT` is 0, as in Prometheus: by default a
 /// sample older than its series' newest is refused.
@@ -45,9 +45,10 @@ pub struct TsdbConfig {
     /// least as many bytes as the last checkpoint, and at least this many.
     pub head_log_bytes_min: usize,
     /// The hash used to find a series by its labels. Always
-    /// [`Labels::hash`] in production; tests replace it with a degenerate
+    /// [`raftwatch_model::Labels::hash`] in production; tests replace it with a degenerate
     /// one to exercise collision handling.
-    pub series_hash: fn(&Labels) -> SeriesHash,
+    /// It takes the `(name, value)` pairs in canonical order.
+    pub series_hash: fn(&mut dyn Iterator<Item = (&str, &str)>) -> SeriesHash,
 }
 
 impl TsdbConfig {
@@ -93,7 +94,7 @@ impl Default for TsdbConfig {
             ooo_buffer_samples_max: OOO_BUFFER_SAMPLES_MAX_DEFAULT,
             series_max: SERIES_MAX_DEFAULT,
             head_log_bytes_min: HEAD_LOG_BYTES_MIN_DEFAULT,
-            series_hash: Labels::hash,
+            series_hash: raftwatch_model::labels::hash_pairs,
         }
     }
 }

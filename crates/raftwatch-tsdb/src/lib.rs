@@ -357,7 +357,7 @@ impl<S: KvStore> Tsdb<S> {
                 )
             })
             .collect();
-        let hash = (self.config.series_hash)(labels);
+        let hash = (self.config.series_hash)(&mut labels.pairs());
         self.index.add(r, &interned);
         match self.by_hash.entry(hash) {
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -415,12 +415,33 @@ impl<S: KvStore> Tsdb<S> {
 
     /// `lookup` finds the series with exactly these labels.
     pub fn lookup(&self, labels: &Labels) -> Option<SeriesRef> {
-        let hash = (self.config.series_hash)(labels);
+        let hash = (self.config.series_hash)(&mut labels.pairs());
         let first = self.by_hash.get(&hash)?;
         std::iter::once(first)
             .chain(self.collisions.get(&hash).into_iter().flatten())
             .copied()
             .find(|&r| self.get(r).is_some_and(|s| Self::labels_equal(s, labels)))
+    }
+
+    /// `lookup_pairs` is [`Tsdb::lookup`] over borrowed `(name, value)`
+    /// pairs, without building a [`Labels`]. Only a canonical sequence
+    /// ([`Labels::is_canonical`]) can match, since stored label sets are
+    /// canonical; anything else finds nothing.
+    pub fn lookup_pairs(&self, pairs: &[(&str, &str)]) -> Option<SeriesRef> {
+        let hash = (self.config.series_hash)(&mut pairs.iter().copied());
+        let first = self.by_hash.get(&hash)?;
+        std::iter::once(first)
+            .chain(self.collisions.get(&hash).into_iter().flatten())
+            .copied()
+            .find(|&r| {
+                self.get(r).is_some_and(|s| {
+                    s.labels.len() == pairs.len()
+                        && s.labels
+                            .iter()
+                            .zip(pairs)
+                            .all(|((n, v), (pn, pv))| **n == **pn && **v == **pv)
+                })
+            })
     }
 
     /// `series_ref` returns the series with these labels, creating it (in
@@ -472,30 +493,58 @@ impl<S: KvStore> Tsdb<S> {
         let mut report = AppendReport::default();
         let mut index = 0;
         for (labels, samples) in batch {
-            match self.series_ref(labels) {
-                Ok(r) => {
-                    for &s in samples {
-                        self.append_one(index, r, s, &mut report)?;
-                        index += 1;
-                    }
-                }
-                Err(e) => {
-                    let reason = match e {
-                        TsdbError::InvalidLabels(e) => RejectReason::InvalidLabels(e.to_string()),
-                        TsdbError::SeriesLimit { limit } => RejectReason::SeriesLimit { limit },
-                        other => return Err(other),
-                    };
-                    for _ in samples {
-                        report.rejections.push(Rejection {
-                            index,
-                            reason: reason.clone(),
-                        });
-                        index += 1;
-                    }
-                }
-            }
+            self.append_labeled(index, labels, samples.iter().copied(), &mut report)?;
+            index += samples.len();
         }
         Ok(report)
+    }
+
+    /// `append_labeled` is one series of [`Tsdb::append_series`]: the
+    /// series is looked up or created, then `samples` appended and counted
+    /// into `report`, numbered from `first_index`. A series that cannot be
+    /// created has each of its samples rejected.
+    pub fn append_labeled(
+        &mut self,
+        first_index: usize,
+        labels: &Labels,
+        samples: impl IntoIterator<Item = Sample>,
+        report: &mut AppendReport,
+    ) -> Result<(), TsdbError> {
+        self.check_poisoned()?;
+        match self.series_ref(labels) {
+            Ok(r) => self.append_run(first_index, r, samples, report),
+            Err(e) => {
+                let reason = match e {
+                    TsdbError::InvalidLabels(e) => RejectReason::InvalidLabels(e.to_string()),
+                    TsdbError::SeriesLimit { limit } => RejectReason::SeriesLimit { limit },
+                    other => return Err(other),
+                };
+                for (i, _) in samples.into_iter().enumerate() {
+                    report.rejections.push(Rejection {
+                        index: first_index + i,
+                        reason: reason.clone(),
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `append_run` appends samples of one known series (by reference, no
+    /// hashing or validation), counted into `report` and numbered from
+    /// `first_index`; see [`Tsdb::append`].
+    pub fn append_run(
+        &mut self,
+        first_index: usize,
+        r: SeriesRef,
+        samples: impl IntoIterator<Item = Sample>,
+        report: &mut AppendReport,
+    ) -> Result<(), TsdbError> {
+        self.check_poisoned()?;
+        for (i, s) in samples.into_iter().enumerate() {
+            self.append_one(first_index + i, r, s, report)?;
+        }
+        Ok(())
     }
 
     fn check_poisoned(&self) -> Result<(), TsdbError> {

@@ -310,3 +310,132 @@ proptest! {
         }
     }
 }
+
+/// The apply path before borrowed decoding: prost, then `Labels::new` for
+/// every series, then the engine's `append_series`; rejections numbered
+/// across the command. The state machine must answer exactly this.
+fn reference_append(
+    db: &mut raftwatch_tsdb::Tsdb<MemStore>,
+    series: &[SeriesPb],
+) -> (u64, Vec<(u32, String)>) {
+    use raftwatch_model::{Label, Labels, Sample};
+    let limits = db.config().label_limits;
+    let mut batch = Vec::new();
+    let mut offsets = Vec::new();
+    let mut rejections = Vec::new();
+    let mut index = 0u32;
+    for s in series {
+        let n = s.timestamps.len().min(s.values.len()) as u32;
+        let labels = s
+            .labels
+            .iter()
+            .map(|l| Label::new(l.name.clone(), l.value.clone()))
+            .collect();
+        match Labels::new(labels, &limits) {
+            Ok(labels) => {
+                let samples: Vec<Sample> = s
+                    .timestamps
+                    .iter()
+                    .zip(&s.values)
+                    .map(|(&t, &v)| Sample::new(t, v))
+                    .collect();
+                offsets.extend(index..index + n);
+                batch.push((labels, samples));
+            }
+            Err(e) => {
+                for k in 0..n {
+                    rejections.push((index + k, format!("invalid series labels: {e}")));
+                }
+            }
+        }
+        index += n;
+    }
+    let report = db.append_series(&batch).unwrap();
+    for r in report.rejections {
+        rejections.push((offsets[r.index], r.reason.to_string()));
+    }
+    rejections.sort();
+    ((report.accepted + report.duplicates) as u64, rejections)
+}
+
+fn arb_label() -> impl Strategy<Value = LabelPb> {
+    // Small alphabets so names repeat, values go empty, order varies.
+    ("[ab_]{0,2}", "[xy]{0,2}").prop_map(|(name, value)| LabelPb { name, value })
+}
+
+fn arb_series() -> impl Strategy<Value = SeriesPb> {
+    (
+        prop::collection::vec(arb_label(), 0..4),
+        any::<bool>(),
+        prop::collection::vec((0i64..20, 0u8..3), 0..4),
+        0usize..2,
+    )
+        .prop_map(|(mut labels, sort, samples, drop_values)| {
+            if sort {
+                labels.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            let mut values: Vec<f64> = samples.iter().map(|s| f64::from(s.1)).collect();
+            values.truncate(values.len().saturating_sub(drop_values));
+            SeriesPb {
+                labels,
+                timestamps: samples.iter().map(|s| s.0).collect(),
+                values,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Borrowed decoding and the known-series fast path change nothing:
+    /// canonical, unsorted, duplicate, empty and over-limit label sets,
+    /// single and coalesced commands, all answer as the owned path did.
+    #[test]
+    fn apply_answers_as_the_owned_path_did(
+        commands in prop::collection::vec(
+            (prop::collection::vec(arb_series(), 0..4), any::<bool>()),
+            1..10,
+        ),
+        colliding in any::<bool>(),
+    ) {
+        let mut config = raftwatch_tsdb::TsdbConfig::default();
+        if colliding {
+            // Every series shares one hash: identity rests on comparing labels.
+            config.series_hash = |_| raftwatch_model::SeriesHash(7);
+        }
+        config.label_limits.labels_per_series_max = 2;
+        config.label_limits.label_value_bytes_max = 1;
+        let mut sm = ShardStateMachine::open(config.clone(), Box::new(Mem)).unwrap();
+        let mut db = raftwatch_tsdb::Tsdb::open(MemStore::new(), config).unwrap();
+        for (i, (series, coalesce)) in commands.into_iter().enumerate() {
+            let (bytes, parts) = if coalesce {
+                let (a, b) = series.split_at(series.len() / 2);
+                let parts = vec![a.to_vec(), b.to_vec()];
+                let cmd = ShardCommand {
+                    version: COMMAND_VERSION,
+                    series: vec![],
+                    request_id: String::new(),
+                    requests: parts
+                        .iter()
+                        .map(|p| ShardRequest { series: p.clone(), request_id: String::new() })
+                        .collect(),
+                };
+                (cmd.encode_to_vec(), parts)
+            } else {
+                (command(series.clone()), vec![series])
+            };
+            let got = apply(&mut sm, i as u64 + 1, &bytes);
+            prop_assert_eq!(&got.error, "");
+            let got: Vec<ShardWriteResult> = if coalesce { got.results } else { vec![got] };
+            prop_assert_eq!(got.len(), parts.len());
+            for (r, part) in got.iter().zip(&parts) {
+                let (accepted, rejections) = reference_append(&mut db, part);
+                let r_rej: Vec<(u32, String)> =
+                    r.rejections.iter().map(|x| (x.index, x.reason.clone())).collect();
+                prop_assert_eq!(r.accepted, accepted);
+                prop_assert_eq!(r_rej, rejections);
+            }
+            prop_assert_eq!(sm.db().unwrap().stats().series, db.stats().series);
+        }
+    }
+}
