@@ -520,3 +520,27 @@ fn control_leader_killed_mid_move_new_leader_finishes_it() {
     let read = read_all(&c.endpoint(alive));
     assert_nothing_lost(&acked, &read);
 }
+
+/// `THP_enabled` of process `pid` (`/proc/PID/status`, Linux 6.x), or
+/// `None` where the kernel does not report it.
+fn thp_enabled(pid: u32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim().to_string())
+}
+
+/// A node turns transparent huge pages off for itself (mimalloc would
+/// otherwise fault its arenas in 2 MiB at a time: README, "Performance"),
+/// unless `MIMALLOC_ALLOW_THP` is set.
+#[test]
+fn a_node_runs_without_transparent_huge_pages() {
+    if thp_enabled(std::process::id()).is_none() {
+        eprintln!("this kernel does not report THP_enabled; nothing to check");
+        return;
+    }
+    let c = Cluster::start(1, 1, 1);
+    let pid = c.procs[&1].id();
+    assert_eq!(thp_enabled(pid).as_deref(), Some("0"), "node pid {pid}");
+}

@@ -59,6 +59,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Turns transparent huge pages off for this process, unless
+/// `MIMALLOC_ALLOW_THP` is set (then mimalloc's own setting stands).
+/// mimalloc advises huge pages on its arenas, so every first touch of a
+/// 2 MiB region zeroed all of it: during ingest the kernel's page zeroing
+/// was 13–20 % of the nodes' CPU. Off, three runs each of 3 M samples:
+/// p99 162–187 ms against 288–394, resident memory 576–592 MB per node
+/// against 743–763, cluster CPU per sample 5 % lower (README,
+/// "Performance"). The setting is inherited by child processes.
+fn disable_transparent_huge_pages() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    match nix::sys::prctl::set_thp_disable(true) {
+        Ok(()) => tracing::debug!("transparent huge pages disabled for this process"),
+        Err(e) => tracing::warn!(error = %e, "could not disable transparent huge pages"),
+    }
+}
+
 /// How `serve` ended.
 enum Outcome {
     /// The node returned after a clean shutdown.
@@ -79,6 +98,7 @@ fn server(args: &ServerArgs) -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
+    disable_transparent_huge_pages();
     if let Some(bug) = config::arm_planted_bug(&config) {
         // Printed as well as logged: `RUST_LOG` must not be able to hide
         // that this node misbehaves on purpose.
