@@ -305,6 +305,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use prost::Message;
+    use raftwatch_model::encoding::put_uvarint as put_varint;
 
     fn arb_series() -> impl Strategy<Value = SeriesPb> {
         (
@@ -341,14 +342,6 @@ mod tests {
                     .map(|(series, request_id)| ShardRequest { series, request_id })
                     .collect(),
             })
-    }
-
-    fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
     }
 
     /// Encodes a series the way other protobuf writers may: samples
