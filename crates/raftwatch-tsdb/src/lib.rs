@@ -416,11 +416,17 @@ impl<S: KvStore> Tsdb<S> {
     /// `lookup` finds the series with exactly these labels.
     pub fn lookup(&self, labels: &Labels) -> Option<SeriesRef> {
         let hash = (self.config.series_hash)(&mut labels.pairs());
+        self.find(hash, |s| Self::labels_equal(s, labels))
+    }
+
+    /// `find` is the series with `hash` (first, then its collisions) that
+    /// `matches` accepts.
+    fn find(&self, hash: SeriesHash, matches: impl Fn(&MemSeries) -> bool) -> Option<SeriesRef> {
         let first = self.by_hash.get(&hash)?;
         std::iter::once(first)
             .chain(self.collisions.get(&hash).into_iter().flatten())
             .copied()
-            .find(|&r| self.get(r).is_some_and(|s| Self::labels_equal(s, labels)))
+            .find(|&r| self.get(r).is_some_and(&matches))
     }
 
     /// `lookup_pairs` is [`Tsdb::lookup`] over borrowed `(name, value)`
@@ -429,19 +435,13 @@ impl<S: KvStore> Tsdb<S> {
     /// canonical; anything else finds nothing.
     pub fn lookup_pairs(&self, pairs: &[(&str, &str)]) -> Option<SeriesRef> {
         let hash = (self.config.series_hash)(&mut pairs.iter().copied());
-        let first = self.by_hash.get(&hash)?;
-        std::iter::once(first)
-            .chain(self.collisions.get(&hash).into_iter().flatten())
-            .copied()
-            .find(|&r| {
-                self.get(r).is_some_and(|s| {
-                    s.labels.len() == pairs.len()
-                        && s.labels
-                            .iter()
-                            .zip(pairs)
-                            .all(|((n, v), (pn, pv))| **n == **pn && **v == **pv)
-                })
-            })
+        self.find(hash, |s| {
+            s.labels.len() == pairs.len()
+                && s.labels
+                    .iter()
+                    .zip(pairs)
+                    .all(|((n, v), (pn, pv))| **n == **pn && **v == **pv)
+        })
     }
 
     /// `series_ref` returns the series with these labels, creating it (in
