@@ -156,10 +156,17 @@ impl<S: KvStore> std::fmt::Debug for ShardStateMachine<S> {
 
 impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
     /// `open` builds an empty engine on a fresh store from `factory`.
+    ///
+    /// The engine is not [`TsdbConfig::reopenable`]: a replica is rebuilt
+    /// from its Raft snapshot and log at every start, never from a store a
+    /// previous run left, so its flushes only move sealed chunks out of
+    /// memory. Writing series and head records (and syncing them) on the
+    /// apply path bought nothing and stalled the shard at every flush.
     pub fn open(
-        config: TsdbConfig,
+        mut config: TsdbConfig,
         mut factory: Box<dyn StoreFactory<S>>,
     ) -> Result<ShardStateMachine<S>, String> {
+        config.reopenable = false;
         let store = factory.create()?;
         let db = Tsdb::open(store, config.clone()).map_err(|e| e.to_string())?;
         Ok(ShardStateMachine {

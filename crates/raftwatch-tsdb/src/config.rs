@@ -44,6 +44,14 @@ pub struct TsdbConfig {
     /// checkpoint of every head (and drops the log) once the log holds at
     /// least as many bytes as the last checkpoint, and at least this many.
     pub head_log_bytes_min: usize,
+    /// Whether flushes keep the store reopenable: series records, the head
+    /// log and its checkpoints, the meta record, all made durable. Off, a
+    /// flush writes only what bounds memory (sealed chunks, retention's
+    /// deletions and the caller's own writes) and does not sync, and a
+    /// reopen would not find the series: for a store that is never
+    /// reopened, such as a Raft shard's, rebuilt from snapshot and log at
+    /// every start. Reads and snapshots are the same either way.
+    pub reopenable: bool,
     /// The hash used to find a series by its labels. Always
     /// [`raftwatch_model::Labels::hash`] in production; tests replace it with a degenerate
     /// one to exercise collision handling.
@@ -94,6 +102,7 @@ impl Default for TsdbConfig {
             ooo_buffer_samples_max: OOO_BUFFER_SAMPLES_MAX_DEFAULT,
             series_max: SERIES_MAX_DEFAULT,
             head_log_bytes_min: HEAD_LOG_BYTES_MIN_DEFAULT,
+            reopenable: true,
             series_hash: raftwatch_model::labels::hash_pairs,
         }
     }

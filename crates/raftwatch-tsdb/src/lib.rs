@@ -715,14 +715,15 @@ impl<S: KvStore> Tsdb<S> {
     /// returns `Ok`, every sample accepted before the call survives a crash
     /// and a reopen. The store is changed by exactly one atomic batch per
     /// flush, so after a crash it holds exactly the state of the last
-    /// successful flush.
+    /// successful flush. With [`TsdbConfig::reopenable`] off it only moves
+    /// sealed chunks out of memory (and applies retention's deletions): no
+    /// series or head records, no sync.
     pub fn flush(&mut self) -> Result<(), TsdbError> {
         self.flush_with(WriteBatch::new())
     }
 
     /// `flush_with` is [`Tsdb::flush`] with the caller's own writes (keys at
-    /// or above [`OWNED_PREFIX_END`]) made durable in the same atomic batch:
-    /// the Raft state machine stores its applied index this way.
+    /// or above [`OWNED_PREFIX_END`]) written in the same atomic batch.
     pub fn flush_with(&mut self, extra: WriteBatch) -> Result<(), TsdbError> {
         self.check_poisoned()?;
         let mut batch = std::mem::take(&mut self.retention_deletes);
@@ -731,8 +732,9 @@ impl<S: KvStore> Tsdb<S> {
         // Heads persist as deltas in one head-log record per flush; once the
         // log has grown as large as the heads themselves, a checkpoint writes
         // every head whole and drops the log.
-        let checkpoint =
-            self.log_bytes >= self.checkpoint_bytes.max(self.config.head_log_bytes_min);
+        let reopenable = self.config.reopenable;
+        let checkpoint = reopenable
+            && self.log_bytes >= self.checkpoint_bytes.max(self.config.head_log_bytes_min);
         let mut log = HeadLogRecord::default();
         for &r in &self.dirty {
             let Some(s) = self
@@ -754,6 +756,9 @@ impl<S: KvStore> Tsdb<S> {
                     chunk.encode_compact_record(&mut rec);
                     batch.put(keys::chunk_key(r, min).to_vec(), rec);
                 }
+            }
+            if !reopenable {
+                continue;
             }
             if !checkpoint && let Some(e) = head_log_entry(r, s) {
                 log.entries.push(e);
@@ -790,14 +795,22 @@ impl<S: KvStore> Tsdb<S> {
             batch.put(keys::head_log_key(self.meta.next_log_seq).to_vec(), rec);
             self.meta.next_log_seq += 1;
         }
-        batch.put(keys::META_KEY.to_vec(), self.meta.encode());
+        if reopenable {
+            batch.put(keys::META_KEY.to_vec(), self.meta.encode());
+        }
         for op in extra.into_ops() {
             match op {
                 raftwatch_storage::BatchOp::Put { key, value } => batch.put(key, value),
                 raftwatch_storage::BatchOp::Delete { key } => batch.delete(key),
             }
         }
-        let written = self.store.write(batch).and_then(|()| self.store.flush());
+        let written = self.store.write(batch).and_then(|()| {
+            if reopenable {
+                self.store.flush()
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = written {
             // Memory is ahead of the store now and the batch is gone.
             self.poisoned = true;

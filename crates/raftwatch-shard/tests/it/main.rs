@@ -439,3 +439,41 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn flushes_move_sealed_chunks_out_and_write_no_series_or_head_records() {
+    // A replica is rebuilt from snapshot and log at every start, so its
+    // engine's flushes write sealed chunks only; reads are unaffected.
+    let mut m = sm();
+    let entries = raftwatch_shard::sm::FLUSH_EVERY_ENTRIES * 2 + 1;
+    let mut expected: Model = BTreeMap::new();
+    for i in 0..entries {
+        let t = i64::try_from(i).unwrap() * 1_000;
+        let job = format!("j{}", i % 3);
+        apply(
+            &mut m,
+            i + 1,
+            &command(vec![series("up", &job, &[(t, 1.0)])]),
+        );
+        expected
+            .entry(("up".into(), job))
+            .or_default()
+            .insert(t, 1.0f64.to_bits());
+    }
+    assert_eq!(read_all(&m), expected);
+    let store = m.db().unwrap().store();
+    let mut prefixes = BTreeMap::new();
+    for kv in raftwatch_storage::KvStore::scan(store, &[0x00], None) {
+        let (k, _) = kv.unwrap();
+        *prefixes.entry(k[0]).or_insert(0usize) += 1;
+    }
+    assert!(
+        prefixes.get(&0x03).copied().unwrap_or(0) >= 3,
+        "{prefixes:?}"
+    );
+    assert_eq!(
+        prefixes.keys().copied().collect::<Vec<_>>(),
+        vec![0x03],
+        "{prefixes:?}"
+    );
+}

@@ -414,3 +414,68 @@ fn unusable_configuration_is_refused_naming_the_setting() {
         );
     }
 }
+
+/// `engine_prefixes` counts the store's keys by their first byte.
+fn engine_prefixes(store: &MemStore) -> std::collections::BTreeMap<u8, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for kv in store.scan(&[0x00], None) {
+        let (k, _) = kv.unwrap();
+        *counts.entry(k[0]).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn an_engine_that_is_not_reopenable_reads_the_same_and_writes_only_chunks() {
+    // The same workload, flushes and retention on a reopenable engine and
+    // on one that is not: every read agrees at every step, and the second
+    // store holds chunk records only (no series, head, head-log or meta
+    // records), since nothing will ever reopen it.
+    let config = small_config(50);
+    let scratch_config = TsdbConfig {
+        reopenable: false,
+        ..config.clone()
+    };
+    let (full, scratch) = (MemStore::new(), MemStore::new());
+    let mut a = Tsdb::open(full.clone(), config.clone()).unwrap();
+    let mut b = Tsdb::open(scratch.clone(), scratch_config.clone()).unwrap();
+    for step in 0..6i64 {
+        workload(&mut a, 7 + step as u64, step * 50..step * 50 + 50);
+        workload(&mut b, 7 + step as u64, step * 50..step * 50 + 50);
+        if step == 3 {
+            let ra = a.delete_before(TimestampMs(1_000)).unwrap();
+            let rb = b.delete_before(TimestampMs(1_000)).unwrap();
+            assert_eq!(ra, rb);
+        }
+        a.flush().unwrap();
+        b.flush().unwrap();
+        assert_eq!(all_samples(&b), all_samples(&a), "after flush {step}");
+        assert_eq!(
+            crate::range_samples(&b, 600, 1_900),
+            crate::range_samples(&a, 600, 1_900)
+        );
+    }
+    let full_keys = engine_prefixes(&full);
+    let scratch_keys = engine_prefixes(&scratch);
+    assert!(
+        full_keys.contains_key(&0x02) && full_keys.contains_key(&0x01),
+        "{full_keys:?}"
+    );
+    assert!(
+        scratch_keys.get(&0x03).copied().unwrap_or(0) > 10,
+        "{scratch_keys:?}"
+    );
+    assert_eq!(
+        scratch_keys.keys().copied().collect::<Vec<_>>(),
+        vec![0x03],
+        "only chunk records: {scratch_keys:?}"
+    );
+    // Its snapshot restores to the same engine as the reopenable one's.
+    let pieces = |db: &Tsdb<MemStore>| -> Vec<Vec<u8>> {
+        db.snapshot(512).collect::<Result<_, _>>().unwrap()
+    };
+    let from_a = Tsdb::restore(MemStore::new(), scratch_config.clone(), pieces(&a)).unwrap();
+    let from_b = Tsdb::restore(MemStore::new(), scratch_config, pieces(&b)).unwrap();
+    assert_eq!(all_samples(&from_b), all_samples(&a));
+    assert_eq!(all_samples(&from_a), all_samples(&from_b));
+}
