@@ -891,9 +891,13 @@ impl pb::node_internal_server::NodeInternal for Api {
     ) -> Result<Response<pb::ShardWriteResponse>, Status> {
         let node = self.node()?;
         let r = request.into_inner();
-        let part = raftwatch_shard::codec::ShardRequest::decode(r.request.as_slice())
+        // Checked here, then queued as received: a part that did not decode
+        // would fail the whole entry it is coalesced into.
+        raftwatch_shard::codec::ShardRequest::decode(r.request.as_slice())
             .map_err(|e| Status::invalid_argument(format!("undecodable shard request: {e}")))?;
-        let result = node.enqueue_local(ShardId(r.shard), part).await?;
+        let result = node
+            .enqueue_local(ShardId(r.shard), std::sync::Arc::new(r.request))
+            .await?;
         Ok(Response::new(pb::ShardWriteResponse {
             result: result.encode_to_vec(),
         }))

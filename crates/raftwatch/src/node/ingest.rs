@@ -49,9 +49,15 @@ pub const RETRY_AFTER_MS: u64 = 100;
 const _: () = assert!(SAMPLES_PER_REQUEST_MAX >= SERIES_PER_REQUEST_MAX);
 const _: () = assert!(BATCH_BYTES_MAX <= REQUEST_BYTES_MAX);
 
+/// `EncodedPart` is one request's part for one shard: an encoded
+/// [`sc::ShardRequest`], encoded once by the node that split the request
+/// (or received as is from it) and copied into the Raft entry without being
+/// decoded again. Shared, so a retry does not copy it.
+pub(crate) type EncodedPart = Arc<Vec<u8>>;
+
 /// One queued shard request and where its answer goes.
 struct Item {
-    request: sc::ShardRequest,
+    request: EncodedPart,
     reply: oneshot::Sender<Result<sc::ShardWriteResult, Status>>,
 }
 
@@ -110,7 +116,7 @@ impl Node {
     pub(crate) async fn enqueue_local(
         self: &Arc<Self>,
         shard: ShardId,
-        request: sc::ShardRequest,
+        request: EncodedPart,
     ) -> Result<sc::ShardWriteResult, Status> {
         let handle = self
             .host
@@ -142,7 +148,7 @@ impl Node {
     pub(crate) async fn shard_write(
         self: &Arc<Self>,
         shard: ShardId,
-        request: sc::ShardRequest,
+        request: EncodedPart,
     ) -> Result<sc::ShardWriteResult, Status> {
         let candidates = self.shard_candidates(shard);
         let deadline = tokio::time::sleep(OPERATION_TIMEOUT);
@@ -178,7 +184,8 @@ impl Node {
                     self.enqueue_local(shard, request.clone()).await
                 } else {
                     self.metrics.count_part(PartRoute::Forwarded);
-                    self.remote_shard_write(&target, shard, &request).await
+                    self.remote_shard_write(&target, shard, request.as_slice())
+                        .await
                 }
             };
             match result {
@@ -213,7 +220,7 @@ impl Node {
     async fn pinned_write(
         self: &Arc<Self>,
         shard: ShardId,
-        request: sc::ShardRequest,
+        request: EncodedPart,
         state: &ControlState,
     ) -> Result<sc::ShardWriteResult, Status> {
         self.metrics.count_part(PartRoute::Local);
@@ -238,7 +245,7 @@ impl Node {
         &self,
         addr: &str,
         shard: ShardId,
-        request: &sc::ShardRequest,
+        request: &[u8],
     ) -> Result<sc::ShardWriteResult, Status> {
         let channel = self.clients.channel(addr)?;
         let mut client = pb::node_internal_client::NodeInternalClient::new(channel)
@@ -247,7 +254,7 @@ impl Node {
         match client
             .shard_write(pb::ShardWriteRequest {
                 shard: shard.0,
-                request: request.encode_to_vec(),
+                request: request.to_vec(),
             })
             .await
         {
@@ -337,15 +344,15 @@ impl Node {
         // Shard → (its part, each of its samples' (series, sample) index).
         let mut parts: BTreeMap<ShardId, (sc::ShardRequest, Vec<(u32, u32)>)> = BTreeMap::new();
         for (si, s) in req.series.into_iter().enumerate() {
-            let labels: Vec<Label> = s
-                .labels
-                .iter()
-                .map(|l| Label::new(l.name.clone(), l.value.clone()))
+            let pb::Series { labels, samples } = s;
+            let labels: Vec<Label> = labels
+                .into_iter()
+                .map(|l| Label::new(l.name, l.value))
                 .collect();
             let labels = match Labels::new(labels, &limits) {
                 Ok(l) => l,
                 Err(e) => {
-                    for k in 0..s.samples.len() {
+                    for k in 0..samples.len() {
                         rejections.push(pb::Rejection {
                             series_index: si as u32,
                             sample_index: k as u32,
@@ -380,24 +387,26 @@ impl Node {
                     vec![],
                 )
             });
-            for k in 0..s.samples.len() {
+            for k in 0..samples.len() {
                 map.push((si as u32, k as u32));
             }
             part.series.push(sc::SeriesPb {
                 labels: labels
-                    .iter()
+                    .into_vec()
+                    .into_iter()
                     .map(|l| sc::LabelPb {
-                        name: l.name.clone(),
-                        value: l.value.clone(),
+                        name: l.name,
+                        value: l.value,
                     })
                     .collect(),
-                timestamps: s.samples.iter().map(|x| x.timestamp_ms).collect(),
-                values: s.samples.iter().map(|x| x.value).collect(),
+                timestamps: samples.iter().map(|x| x.timestamp_ms).collect(),
+                values: samples.iter().map(|x| x.value).collect(),
             });
         }
         let calls = parts.into_iter().map(|(shard, (part, map))| {
             let node = self.clone();
             let state = state.clone();
+            let part: EncodedPart = Arc::new(part.encode_to_vec());
             async move {
                 let result = match pinned {
                     Some(_) => node.pinned_write(shard, part, &state).await?,
@@ -460,12 +469,12 @@ async fn run_proposer(node: std::sync::Weak<Node>, shard: ShardId, mut rx: mpsc:
             break;
         };
         // Requests that arrived while we waited for a permit join this batch.
-        let mut bytes = first.request.encoded_len();
+        let mut bytes = first.request.len();
         let mut items = vec![first];
         while bytes < BATCH_BYTES_MAX && items.len() < BATCH_REQUESTS_MAX {
             match rx.try_recv() {
                 Ok(item) => {
-                    bytes += item.request.encoded_len();
+                    bytes += item.request.len();
                     items.push(item);
                 }
                 Err(_) => break,
@@ -488,7 +497,10 @@ async fn propose_batch(node: &Node, shard: ShardId, items: Vec<Item>) {
     #[cfg(feature = "inject-bugs")]
     let replies = if raftwatch_seams::bugs::armed(raftwatch_seams::bugs::Bug::AckBeforeCommit) {
         for (reply, request) in replies.into_iter().zip(&requests) {
-            let accepted = request.series.iter().map(|s| s.timestamps.len() as u64);
+            let series = sc::ShardRequest::decode(request.as_slice())
+                .map(|r| r.series)
+                .unwrap_or_default();
+            let accepted = series.iter().map(|s| s.timestamps.len() as u64);
             let _ = reply.send(Ok(sc::ShardWriteResult {
                 accepted: accepted.sum(),
                 ..Default::default()
@@ -498,20 +510,13 @@ async fn propose_batch(node: &Node, shard: ShardId, items: Vec<Item>) {
     } else {
         replies
     };
-    let cmd = sc::ShardCommand {
-        version: sc::COMMAND_VERSION,
-        series: vec![],
-        request_id: String::new(),
-        requests,
-    };
+    let parts: Vec<&[u8]> = requests.iter().map(|r| r.as_slice()).collect();
+    let cmd = sc::coalesced_command(&parts);
     let outcome = match node.host.group(shard.group()).await {
         None => Err(Status::not_found(format!(
             "shard {shard} is not hosted here"
         ))),
-        Some(h) => match node
-            .exec_local(&h, &GroupOp::Propose(cmd.encode_to_vec()))
-            .await
-        {
+        Some(h) => match node.exec_local(&h, &GroupOp::Propose(cmd)).await {
             Ok(bytes) => sc::ShardWriteResult::decode(bytes.as_slice())
                 .map_err(|e| Status::internal(format!("shard {shard} answer: {e}"))),
             Err(e) => Err(super::api::with_leader_addr(node, e)),
