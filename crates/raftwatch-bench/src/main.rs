@@ -16,6 +16,8 @@ mod tsdb;
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
 /// mimalloc, as in the server. The ingest load generator shares the
 /// machine with the cluster it measures, and under glibc's malloc 45 % of
 /// its CPU was malloc, free and copying (every round rebuilds 100,000
@@ -23,8 +25,6 @@ use std::process::ExitCode;
 /// runs it.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
