@@ -427,6 +427,60 @@ fn bad_input_gets_its_documented_error_and_the_node_keeps_serving() {
         assert_eq!(r.rejections[0].series_index, 0);
         assert!(r.rejections[0].reason.contains("labels"), "{r:?}");
 
+        // Labels in any order, with an empty value (an absent label): the
+        // series is its canonical label set, the same series as the
+        // canonical spelling in the same request.
+        let messy = pb::Series {
+            labels: vec![
+                label("zone", "a"),
+                label("empty", ""),
+                label("__name__", "messy"),
+            ],
+            samples: vec![pb::Sample {
+                timestamp_ms: 1,
+                value: 1.0,
+            }],
+        };
+        let tidy = pb::Series {
+            labels: vec![label("__name__", "messy"), label("zone", "a")],
+            samples: vec![pb::Sample {
+                timestamp_ms: 2,
+                value: 2.0,
+            }],
+        };
+        let r = ingest
+            .write(write(vec![messy, tidy], 0))
+            .await
+            .expect("non-canonical labels are canonicalised")
+            .into_inner();
+        assert_eq!((r.samples_accepted, r.rejections.len()), (2, 0), "{r:?}");
+        let found = pb::query_client::QueryClient::new(ch.clone())
+            .select(pb::SelectRequest {
+                matchers: vec![pb::LabelMatcher {
+                    r#type: pb::MatchType::MatchEqual as i32,
+                    name: "__name__".into(),
+                    value: "messy".into(),
+                }],
+                start_ms: 0,
+                end_ms: 10,
+                consistency: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.series.len(), 1, "{found:?}");
+        let s = &found.series[0];
+        assert_eq!(
+            s.labels,
+            vec![label("__name__", "messy"), label("zone", "a")]
+        );
+        let samples: Vec<(i64, f64)> = s
+            .samples
+            .iter()
+            .map(|x| (x.timestamp_ms, x.value))
+            .collect();
+        assert_eq!(samples, vec![(1, 1.0), (2, 2.0)]);
+
         // A 100 MB request: refused from its frame header, before it is
         // buffered, as over a limit that names itself.
         let big = pb::Series {

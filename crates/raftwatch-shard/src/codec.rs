@@ -61,6 +61,69 @@ pub struct ShardRequest {
     pub request_id: String,
 }
 
+/// `put_request_series` appends one `series` field of a [`ShardRequest`]
+/// to `buf`: a [`SeriesPb`] with `labels` in the order given and the
+/// samples' timestamps and values packed, byte for byte what prost writes
+/// for that series. With [`put_request_id`] after the last series, `buf`
+/// is the request's encoding, built from borrowed labels.
+pub fn put_request_series(buf: &mut Vec<u8>, labels: &[(&str, &str)], samples: &[(i64, f64)]) {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+    fn field_len(n: usize) -> usize {
+        1 + encoded_len_varint(n as u64) + n
+    }
+    fn string_len(s: &str) -> usize {
+        if s.is_empty() { 0 } else { field_len(s.len()) }
+    }
+    fn put_string(tag: u32, s: &str, buf: &mut Vec<u8>) {
+        if !s.is_empty() {
+            encode_key(tag, WireType::LengthDelimited, buf);
+            encode_varint(s.len() as u64, buf);
+            buf.extend_from_slice(s.as_bytes());
+        }
+    }
+    let label_len = |(n, v): &(&str, &str)| string_len(n) + string_len(v);
+    let ts_len: usize = samples
+        .iter()
+        .map(|(t, _)| encoded_len_varint(*t as u64))
+        .sum();
+    let mut len: usize = labels.iter().map(|l| field_len(label_len(l))).sum();
+    if !samples.is_empty() {
+        len += field_len(ts_len) + field_len(8 * samples.len());
+    }
+    buf.reserve(field_len(len));
+    encode_key(1, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
+    for l in labels {
+        encode_key(1, WireType::LengthDelimited, buf);
+        encode_varint(label_len(l) as u64, buf);
+        put_string(1, l.0, buf);
+        put_string(2, l.1, buf);
+    }
+    if !samples.is_empty() {
+        encode_key(2, WireType::LengthDelimited, buf);
+        encode_varint(ts_len as u64, buf);
+        for (t, _) in samples {
+            encode_varint(*t as u64, buf);
+        }
+        encode_key(3, WireType::LengthDelimited, buf);
+        encode_varint(8 * samples.len() as u64, buf);
+        for (_, v) in samples {
+            buf.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+    }
+}
+
+/// `put_request_id` appends a [`ShardRequest`]'s `request_id` field (none
+/// when `id` is empty, as prost writes it).
+pub fn put_request_id(buf: &mut Vec<u8>, id: &str) {
+    use prost::encoding::{WireType, encode_key, encode_varint};
+    if !id.is_empty() {
+        encode_key(2, WireType::LengthDelimited, buf);
+        encode_varint(id.len() as u64, buf);
+        buf.extend_from_slice(id.as_bytes());
+    }
+}
+
 /// `coalesced_command` is the encoding of a [`ShardCommand`] of version
 /// [`COMMAND_VERSION`] whose `requests` are `encoded` (each a
 /// [`ShardRequest`] already encoded), byte for byte what prost would write
@@ -195,6 +258,22 @@ mod tests {
             });
         (prop::collection::vec(series, 0..4), "[a-z0-9-]{0,12}")
             .prop_map(|(series, request_id)| ShardRequest { series, request_id })
+    }
+
+    proptest! {
+        #[test]
+        fn a_request_built_from_borrowed_labels_is_what_prost_writes(r in request()) {
+            let mut buf = Vec::new();
+            for s in &r.series {
+                let labels: Vec<(&str, &str)> =
+                    s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+                let samples: Vec<(i64, f64)> =
+                    s.timestamps.iter().copied().zip(s.values.iter().copied()).collect();
+                put_request_series(&mut buf, &labels, &samples);
+            }
+            put_request_id(&mut buf, &r.request_id);
+            prop_assert_eq!(buf, r.encode_to_vec());
+        }
     }
 
     proptest! {

@@ -10,9 +10,11 @@ use std::time::Duration;
 use prost::Message;
 use raftwatch_control::{Command, ControlState, Member, MemberState, ShardId, Task};
 use raftwatch_proto::limit::RequestBytesLimit;
+use raftwatch_proto::raw::{IngestRaw, IngestRawServer};
 use raftwatch_proto::v1 as pb;
 use raftwatch_raft::{GroupId, NodeId, ReadConsistency};
 use raftwatch_shard::codec as sc;
+use raftwatch_shard::wire::WriteView;
 use tonic::{Request, Response, Status};
 
 use super::alerting_api;
@@ -46,7 +48,7 @@ pub(crate) fn routes(cell: NodeCell, request_bytes_max: usize) -> tonic::service
             note.clone(),
         ))
         .add_service(RequestBytesLimit::new(
-            pb::ingest_server::IngestServer::new(api.clone()).max_decoding_message_size(limit),
+            IngestRawServer::new(api.clone()).max_decoding_message_size(limit),
             limit,
             note.clone(),
         ))
@@ -697,16 +699,30 @@ impl pb::admin_server::Admin for Api {
     }
 }
 
+/// `Ingest.Write`, served from the request's bytes: parsed into a
+/// borrowed [`WriteView`]; bytes the view refuses are decoded by prost,
+/// which either accepts them (the same request, the same path) or gives
+/// the codec's `INVALID_ARGUMENT`.
 #[tonic::async_trait]
-impl pb::ingest_server::Ingest for Api {
+impl IngestRaw for Api {
     async fn write(
         &self,
-        request: Request<pb::WriteRequest>,
+        request: Request<prost::bytes::Bytes>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let node = self.node()?;
         let started = node.metrics.now();
-        let req = request.into_inner();
-        let resp = node.write_observed(Protocol::Grpc, started, req).await?;
+        let bytes = request.into_inner();
+        let resp = match WriteView::parse(&bytes) {
+            Ok(view) => {
+                node.write_view_observed(Protocol::Grpc, started, &view)
+                    .await?
+            }
+            Err(_) => {
+                let req = pb::WriteRequest::decode(bytes.as_ref())
+                    .map_err(raftwatch_proto::codec::decode_error_status)?;
+                node.write_observed(Protocol::Grpc, started, req).await?
+            }
+        };
         Ok(Response::new(resp))
     }
 }

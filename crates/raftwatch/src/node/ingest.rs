@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use prost::Message;
 use raftwatch_control::{ControlState, ShardId};
-use raftwatch_model::{Label, LabelLimits, Labels};
+use raftwatch_model::labels::hash_pairs;
+use raftwatch_model::{LabelLimits, Labels};
 use raftwatch_proto::v1 as pb;
 use raftwatch_raft::ReadConsistency;
 use raftwatch_shard::codec as sc;
+use raftwatch_shard::wire::WriteView;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::Status;
 
@@ -54,6 +56,10 @@ const _: () = assert!(BATCH_BYTES_MAX <= REQUEST_BYTES_MAX);
 /// (or received as is from it) and copied into the Raft entry without being
 /// decoded again. Shared, so a retry does not copy it.
 pub(crate) type EncodedPart = Arc<Vec<u8>>;
+
+/// `SampleIndex` maps a part's samples, in order, to their (series,
+/// sample) index in the client's request.
+type SampleIndex = Vec<(u32, u32)>;
 
 /// One queued shard request and where its answer goes.
 struct Item {
@@ -280,8 +286,21 @@ impl Node {
         started: raftwatch_seams::MonoNanos,
         req: pb::WriteRequest,
     ) -> Result<pb::WriteResponse, Status> {
-        let samples: u64 = req.series.iter().map(|s| s.samples.len() as u64).sum();
-        let result = self.write(req).await;
+        self.write_view_observed(protocol, started, &view_of(&req))
+            .await
+    }
+
+    /// `write_view_observed` is [`Node::write_observed`] for a request
+    /// decoded as a borrowed view (`Ingest.Write` parses the request's
+    /// bytes that way, `api::RawIngest`).
+    pub(crate) async fn write_view_observed(
+        self: &Arc<Self>,
+        protocol: Protocol,
+        started: raftwatch_seams::MonoNanos,
+        req: &WriteView<'_>,
+    ) -> Result<pb::WriteResponse, Status> {
+        let samples = req.samples_total() as u64;
+        let result = self.write_view(req).await;
         self.metrics
             .observe_write(protocol, started, samples, result.as_ref());
         result
@@ -293,13 +312,25 @@ impl Node {
         self: &Arc<Self>,
         req: pb::WriteRequest,
     ) -> Result<pb::WriteResponse, Status> {
-        if req.series.len() > SERIES_PER_REQUEST_MAX {
+        self.write_view(&view_of(&req)).await
+    }
+
+    /// `write_view` is [`Node::write`] over a borrowed request. A series
+    /// whose labels arrive canonical (sorted, unique, non-empty, within
+    /// limits: what the client library sends) is hashed and copied into
+    /// its shard's part from the request's own bytes; any other is
+    /// validated and canonicalised into a [`Labels`] first, or rejected.
+    async fn write_view(
+        self: &Arc<Self>,
+        req: &WriteView<'_>,
+    ) -> Result<pb::WriteResponse, Status> {
+        if req.len() > SERIES_PER_REQUEST_MAX {
             return Err(Status::resource_exhausted(format!(
                 "{} series in one request; the limit is {SERIES_PER_REQUEST_MAX}",
-                req.series.len()
+                req.len()
             )));
         }
-        let samples: usize = req.series.iter().map(|s| s.samples.len()).sum();
+        let samples = req.samples_total();
         if samples > SAMPLES_PER_REQUEST_MAX {
             return Err(Status::resource_exhausted(format!(
                 "{samples} samples in one request; the limit is {SAMPLES_PER_REQUEST_MAX}"
@@ -341,28 +372,38 @@ impl Node {
         }
         let limits = LabelLimits::default();
         let mut rejections = Vec::new();
-        // Shard → (its part, each of its samples' (series, sample) index).
-        let mut parts: BTreeMap<ShardId, (sc::ShardRequest, Vec<(u32, u32)>)> = BTreeMap::new();
-        for (si, s) in req.series.into_iter().enumerate() {
-            let pb::Series { labels, samples } = s;
-            let labels: Vec<Label> = labels
-                .into_iter()
-                .map(|l| Label::new(l.name, l.value))
-                .collect();
-            let labels = match Labels::new(labels, &limits) {
-                Ok(l) => l,
-                Err(e) => {
-                    for k in 0..samples.len() {
-                        rejections.push(pb::Rejection {
-                            series_index: si as u32,
-                            sample_index: k as u32,
-                            reason: format!("invalid series labels: {e}"),
-                        });
+        // Shard → (its part, encoded as an `sc::ShardRequest`, and each of
+        // its samples' (series, sample) index).
+        let mut parts: BTreeMap<ShardId, (Vec<u8>, SampleIndex)> = BTreeMap::new();
+        for si in 0..req.len() {
+            let Some(series) = req.series(si) else {
+                break;
+            };
+            let (pairs, samples) = (series.labels, series.samples);
+            let canonical: Labels;
+            let canonical_pairs: Vec<(&str, &str)>;
+            let (labels, hash) = if Labels::is_canonical(pairs, &limits) {
+                (pairs, hash_pairs(&mut pairs.iter().copied()))
+            } else {
+                match Labels::from_pairs(pairs.iter().copied(), &limits) {
+                    Ok(l) => {
+                        canonical = l;
+                        canonical_pairs = canonical.pairs().collect();
+                        (canonical_pairs.as_slice(), canonical.hash())
                     }
-                    continue;
+                    Err(e) => {
+                        for k in 0..samples.len() {
+                            rejections.push(pb::Rejection {
+                                series_index: si as u32,
+                                sample_index: k as u32,
+                                reason: format!("invalid series labels: {e}"),
+                            });
+                        }
+                        continue;
+                    }
                 }
             };
-            let Some(shard) = state.shard_for_hash(labels.hash().0) else {
+            let Some(shard) = state.shard_for_hash(hash.0) else {
                 return Err(Status::unavailable(
                     "the shard map covers no shard for a series",
                 ));
@@ -378,35 +419,16 @@ impl Node {
                     state.map_epoch(),
                 ));
             }
-            let (part, map) = parts.entry(shard.id).or_insert_with(|| {
-                (
-                    sc::ShardRequest {
-                        series: vec![],
-                        request_id: req.request_id.clone(),
-                    },
-                    vec![],
-                )
-            });
-            for k in 0..samples.len() {
-                map.push((si as u32, k as u32));
-            }
-            part.series.push(sc::SeriesPb {
-                labels: labels
-                    .into_vec()
-                    .into_iter()
-                    .map(|l| sc::LabelPb {
-                        name: l.name,
-                        value: l.value,
-                    })
-                    .collect(),
-                timestamps: samples.iter().map(|x| x.timestamp_ms).collect(),
-                values: samples.iter().map(|x| x.value).collect(),
-            });
+            let (part, map) = parts.entry(shard.id).or_default();
+            map.extend((0..samples.len()).map(|k| (si as u32, k as u32)));
+            sc::put_request_series(part, labels, samples);
         }
         let calls = parts.into_iter().map(|(shard, (part, map))| {
             let node = self.clone();
             let state = state.clone();
-            let part: EncodedPart = Arc::new(part.encode_to_vec());
+            let mut part = part;
+            sc::put_request_id(&mut part, req.request_id);
+            let part: EncodedPart = Arc::new(part);
             async move {
                 let result = match pinned {
                     Some(_) => node.pinned_write(shard, part, &state).await?,
@@ -543,4 +565,21 @@ async fn propose_batch(node: &Node, shard: ShardId, items: Vec<Item>) {
             }
         }
     }
+}
+
+/// `view_of` borrows a decoded request as a [`WriteView`] (requests that
+/// reach the write path as prost messages: remote write, the alerting
+/// series, and `Ingest.Write` bytes the view parser refused).
+pub(crate) fn view_of(req: &pb::WriteRequest) -> WriteView<'_> {
+    let mut view = WriteView::default();
+    view.request_id = &req.request_id;
+    view.shard_map_epoch = req.shard_map_epoch;
+    view.shard = req.shard;
+    for s in &req.series {
+        view.push_series(
+            s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+            s.samples.iter().map(|x| (x.timestamp_ms, x.value)),
+        );
+    }
+    view
 }
