@@ -91,6 +91,18 @@ impl<'a> SeriesBatch<'a> {
         })
     }
 
+    /// `reserve` makes room for `series` more series, encoded in `bytes`
+    /// bytes, of 8 labels and one sample each, so a command's arrays grow
+    /// once instead of doubling their way up. Never more than the bytes
+    /// could hold (a label takes at least 2 bytes, a timestamp 1, a value
+    /// 8), so odd input cannot make it allocate out of proportion.
+    fn reserve(&mut self, series: usize, bytes: usize) {
+        self.spans.reserve(series.min(bytes / 2));
+        self.labels.reserve(series.saturating_mul(8).min(bytes / 2));
+        self.timestamps.reserve(series.min(bytes));
+        self.values.reserve(series.min(bytes / 8));
+    }
+
     /// Decodes one encoded [`SeriesPb`] and appends it.
     fn push(&mut self, mut b: &'a [u8]) -> Result<(), WireError> {
         let start = (self.labels.len(), self.timestamps.len(), self.values.len());
@@ -220,6 +232,7 @@ impl<'a> CommandView<'a> {
     /// `parse` decodes a whole command, every series included, so a
     /// refusal happens before anything is applied.
     pub fn parse(mut b: &'a [u8]) -> Result<CommandView<'a>, WireError> {
+        let len = b.len();
         let mut c = CommandView::default();
         // Top-level series may interleave with requests: collect them first.
         let mut top: Vec<&'a [u8]> = Vec::new();
@@ -234,6 +247,8 @@ impl<'a> CommandView<'a> {
                 (_, w) => skip(&mut b, w)?,
             }
         }
+        let n = top.len() + requests.iter().map(|(s, _)| s.len()).sum::<usize>();
+        c.batch.reserve(n, len);
         for s in top {
             c.batch.push(s)?;
         }
