@@ -49,6 +49,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
+use raftwatch_proto::raw::{EncodedWrite, write_encoded};
 use raftwatch_proto::v1 as pb;
 use raftwatch_seams::DetRng;
 use thiserror::Error;
@@ -276,6 +277,8 @@ pub struct WriteStats {
 /// One part of a write in flight and where to send it next.
 struct PartState {
     part: Part,
+    /// `part.series` encoded once, sent as is by every attempt.
+    encoded: tonic::codegen::Bytes,
     /// A leader a node named (`http://HOST:PORT`): tried next.
     hinted: Option<String>,
     /// Attempts without a hint: picks the next candidate replica.
@@ -295,6 +298,7 @@ struct PartState {
 impl PartState {
     fn new(part: Part) -> PartState {
         PartState {
+            encoded: EncodedWrite::encode_series(&part.series),
             part,
             hinted: None,
             tries: 0,
@@ -861,8 +865,8 @@ impl Client {
             }
             (None, None) => self.pick(),
         };
-        let request = pb::WriteRequest {
-            series: p.part.series.clone(),
+        let request = EncodedWrite {
+            series: p.encoded.clone(),
             request_id: id.to_owned(),
             shard_map_epoch: map.map_or(0, ShardMap::epoch),
             shard: if forward {
@@ -872,12 +876,14 @@ impl Client {
             },
         };
         let result = match self.channel(&target) {
-            Ok(ch) => pb::ingest_client::IngestClient::new(ch)
-                .max_encoding_message_size(self.config.message_bytes_max)
-                .max_decoding_message_size(self.config.message_bytes_max)
-                .write(self.request(request))
-                .await
-                .map(tonic::Response::into_inner),
+            Ok(ch) => write_encoded(
+                ch,
+                self.request(request),
+                self.config.message_bytes_max,
+                self.config.message_bytes_max,
+            )
+            .await
+            .map(tonic::Response::into_inner),
             Err(s) => Err(s),
         };
         (target, result)
