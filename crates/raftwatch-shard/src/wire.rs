@@ -509,6 +509,26 @@ mod tests {
 
     use raftwatch_proto::v1 as pb;
 
+    /// `mutated` is `bytes` with each `(at, byte)` of `flips` written and
+    /// then cut at `cut`, if any; `None` when there are no bytes to damage.
+    fn mutated(
+        mut bytes: Vec<u8>,
+        flips: &[(prop::sample::Index, u8)],
+        cut: Option<prop::sample::Index>,
+    ) -> Option<Vec<u8>> {
+        if bytes.is_empty() {
+            return None;
+        }
+        for (at, b) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = *b;
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut.index(bytes.len()));
+        }
+        Some(bytes)
+    }
+
     fn arb_write() -> impl Strategy<Value = pb::WriteRequest> {
         let label = ("\\PC{0,3}", "\\PC{0,3}").prop_map(|(name, value)| pb::Label { name, value });
         let sample = (any::<i64>(), any::<u64>()).prop_map(|(timestamp_ms, v)| pb::Sample {
@@ -585,17 +605,9 @@ mod tests {
             cut in any::<prop::sample::Index>(),
             do_cut in any::<bool>(),
         ) {
-            let mut bytes = req.encode_to_vec();
-            if bytes.is_empty() {
+            let Some(bytes) = mutated(req.encode_to_vec(), &flips, do_cut.then_some(cut)) else {
                 return Ok(());
-            }
-            for (at, b) in flips {
-                let i = at.index(bytes.len());
-                bytes[i] = b;
-            }
-            if do_cut {
-                bytes.truncate(cut.index(bytes.len()));
-            }
+            };
             if let Ok(view) = WriteView::parse(&bytes) {
                 let by_prost = pb::WriteRequest::decode(bytes.as_slice());
                 prop_assert!(by_prost.is_ok(), "view accepted what prost refuses: {by_prost:?}");
@@ -640,17 +652,9 @@ mod tests {
             cut in any::<prop::sample::Index>(),
             do_cut in any::<bool>(),
         ) {
-            let mut bytes = cmd.encode_to_vec();
-            if bytes.is_empty() {
+            let Some(bytes) = mutated(cmd.encode_to_vec(), &flips, do_cut.then_some(cut)) else {
                 return Ok(());
-            }
-            for (at, b) in flips {
-                let i = at.index(bytes.len());
-                bytes[i] = b;
-            }
-            if do_cut {
-                bytes.truncate(cut.index(bytes.len()));
-            }
+            };
             if let Ok(owned) = CommandView::parse(&bytes).map(|v| v.to_owned()) {
                 let by_prost = ShardCommand::decode(bytes.as_slice());
                 prop_assert!(by_prost.is_ok(), "view accepted what prost refuses: {by_prost:?}");
