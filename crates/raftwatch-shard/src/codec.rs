@@ -62,11 +62,16 @@ pub struct ShardRequest {
 }
 
 /// `put_request_series` appends one `series` field of a [`ShardRequest`]
-/// to `buf`: a [`SeriesPb`] with `labels` in the order given and the
-/// samples' timestamps and values packed, byte for byte what prost writes
-/// for that series. With [`put_request_id`] after the last series, `buf`
+/// to `buf`: a [`SeriesPb`] with `labels` in the order given and
+/// `timestamps` and `values` packed, byte for byte what prost writes for
+/// that series. With [`put_request_id`] after the last series, `buf`
 /// is the request's encoding, built from borrowed labels.
-pub fn put_request_series(buf: &mut Vec<u8>, labels: &[(&str, &str)], samples: &[(i64, f64)]) {
+pub fn put_request_series(
+    buf: &mut Vec<u8>,
+    labels: &[(&str, &str)],
+    timestamps: &[i64],
+    values: &[f64],
+) {
     use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
     fn field_len(n: usize) -> usize {
         1 + encoded_len_varint(n as u64) + n
@@ -82,13 +87,16 @@ pub fn put_request_series(buf: &mut Vec<u8>, labels: &[(&str, &str)], samples: &
         }
     }
     let label_len = |(n, v): &(&str, &str)| string_len(n) + string_len(v);
-    let ts_len: usize = samples
+    let ts_len: usize = timestamps
         .iter()
-        .map(|(t, _)| encoded_len_varint(*t as u64))
+        .map(|t| encoded_len_varint(*t as u64))
         .sum();
     let mut len: usize = labels.iter().map(|l| field_len(label_len(l))).sum();
-    if !samples.is_empty() {
-        len += field_len(ts_len) + field_len(8 * samples.len());
+    if !timestamps.is_empty() {
+        len += field_len(ts_len);
+    }
+    if !values.is_empty() {
+        len += field_len(8 * values.len());
     }
     buf.reserve(field_len(len));
     encode_key(1, WireType::LengthDelimited, buf);
@@ -99,15 +107,17 @@ pub fn put_request_series(buf: &mut Vec<u8>, labels: &[(&str, &str)], samples: &
         put_string(1, l.0, buf);
         put_string(2, l.1, buf);
     }
-    if !samples.is_empty() {
+    if !timestamps.is_empty() {
         encode_key(2, WireType::LengthDelimited, buf);
         encode_varint(ts_len as u64, buf);
-        for (t, _) in samples {
+        for t in timestamps {
             encode_varint(*t as u64, buf);
         }
+    }
+    if !values.is_empty() {
         encode_key(3, WireType::LengthDelimited, buf);
-        encode_varint(8 * samples.len() as u64, buf);
-        for (_, v) in samples {
+        encode_varint(8 * values.len() as u64, buf);
+        for v in values {
             buf.extend_from_slice(&v.to_bits().to_le_bytes());
         }
     }
@@ -267,9 +277,7 @@ mod tests {
             for s in &r.series {
                 let labels: Vec<(&str, &str)> =
                     s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
-                let samples: Vec<(i64, f64)> =
-                    s.timestamps.iter().copied().zip(s.values.iter().copied()).collect();
-                put_request_series(&mut buf, &labels, &samples);
+                put_request_series(&mut buf, &labels, &s.timestamps, &s.values);
             }
             put_request_id(&mut buf, &r.request_id);
             prop_assert_eq!(buf, r.encode_to_vec());

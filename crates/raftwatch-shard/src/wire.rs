@@ -103,9 +103,69 @@ impl<'a> SeriesBatch<'a> {
         self.values.reserve(series.min(bytes / 8));
     }
 
+    /// `iter` yields the series in order.
+    pub fn iter(&self) -> impl Iterator<Item = SeriesView<'_, 'a>> {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// `samples_total` is the number of timestamps over all series (as
+    /// many samples, in a well-formed batch).
+    pub fn samples_total(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// `push_series` appends a series given as borrowed labels and
+    /// `(timestamp, value)` samples (a request already decoded by prost,
+    /// or built in process).
+    pub fn push_series(
+        &mut self,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+        samples: impl IntoIterator<Item = (i64, f64)>,
+    ) {
+        let start = self.start();
+        self.labels.extend(labels);
+        for (t, v) in samples {
+            self.timestamps.push(t);
+            self.values.push(v);
+        }
+        self.finish(start);
+    }
+
+    fn start(&self) -> (usize, usize, usize) {
+        (self.labels.len(), self.timestamps.len(), self.values.len())
+    }
+
+    /// Closes the series begun at `start`.
+    fn finish(&mut self, start: (usize, usize, usize)) {
+        self.spans.push(Span {
+            labels: (start.0, self.labels.len()),
+            timestamps: (start.1, self.timestamps.len()),
+            values: (start.2, self.values.len()),
+        });
+    }
+
+    /// Decodes one encoded `raftwatch.v1.Series` (the public API's: labels
+    /// 1, samples 2 as `Sample` messages) and appends it.
+    fn push_write_series(&mut self, mut b: &'a [u8]) -> Result<(), WireError> {
+        let start = self.start();
+        while !b.is_empty() {
+            match key(&mut b)? {
+                (1, wire) => self.labels.push(label(bytes(&mut b, wire)?)?),
+                (2, wire) => {
+                    let (t, v) = sample(bytes(&mut b, wire)?)?;
+                    self.timestamps.push(t);
+                    self.values.push(v);
+                }
+                (_, wire) => skip(&mut b, wire)?,
+            }
+        }
+        self.finish(start);
+        Ok(())
+    }
+
     /// Decodes one encoded [`SeriesPb`] and appends it.
     fn push(&mut self, mut b: &'a [u8]) -> Result<(), WireError> {
-        let start = (self.labels.len(), self.timestamps.len(), self.values.len());
+        let start = self.start();
         while !b.is_empty() {
             match key(&mut b)? {
                 (1, w) => self.labels.push(label(bytes(&mut b, w)?)?),
@@ -133,11 +193,7 @@ impl<'a> SeriesBatch<'a> {
                 (_, w) => skip(&mut b, w)?,
             }
         }
-        self.spans.push(Span {
-            labels: (start.0, self.labels.len()),
-            timestamps: (start.1, self.timestamps.len()),
-            values: (start.2, self.values.len()),
-        });
+        self.finish(start);
         Ok(())
     }
 
@@ -288,8 +344,8 @@ impl<'a> CommandView<'a> {
 /// `Ingest.Write` request (`proto/raftwatch/v1/admin.proto`: `series` 1,
 /// `request_id` 2, `shard_map_epoch` 3, `shard` 4; a `Series` is `labels`
 /// 1 and `samples` 2; a `Sample` is `timestamp_ms` 1 and `value` 2), with
-/// its strings borrowed from the request's bytes and its series in flat
-/// arrays. The ingest path validates, hashes and re-encodes labels from
+/// its strings borrowed from the request's bytes and its series in a
+/// [`SeriesBatch`], as a shard command's. The ingest path validates, hashes and re-encodes labels from
 /// these slices, so a request costs a handful of allocations instead of
 /// two `String`s per label and a struct per sample.
 ///
@@ -304,9 +360,8 @@ pub struct WriteView<'a> {
     pub shard_map_epoch: u64,
     /// The shard the client routed to, or 0.
     pub shard: u64,
-    labels: Vec<(&'a str, &'a str)>,
-    samples: Vec<(i64, f64)>,
-    spans: Vec<((usize, usize), (usize, usize))>,
+    /// Its series, in request order.
+    pub batch: SeriesBatch<'a>,
 }
 
 impl<'a> WriteView<'a> {
@@ -315,10 +370,7 @@ impl<'a> WriteView<'a> {
         let mut w = WriteView::default();
         while !b.is_empty() {
             match key(&mut b)? {
-                (1, wire) => {
-                    let series = bytes(&mut b, wire)?;
-                    w.push_encoded_series(series)?;
-                }
+                (1, wire) => w.batch.push_write_series(bytes(&mut b, wire)?)?,
                 (2, wire) => w.request_id = string(&mut b, wire)?,
                 (3, VARINT) => w.shard_map_epoch = varint(&mut b)?,
                 (4, VARINT) => w.shard = varint(&mut b)?,
@@ -328,67 +380,6 @@ impl<'a> WriteView<'a> {
         }
         Ok(w)
     }
-
-    fn push_encoded_series(&mut self, mut b: &'a [u8]) -> Result<(), WireError> {
-        let start = (self.labels.len(), self.samples.len());
-        while !b.is_empty() {
-            match key(&mut b)? {
-                (1, wire) => self.labels.push(label(bytes(&mut b, wire)?)?),
-                (2, wire) => self.samples.push(sample(bytes(&mut b, wire)?)?),
-                (_, wire) => skip(&mut b, wire)?,
-            }
-        }
-        self.spans
-            .push(((start.0, self.labels.len()), (start.1, self.samples.len())));
-        Ok(())
-    }
-
-    /// `push_series` appends a series given as borrowed labels and samples
-    /// (a request already decoded by prost, or built in process).
-    pub fn push_series(
-        &mut self,
-        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
-        samples: impl IntoIterator<Item = (i64, f64)>,
-    ) {
-        let start = (self.labels.len(), self.samples.len());
-        self.labels.extend(labels);
-        self.samples.extend(samples);
-        self.spans
-            .push(((start.0, self.labels.len()), (start.1, self.samples.len())));
-    }
-
-    /// `len` is the number of series.
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    /// `is_empty` is true when there is no series.
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
-    /// `samples_total` is the number of samples over all series.
-    pub fn samples_total(&self) -> usize {
-        self.samples.len()
-    }
-
-    /// `series` returns series `i`.
-    pub fn series(&self, i: usize) -> Option<WriteSeries<'_, 'a>> {
-        let ((l0, l1), (s0, s1)) = *self.spans.get(i)?;
-        Some(WriteSeries {
-            labels: &self.labels[l0..l1],
-            samples: &self.samples[s0..s1],
-        })
-    }
-}
-
-/// `WriteSeries` is one series of a [`WriteView`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct WriteSeries<'b, 'a> {
-    /// `(name, value)` in wire order.
-    pub labels: &'b [(&'a str, &'a str)],
-    /// `(timestamp_ms, value)` in wire order.
-    pub samples: &'b [(i64, f64)],
 }
 
 /// Reads a `raftwatch.v1.Sample`: absent fields are 0, as in proto3.
@@ -560,8 +551,9 @@ mod tests {
     /// by bits).
     fn write_to_owned(v: &WriteView<'_>) -> pb::WriteRequest {
         pb::WriteRequest {
-            series: (0..v.len())
-                .filter_map(|i| v.series(i))
+            series: v
+                .batch
+                .iter()
                 .map(|s| pb::Series {
                     labels: s
                         .labels
@@ -572,9 +564,10 @@ mod tests {
                         })
                         .collect(),
                     samples: s
-                        .samples
+                        .timestamps
                         .iter()
-                        .map(|&(timestamp_ms, value)| pb::Sample {
+                        .zip(s.values)
+                        .map(|(&timestamp_ms, &value)| pb::Sample {
                             timestamp_ms,
                             value,
                         })
@@ -592,7 +585,7 @@ mod tests {
         fn write_views_decode_what_prost_decodes(req in arb_write()) {
             let bytes = req.encode_to_vec();
             let view = WriteView::parse(&bytes).unwrap();
-            prop_assert_eq!(view.samples_total(), req.series.iter().map(|s| s.samples.len()).sum::<usize>());
+            prop_assert_eq!(view.batch.samples_total(), req.series.iter().map(|s| s.samples.len()).sum::<usize>());
             prop_assert_eq!(write_to_owned(&view).encode_to_vec(), bytes);
         }
 

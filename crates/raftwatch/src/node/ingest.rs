@@ -18,7 +18,7 @@ use raftwatch_model::{LabelLimits, Labels};
 use raftwatch_proto::v1 as pb;
 use raftwatch_raft::ReadConsistency;
 use raftwatch_shard::codec as sc;
-use raftwatch_shard::wire::WriteView;
+use raftwatch_shard::wire::{SeriesBatch, WriteView};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::Status;
 
@@ -292,14 +292,14 @@ impl Node {
 
     /// `write_view_observed` is [`Node::write_observed`] for a request
     /// decoded as a borrowed view (`Ingest.Write` parses the request's
-    /// bytes that way, `api::RawIngest`).
+    /// bytes that way: `IngestRaw for Api` in `api.rs`).
     pub(crate) async fn write_view_observed(
         self: &Arc<Self>,
         protocol: Protocol,
         started: raftwatch_seams::MonoNanos,
         req: &WriteView<'_>,
     ) -> Result<pb::WriteResponse, Status> {
-        let samples = req.samples_total() as u64;
+        let samples = req.batch.samples_total() as u64;
         let result = self.write_view(req).await;
         self.metrics
             .observe_write(protocol, started, samples, result.as_ref());
@@ -324,13 +324,13 @@ impl Node {
         self: &Arc<Self>,
         req: &WriteView<'_>,
     ) -> Result<pb::WriteResponse, Status> {
-        if req.len() > SERIES_PER_REQUEST_MAX {
+        if req.batch.len() > SERIES_PER_REQUEST_MAX {
             return Err(Status::resource_exhausted(format!(
                 "{} series in one request; the limit is {SERIES_PER_REQUEST_MAX}",
-                req.len()
+                req.batch.len()
             )));
         }
-        let samples = req.samples_total();
+        let samples = req.batch.samples_total();
         if samples > SAMPLES_PER_REQUEST_MAX {
             return Err(Status::resource_exhausted(format!(
                 "{samples} samples in one request; the limit is {SAMPLES_PER_REQUEST_MAX}"
@@ -375,11 +375,9 @@ impl Node {
         // Shard → (its part, encoded as an `sc::ShardRequest`, and each of
         // its samples' (series, sample) index).
         let mut parts: BTreeMap<ShardId, (Vec<u8>, SampleIndex)> = BTreeMap::new();
-        for si in 0..req.len() {
-            let Some(series) = req.series(si) else {
-                break;
-            };
-            let (pairs, samples) = (series.labels, series.samples);
+        for (si, series) in req.batch.iter().enumerate() {
+            let pairs = series.labels;
+            let samples = series.timestamps.len();
             let canonical: Labels;
             let canonical_pairs: Vec<(&str, &str)>;
             let (labels, hash) = if Labels::is_canonical(pairs, &limits) {
@@ -392,7 +390,7 @@ impl Node {
                         (canonical_pairs.as_slice(), canonical.hash())
                     }
                     Err(e) => {
-                        for k in 0..samples.len() {
+                        for k in 0..samples {
                             rejections.push(pb::Rejection {
                                 series_index: si as u32,
                                 sample_index: k as u32,
@@ -420,8 +418,8 @@ impl Node {
                 ));
             }
             let (part, map) = parts.entry(shard.id).or_default();
-            map.extend((0..samples.len()).map(|k| (si as u32, k as u32)));
-            sc::put_request_series(part, labels, samples);
+            map.extend((0..samples).map(|k| (si as u32, k as u32)));
+            sc::put_request_series(part, labels, series.timestamps, series.values);
         }
         let calls = parts.into_iter().map(|(shard, (part, map))| {
             let node = self.clone();
@@ -571,15 +569,17 @@ async fn propose_batch(node: &Node, shard: ShardId, items: Vec<Item>) {
 /// reach the write path as prost messages: remote write, the alerting
 /// series, and `Ingest.Write` bytes the view parser refused).
 pub(crate) fn view_of(req: &pb::WriteRequest) -> WriteView<'_> {
-    let mut view = WriteView::default();
-    view.request_id = &req.request_id;
-    view.shard_map_epoch = req.shard_map_epoch;
-    view.shard = req.shard;
+    let mut batch = SeriesBatch::default();
     for s in &req.series {
-        view.push_series(
+        batch.push_series(
             s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
             s.samples.iter().map(|x| (x.timestamp_ms, x.value)),
         );
     }
-    view
+    WriteView {
+        request_id: &req.request_id,
+        shard_map_epoch: req.shard_map_epoch,
+        shard: req.shard,
+        batch,
+    }
 }
