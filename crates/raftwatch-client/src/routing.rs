@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use raftwatch_model::labels::hash_pairs;
 use raftwatch_model::{HashRange, Label, LabelLimits, Labels, SeriesHash};
 use raftwatch_proto::v1 as pb;
 use thiserror::Error;
@@ -153,15 +154,26 @@ impl ShardMap {
 
 /// `series_hash` is the hash the node shards `series` by, or `None` when
 /// its labels are invalid (the node rejects its samples one by one).
+///
+/// Labels already in canonical order (what Prometheus and our own client
+/// send) are hashed where they lie; only other spellings are copied into
+/// a [`Labels`] to be sorted and checked. Both give the node's hash.
 pub fn series_hash(series: &pb::Series) -> Option<SeriesHash> {
+    let limits = LabelLimits::default();
+    let pairs: Vec<(&str, &str)> = series
+        .labels
+        .iter()
+        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .collect();
+    if Labels::is_canonical(&pairs, &limits) {
+        return Some(hash_pairs(&mut pairs.into_iter()));
+    }
     let labels = series
         .labels
         .iter()
         .map(|l| Label::new(l.name.clone(), l.value.clone()))
         .collect();
-    Labels::new(labels, &LabelLimits::default())
-        .ok()
-        .map(|l| l.hash())
+    Labels::new(labels, &limits).ok().map(|l| l.hash())
 }
 
 /// `Part` is the request for one shard: its series in the caller's order,
@@ -372,6 +384,12 @@ mod tests {
         // docs/format/series-hash.md pins this value; the node shards by it.
         let s = series(vec![label("job", "node"), label("__name__", "up")], &[]);
         assert_eq!(series_hash(&s), Some(SeriesHash(0x85d6_66c2_8b44_5bb9)));
+        // The canonical spelling takes the borrowed path, and must agree.
+        let canonical = series(vec![label("__name__", "up"), label("job", "node")], &[]);
+        assert_eq!(
+            series_hash(&canonical),
+            Some(SeriesHash(0x85d6_66c2_8b44_5bb9))
+        );
         // Empty values are dropped before hashing, as the node does.
         let with_empty = series(
             vec![
@@ -390,6 +408,49 @@ mod tests {
         ] {
             assert_eq!(series_hash(&series(bad.clone(), &[])), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_borrowed_path_hashes_as_labels_does_for_any_spelling() {
+        // Sorted or not, with empty values, duplicate or empty names: the
+        // hash is Labels' hash, and None exactly when Labels refuses.
+        let mut rng = DetRng::new(seed());
+        let names = ["", "__name__", "a", "b", "job", "zz"];
+        let values = ["", "x", "up", "node"];
+        let mut canonical = 0;
+        for _ in 0..5_000 {
+            let n = rng.below(5) as usize;
+            let mut labels: Vec<pb::Label> = (0..n)
+                .map(|_| {
+                    let name = names[rng.below(names.len() as u64) as usize];
+                    let value = values[rng.below(values.len() as u64) as usize];
+                    label(name, value)
+                })
+                .collect();
+            if rng.chance(0.5) {
+                labels.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            let pairs: Vec<(&str, &str)> = labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .collect();
+            canonical += usize::from(Labels::is_canonical(&pairs, &LabelLimits::default()));
+            let reference = Labels::new(
+                labels
+                    .iter()
+                    .map(|l| Label::new(l.name.clone(), l.value.clone()))
+                    .collect(),
+                &LabelLimits::default(),
+            )
+            .ok()
+            .map(|l| l.hash());
+            assert_eq!(
+                series_hash(&series(labels.clone(), &[])),
+                reference,
+                "{labels:?}"
+            );
+        }
+        assert!(canonical > 500, "too few canonical cases: {canonical}");
     }
 
     #[test]
