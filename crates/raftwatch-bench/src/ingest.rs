@@ -300,22 +300,31 @@ async fn run_async(
 
     eprintln!("generating {} series", args.series);
     let mut fleet = Fleet::new(args.series, args.seed)?;
-    // Label sets never change, so they are converted once; each request
-    // clones its batch's.
-    let labels: Vec<Vec<pb::Label>> = fleet
-        .series
-        .iter()
-        .map(|s| {
-            s.labels
+    let batches = args.series.div_ceil(args.batch_series);
+    // Label sets never change, so each batch's series are built once and
+    // shared with its request; a round rewrites only the samples, in
+    // place once the batch's previous request let go of them (the client
+    // only reads what it is lent).
+    let mut batch_series: Vec<Arc<[pb::Series]>> = (0..batches)
+        .map(|batch| {
+            let lo = batch * args.batch_series;
+            let hi = (lo + args.batch_series).min(args.series);
+            fleet.series[lo..hi]
                 .iter()
-                .map(|l| pb::Label {
-                    name: l.name.clone(),
-                    value: l.value.clone(),
+                .map(|s| pb::Series {
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|l| pb::Label {
+                            name: l.name.clone(),
+                            value: l.value.clone(),
+                        })
+                        .collect(),
+                    samples: vec![pb::Sample::default()],
                 })
                 .collect()
         })
         .collect();
-    let batches = args.series.div_ceil(args.batch_series);
 
     let clock = Arc::new(SystemClock::new());
     // Unique to this run, so a rerun with the same seed and start is
@@ -337,17 +346,14 @@ async fn run_async(
         for batch in 0..batches {
             let lo = batch * args.batch_series;
             let hi = (lo + args.batch_series).min(args.series);
-            // Built before waiting for a slot, so generating overlaps the
-            // requests in flight.
-            let series = (lo..hi)
-                .map(|i| pb::Series {
-                    labels: labels[i].clone(),
-                    samples: vec![pb::Sample {
-                        timestamp_ms: round_ms + fleet.offsets_ms[i],
-                        value: fleet.series[i].next_value(),
-                    }],
+            // Generated before waiting for a slot, so generating overlaps
+            // the requests in flight.
+            let samples: Vec<pb::Sample> = (lo..hi)
+                .map(|i| pb::Sample {
+                    timestamp_ms: round_ms + fleet.offsets_ms[i],
+                    value: fleet.series[i].next_value(),
                 })
-                .collect::<Vec<_>>();
+                .collect();
             let request_id = format!(
                 "bench-{}-{}-{run_nonce}-{round}-{batch}",
                 args.seed, args.start_ms
@@ -362,6 +368,17 @@ async fn run_async(
             }
             answered[batch] = false;
             samples_sent += (hi - lo) as u64;
+            // The previous request's task has ended: unshared, so no copy.
+            let shared = &mut batch_series[batch];
+            if Arc::get_mut(shared).is_none() {
+                *shared = shared.iter().cloned().collect();
+            }
+            if let Some(series) = Arc::get_mut(shared) {
+                for (s, x) in series.iter_mut().zip(samples) {
+                    s.samples[0] = x;
+                }
+            }
+            let series = Arc::clone(shared);
             let request = match &sink {
                 Sink::Grpc(client) => {
                     send(client.clone(), series, request_id, batch, clock.clone()).boxed()
@@ -441,7 +458,7 @@ async fn run_async(
 /// Writes one request through the client (retries included) and times it.
 async fn send(
     client: Arc<Client>,
-    series: Vec<pb::Series>,
+    series: Arc<[pb::Series]>,
     request_id: String,
     batch: usize,
     clock: Arc<SystemClock>,
@@ -487,7 +504,7 @@ async fn send(
 /// connection failures up to `attempts_max` attempts in all) and times it.
 async fn remote_write(
     url: Arc<HttpUrl>,
-    series: Vec<pb::Series>,
+    series: Arc<[pb::Series]>,
     batch: usize,
     attempts_max: u32,
     timeout: Duration,
@@ -495,7 +512,8 @@ async fn remote_write(
 ) -> Outcome {
     let start = clock.now_mono();
     let samples: u64 = series.iter().map(|s| s.samples.len() as u64).sum();
-    let body = remote_write_body(series);
+    let body = remote_write_body(&series);
+    drop(series);
     let headers = [
         ("Content-Type", "application/x-protobuf"),
         ("Content-Encoding", "snappy"),
@@ -547,22 +565,22 @@ async fn remote_write(
 
 /// The snappy-compressed `prometheus.WriteRequest` of `series` (labels are
 /// already sorted by name: they come from canonical `Labels`).
-fn remote_write_body(series: Vec<pb::Series>) -> Vec<u8> {
+fn remote_write_body(series: &[pb::Series]) -> Vec<u8> {
     let req = prom::WriteRequest {
         timeseries: series
-            .into_iter()
+            .iter()
             .map(|s| prom::TimeSeries {
                 labels: s
                     .labels
-                    .into_iter()
+                    .iter()
                     .map(|l| prom::Label {
-                        name: l.name,
-                        value: l.value,
+                        name: l.name.clone(),
+                        value: l.value.clone(),
                     })
                     .collect(),
                 samples: s
                     .samples
-                    .into_iter()
+                    .iter()
                     .map(|x| prom::Sample {
                         value: x.value,
                         timestamp: x.timestamp_ms,
@@ -629,7 +647,8 @@ mod tests {
                 value: 1.5,
             }],
         }];
-        let body = remote_write_body(series);
+        let body = remote_write_body(&series);
+        drop(series);
         let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
         let req = prom::WriteRequest::decode(raw.as_slice()).unwrap();
         assert_eq!(req.timeseries.len(), 1);

@@ -296,9 +296,9 @@ struct PartState {
 }
 
 impl PartState {
-    fn new(part: Part) -> PartState {
+    fn new(part: Part, batch: &[pb::Series]) -> PartState {
         PartState {
-            encoded: EncodedWrite::encode_series(&part.series),
+            encoded: EncodedWrite::encode_series(part.series(batch)),
             part,
             hinted: None,
             tries: 0,
@@ -309,12 +309,15 @@ impl PartState {
     }
 }
 
-/// `plan` splits `series` by `map`, or makes one unrouted part when there
-/// is no usable map (or nothing to split, so the cluster still answers).
-fn plan(map: Option<&ShardMap>, series: Vec<(u32, pb::Series)>) -> Vec<Part> {
+/// `plan` splits the series of `batch` at `indices` by `map`, or makes one
+/// unrouted part when there is no usable map (or nothing to split, so the
+/// cluster still answers).
+fn plan(map: Option<&ShardMap>, batch: &[pb::Series], indices: Vec<u32>) -> Vec<Part> {
     let parts = match map {
-        Some(m) => routing::split(m, series).unwrap_or_else(|all| vec![Part::unrouted(all)]),
-        None => vec![Part::unrouted(series)],
+        Some(m) => {
+            routing::split(m, batch, indices).unwrap_or_else(|all| vec![Part::unrouted(all)])
+        }
+        None => vec![Part::unrouted(indices)],
     };
     if parts.is_empty() {
         vec![Part::unrouted(Vec::new())]
@@ -669,20 +672,25 @@ impl Client {
     /// committed (or rejected one by one; rejections are numbered as
     /// `series` is). `request_id`: the caller's, or a new one. Retries
     /// reuse it, so the write applies at most once.
-    pub async fn write(
+    ///
+    /// `series` is anything that lends a slice (a `Vec`, or an
+    /// `Arc<[Series]>` the caller keeps): the client only reads it, to
+    /// hash and encode each shard's part once.
+    pub async fn write<S: AsRef<[pb::Series]>>(
         &self,
-        series: Vec<pb::Series>,
+        series: S,
         request_id: Option<String>,
     ) -> Result<pb::WriteResponse, ClientError> {
         self.write_with_stats(series, request_id).await.0
     }
 
     /// `write_with_stats` is [`Client::write`], also saying how it went.
-    pub async fn write_with_stats(
+    pub async fn write_with_stats<S: AsRef<[pb::Series]>>(
         &self,
-        series: Vec<pb::Series>,
+        series: S,
         request_id: Option<String>,
     ) -> (Result<pb::WriteResponse, ClientError>, WriteStats) {
+        let batch = series.as_ref();
         let id = request_id.unwrap_or_else(|| self.new_request_id());
         let mut stats = WriteStats::default();
         let map = match self.config.routing {
@@ -696,15 +704,13 @@ impl Client {
                 None => None,
             },
         };
-        let indexed = series
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| (u32::try_from(i).unwrap_or(u32::MAX), s))
-            .collect();
-        let parts = plan(map.as_deref(), indexed);
+        // Requests are bounded far below 2^32 series (the node's limit);
+        // a larger batch fails there, whole.
+        let indices = (0..u32::try_from(batch.len()).unwrap_or(u32::MAX)).collect();
+        let parts = plan(map.as_deref(), batch, indices);
         stats.parts = parts.len();
         stats.routed = parts.iter().any(|p| p.shard.is_some());
-        let result = self.run_parts(parts, map, &id, &mut stats).await;
+        let result = self.run_parts(parts, batch, map, &id, &mut stats).await;
         (result, stats)
     }
 
@@ -714,11 +720,15 @@ impl Client {
     async fn run_parts(
         &self,
         parts: Vec<Part>,
+        batch: &[pb::Series],
         mut map: Option<Arc<ShardMap>>,
         id: &str,
         stats: &mut WriteStats,
     ) -> Result<pb::WriteResponse, ClientError> {
-        let mut pending: Vec<PartState> = parts.into_iter().map(PartState::new).collect();
+        let mut pending: Vec<PartState> = parts
+            .into_iter()
+            .map(|part| PartState::new(part, batch))
+            .collect();
         let mut answers = Vec::with_capacity(pending.len());
         let mut last = Status::unavailable("no attempt made");
         for attempt in 1..=self.config.attempts_max {
@@ -804,17 +814,17 @@ impl Client {
                     .filter(|p| p.leader_unreachable)
                     .map(|p| (p.part.shard, p.suspect.clone()))
                     .collect();
-                let mut left: Vec<(u32, pb::Series)> = retry
+                let mut left: Vec<u32> = retry
                     .into_iter()
-                    .flat_map(|p| p.part.into_series())
+                    .flat_map(|p| p.part.caller_index)
                     .collect();
-                left.sort_by_key(|(i, _)| *i);
-                retry = plan(map.as_deref(), left)
+                left.sort_unstable();
+                retry = plan(map.as_deref(), batch, left)
                     .into_iter()
                     .map(|part| {
                         // The leader stays out of reach after a re-split.
                         let was = forwarded.iter().find(|(s, _)| *s == part.shard).cloned();
-                        let mut p = PartState::new(part);
+                        let mut p = PartState::new(part, batch);
                         if let Some((_, suspect)) = was {
                             p.leader_unreachable = true;
                             p.suspect = suspect;

@@ -176,92 +176,76 @@ pub fn series_hash(series: &pb::Series) -> Option<SeriesHash> {
     Labels::new(labels, &limits).ok().map(|l| l.hash())
 }
 
-/// `Part` is the request for one shard: its series in the caller's order,
-/// and for each the caller's index, to number rejections as the caller
-/// did.
+/// `Part` is the request for one shard: the caller's indices of its
+/// series, in the caller's order, which also number its rejections as the
+/// caller did. The series stay in the caller's batch.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Part {
     /// The shard the part is routed to; `None` for a request any node may
     /// route (when there is no usable map).
     pub shard: Option<u64>,
-    /// The series.
-    pub series: Vec<pb::Series>,
-    /// `caller_index[i]` is the caller's index of `series[i]`.
+    /// The caller's indices of the part's series, ascending.
     pub caller_index: Vec<u32>,
 }
 
 impl Part {
-    /// `unrouted` is one part holding every series, for any node.
-    pub fn unrouted(series: Vec<(u32, pb::Series)>) -> Part {
-        let (caller_index, series) = series.into_iter().unzip();
+    /// `unrouted` is one part holding the series at `caller_index`, for
+    /// any node.
+    pub fn unrouted(caller_index: Vec<u32>) -> Part {
         Part {
             shard: None,
-            series,
             caller_index,
         }
     }
 
-    /// `into_series` gives back the series with their caller indices.
-    pub fn into_series(self) -> impl Iterator<Item = (u32, pb::Series)> {
-        self.caller_index.into_iter().zip(self.series)
+    /// `series` yields the part's series out of the caller's `batch` (an
+    /// index outside it is skipped, never a panic).
+    pub fn series<'a>(
+        &'a self,
+        batch: &'a [pb::Series],
+    ) -> impl Iterator<Item = &'a pb::Series> + Clone + 'a {
+        self.caller_index
+            .iter()
+            .filter_map(move |&i| batch.get(i as usize))
     }
 }
 
-/// `split` divides `series` (each with the caller's index) into one part
-/// per shard, by the map, in shard-id order. Series with invalid labels
-/// ride along in the first part (the node rejects their samples one by
-/// one, with the node's own reason); if every series is invalid they form
-/// one unrouted part. Gives the input back (`Err`) when a valid series
-/// falls in no shard's range: the map is unusable and a node must route.
-#[allow(clippy::result_large_err)] // The error hands the input back.
+/// `split` divides the series of `batch` at `indices` (ascending) into one
+/// part per shard, by the map, in shard-id order. Series with invalid
+/// labels ride along in the first part (the node rejects their samples one
+/// by one, with the node's own reason); if every series is invalid they
+/// form one unrouted part. Gives the indices back (`Err`) when a valid
+/// series falls in no shard's range: the map is unusable and a node must
+/// route.
 pub fn split(
     map: &ShardMap,
-    series: Vec<(u32, pb::Series)>,
-) -> Result<Vec<Part>, Vec<(u32, pb::Series)>> {
-    let mut invalid: Vec<(u32, pb::Series)> = Vec::new();
-    let mut routed: Vec<(u64, u32, pb::Series)> = Vec::with_capacity(series.len());
-    let mut uncovered = false;
-    for (i, s) in series {
-        match series_hash(&s).map(|h| map.shard_for(h)) {
-            None => invalid.push((i, s)),
-            Some(Some(r)) => routed.push((r.id, i, s)),
-            Some(None) => {
-                uncovered = true;
-                routed.push((0, i, s));
-            }
-        }
-    }
-    if uncovered {
-        let mut all: Vec<(u32, pb::Series)> = routed
-            .into_iter()
-            .map(|(_, i, s)| (i, s))
-            .chain(invalid)
-            .collect();
-        all.sort_by_key(|(i, _)| *i);
-        return Err(all);
-    }
+    batch: &[pb::Series],
+    indices: Vec<u32>,
+) -> Result<Vec<Part>, Vec<u32>> {
+    let mut invalid: Vec<u32> = Vec::new();
     let mut parts: BTreeMap<u64, Part> = BTreeMap::new();
-    for (shard, i, s) in routed {
-        let part = parts.entry(shard).or_insert_with(|| Part {
-            shard: Some(shard),
-            ..Part::default()
-        });
-        part.series.push(s);
-        part.caller_index.push(i);
+    for &i in &indices {
+        let hash = batch.get(i as usize).and_then(series_hash);
+        match hash.map(|h| map.shard_for(h)) {
+            None => invalid.push(i),
+            Some(Some(r)) => parts
+                .entry(r.id)
+                .or_insert_with(|| Part {
+                    shard: Some(r.id),
+                    caller_index: Vec::new(),
+                })
+                .caller_index
+                .push(i),
+            Some(None) => return Err(indices),
+        }
     }
     let mut parts: Vec<Part> = parts.into_values().collect();
     if !invalid.is_empty() {
         match parts.first_mut() {
             Some(first) => {
-                let shard = first.shard;
                 // Keep the caller's order inside the part.
-                let mut all: Vec<(u32, pb::Series)> =
-                    std::mem::take(first).into_series().chain(invalid).collect();
-                all.sort_by_key(|(i, _)| *i);
-                *first = Part {
-                    shard,
-                    ..Part::unrouted(all)
-                };
+                first.caller_index.extend(invalid);
+                first.caller_index.sort_unstable();
             }
             None => parts.push(Part::unrouted(invalid)),
         }
@@ -460,28 +444,25 @@ mod tests {
             let shards = 1 + rng.below(16) as usize;
             let map = random_map(&mut rng, shards, case % 2 == 0);
             let n = rng.below(600) as usize;
-            let input: Vec<(u32, pb::Series)> = (0..n)
-                .map(|i| (i as u32, random_series(&mut rng, i)))
-                .collect();
-            let parts = split(&map, input.clone()).expect("the map covers every hash");
+            let input: Vec<pb::Series> = (0..n).map(|i| random_series(&mut rng, i)).collect();
+            let parts = split(&map, &input, (0..n as u32).collect()).expect("covers every hash");
             let mut seen = vec![false; n];
             let mut shard_ids = Vec::new();
             for part in &parts {
                 let id = part.shard.expect("every part is routed");
                 shard_ids.push(id);
                 let r = map.route(id).unwrap();
-                assert_eq!(part.series.len(), part.caller_index.len());
                 assert!(
                     part.caller_index.windows(2).all(|w| w[0] < w[1]),
                     "the caller's order is kept inside a part"
                 );
-                for (s, i) in part.series.iter().zip(&part.caller_index) {
+                for (s, i) in part.series(&input).zip(&part.caller_index) {
                     let h = series_hash(s).unwrap();
                     assert!(r.range.contains(h), "case {case}: {h} not in shard {id}");
                     // Exactly one shard holds it (the ranges partition the space).
                     let holders = map.routes().iter().filter(|r| r.range.contains(h)).count();
                     assert_eq!(holders, 1);
-                    assert_eq!(s, &input[*i as usize].1, "series moved with its index");
+                    assert_eq!(s, &input[*i as usize], "series moved with its index");
                     assert!(!std::mem::replace(&mut seen[*i as usize], true), "twice");
                 }
             }
@@ -530,20 +511,20 @@ mod tests {
         )
         .unwrap();
         let bad = series(vec![label("a", "1"), label("a", "2")], &[1.0]);
-        let input: Vec<(u32, pb::Series)> = (0..50)
-            .map(|i| (i, random_series(&mut DetRng::new(u64::from(i)), i as usize)))
-            .chain([(50, bad.clone())])
+        let input: Vec<pb::Series> = (0..50)
+            .map(|i| random_series(&mut DetRng::new(i), i as usize))
+            .chain([bad.clone()])
             .collect();
-        let parts = split(&map, input).unwrap();
+        let parts = split(&map, &input, (0..51).collect()).unwrap();
         assert_eq!(parts.len(), 2);
         // Shard-id order: shard 1 (the upper range) first.
         assert_eq!(parts[0].shard, Some(1));
         assert_eq!(parts[0].caller_index.last(), Some(&50));
-        assert_eq!(parts[0].series.last(), Some(&bad));
+        assert_eq!(parts[0].series(&input).last(), Some(&bad));
         assert!(!parts[1].caller_index.contains(&50));
 
         // Nothing valid: one request any node may route.
-        let parts = split(&map, vec![(0, bad.clone()), (1, bad)]).unwrap();
+        let parts = split(&map, &[bad.clone(), bad], vec![0, 1]).unwrap();
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].shard, None);
         assert_eq!(parts[0].caller_index, vec![0, 1]);
@@ -552,10 +533,11 @@ mod tests {
     #[test]
     fn a_map_with_a_hole_gives_the_input_back() {
         let map = ShardMap::new(1, vec![route(1, 0, 10)], vec![]).unwrap();
-        let input: Vec<(u32, pb::Series)> = (0..20)
-            .map(|i| (i, random_series(&mut DetRng::new(9), i as usize)))
+        let input: Vec<pb::Series> = (0..20)
+            .map(|i| random_series(&mut DetRng::new(9), i))
             .collect();
-        assert_eq!(split(&map, input.clone()), Err(input));
+        let indices: Vec<u32> = (0..20).collect();
+        assert_eq!(split(&map, &input, indices.clone()), Err(indices));
     }
 
     /// What a node answers for `series` (numbered from 0): NaN samples
@@ -601,16 +583,11 @@ mod tests {
                 })
                 .collect();
             let whole = node_answer(&input);
-            let indexed = input
-                .iter()
-                .cloned()
-                .enumerate()
-                .map(|(i, s)| (i as u32, s));
-            let parts = split(&map, indexed.collect()).unwrap();
+            let parts = split(&map, &input, (0..n as u32).collect()).unwrap();
             let answers = parts
                 .into_iter()
                 .map(|p| {
-                    let a = node_answer(&p.series);
+                    let a = node_answer(&p.series(&input).cloned().collect::<Vec<_>>());
                     (p.caller_index, a)
                 })
                 .collect();

@@ -169,9 +169,14 @@ pub struct EncodedWrite {
 impl EncodedWrite {
     /// `encode_series` is the encoding of a `WriteRequest`'s `series`
     /// field holding `series`.
-    pub fn encode_series(series: &[pb::Series]) -> Bytes {
+    pub fn encode_series<'a, I>(series: I) -> Bytes
+    where
+        I: IntoIterator<Item = &'a pb::Series>,
+        I::IntoIter: Clone,
+    {
+        let series = series.into_iter();
         let len: usize = series
-            .iter()
+            .clone()
             .map(|s| prost::encoding::message::encoded_len(1, s))
             .sum();
         let mut buf = Vec::with_capacity(len);
