@@ -426,9 +426,13 @@ impl<S: KvStore> Tsdb<S> {
     /// `find` is the series with `hash` (first, then its collisions) that
     /// `matches` accepts.
     fn find(&self, hash: SeriesHash, matches: impl Fn(&MemSeries) -> bool) -> Option<SeriesRef> {
-        let first = self.by_hash.get(&hash)?;
-        std::iter::once(first)
-            .chain(self.collisions.get(&hash).into_iter().flatten())
+        let first = *self.by_hash.get(&hash)?;
+        if self.get(first).is_some_and(&matches) {
+            return Some(first);
+        }
+        self.collisions
+            .get(&hash)?
+            .iter()
             .copied()
             .find(|&r| self.get(r).is_some_and(&matches))
     }
@@ -437,9 +441,17 @@ impl<S: KvStore> Tsdb<S> {
     /// pairs, without building a [`Labels`]. Only a canonical sequence
     /// ([`Labels::is_canonical`]) can match, since stored label sets are
     /// canonical; anything else finds nothing.
+    ///
+    /// This is every write's lookup: a label set that fits
+    /// [`LOOKUP_KEY_BYTES`] is laid out once on the stack as a key and
+    /// compared whole; a larger one is compared label by label in place.
     pub fn lookup_pairs(&self, pairs: &[(&str, &str)]) -> Option<SeriesRef> {
         let hash = (self.config.series_hash)(&mut pairs.iter().copied());
-        self.find(hash, |s| key_matches(&s.key, pairs.iter().copied()))
+        let mut buf = [0u8; LOOKUP_KEY_BYTES];
+        match key_into(&mut buf, pairs) {
+            Some(key) => self.find(hash, |s| *s.key == *key),
+            None => self.find(hash, |s| key_matches(&s.key, pairs.iter().copied())),
+        }
     }
 
     /// `series_ref` returns the series with these labels, creating it (in
@@ -1006,8 +1018,6 @@ impl<S: KvStore> Tsdb<S> {
     }
 }
 
-/// The head-log entry recording what series `r`'s head gained since the
-/// store last saw it, or `None` if nothing changed.
 /// `KEY_SEPARATOR` ends every name and value in a [`MemSeries`] key; it
 /// never occurs in UTF-8, so a key splits back into its labels one way only.
 const KEY_SEPARATOR: u8 = 0xff;
@@ -1022,6 +1032,28 @@ fn label_key<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Box<[u8]> {
         key.push(KEY_SEPARATOR);
     }
     key.into_boxed_slice()
+}
+
+/// `LOOKUP_KEY_BYTES` is the key size up to which [`Tsdb::lookup_pairs`]
+/// builds the key on the stack (a node_exporter series takes 60–200).
+const LOOKUP_KEY_BYTES: usize = 512;
+
+/// `key_into` writes the [`label_key`] of `pairs` into `buf` and returns
+/// it, or `None` if it does not fit.
+fn key_into<'b>(buf: &'b mut [u8], pairs: &[(&str, &str)]) -> Option<&'b [u8]> {
+    let mut len = 0;
+    for (n, v) in pairs {
+        let end = len + n.len() + v.len() + 2;
+        let value_at = len + n.len() + 1;
+        buf.get_mut(len..value_at - 1)?
+            .copy_from_slice(n.as_bytes());
+        *buf.get_mut(value_at - 1)? = KEY_SEPARATOR;
+        buf.get_mut(value_at..end - 1)?
+            .copy_from_slice(v.as_bytes());
+        *buf.get_mut(end - 1)? = KEY_SEPARATOR;
+        len = end;
+    }
+    buf.get(..len)
 }
 
 /// `key_matches` is true when `key` is exactly the [`label_key`] of
@@ -1049,6 +1081,8 @@ fn key_matches<'a>(key: &[u8], pairs: impl Iterator<Item = (&'a str, &'a str)>) 
     rest.is_empty()
 }
 
+/// The head-log entry recording what series `r`'s head gained since the
+/// store last saw it, or `None` if nothing changed.
 fn head_log_entry(r: SeriesRef, s: &MemSeries) -> Option<HeadLogEntry> {
     let payload = s.head.payload();
     let num_samples = s.head.num_samples();
@@ -1137,6 +1171,19 @@ mod tests {
             let key = label_key(borrow(&a));
             prop_assert!(key_matches(&key, borrow(&a)));
             prop_assert_eq!(key_matches(&key, borrow(&b)), a == b, "{:?} vs {:?}", a, b);
+        }
+
+        /// The stack-built key is the stored key, or `None` exactly when
+        /// it would not fit.
+        #[test]
+        fn a_key_built_in_place_is_the_stored_key(a in pairs(), size in 0usize..24) {
+            let key = label_key(borrow(&a));
+            let borrowed: Vec<(&str, &str)> = borrow(&a).collect();
+            let mut buf = vec![0u8; size];
+            match key_into(&mut buf, &borrowed) {
+                Some(built) => prop_assert_eq!(built, &*key),
+                None => prop_assert!(key.len() > size, "{} fits {}", key.len(), size),
+            }
         }
     }
 }
