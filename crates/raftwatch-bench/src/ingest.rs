@@ -513,7 +513,6 @@ async fn remote_write(
     let start = clock.now_mono();
     let samples: u64 = series.iter().map(|s| s.samples.len() as u64).sum();
     let body = remote_write_body(&series);
-    drop(series);
     let headers = [
         ("Content-Type", "application/x-protobuf"),
         ("Content-Encoding", "snappy"),
@@ -648,7 +647,6 @@ mod tests {
             }],
         }];
         let body = remote_write_body(&series);
-        drop(series);
         let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
         let req = prom::WriteRequest::decode(raw.as_slice()).unwrap();
         assert_eq!(req.timeseries.len(), 1);

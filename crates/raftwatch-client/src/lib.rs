@@ -704,10 +704,16 @@ impl Client {
                 None => None,
             },
         };
-        // Requests are bounded far below 2^32 series (the node's limit);
-        // a larger batch fails there, whole.
-        let indices = (0..u32::try_from(batch.len()).unwrap_or(u32::MAX)).collect();
-        let parts = plan(map.as_deref(), batch, indices);
+        // Parts number series with u32, as the protocol's rejections do.
+        let Ok(n) = u32::try_from(batch.len()) else {
+            let too_many = Status::invalid_argument(format!(
+                "{} series in one write; at most {} can be numbered",
+                batch.len(),
+                u32::MAX
+            ));
+            return (Err(ClientError::Refused(too_many)), stats);
+        };
+        let parts = plan(map.as_deref(), batch, (0..n).collect());
         stats.parts = parts.len();
         stats.routed = parts.iter().any(|p| p.shard.is_some());
         let result = self.run_parts(parts, batch, map, &id, &mut stats).await;
