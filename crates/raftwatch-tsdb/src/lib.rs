@@ -441,17 +441,9 @@ impl<S: KvStore> Tsdb<S> {
     /// pairs, without building a [`Labels`]. Only a canonical sequence
     /// ([`Labels::is_canonical`]) can match, since stored label sets are
     /// canonical; anything else finds nothing.
-    ///
-    /// This is every write's lookup: a label set that fits
-    /// [`LOOKUP_KEY_BYTES`] is laid out once on the stack as a key and
-    /// compared whole; a larger one is compared label by label in place.
     pub fn lookup_pairs(&self, pairs: &[(&str, &str)]) -> Option<SeriesRef> {
         let hash = (self.config.series_hash)(&mut pairs.iter().copied());
-        let mut buf = [0u8; LOOKUP_KEY_BYTES];
-        match key_into(&mut buf, pairs) {
-            Some(key) => self.find(hash, |s| *s.key == *key),
-            None => self.find(hash, |s| key_matches(&s.key, pairs.iter().copied())),
-        }
+        self.find(hash, |s| key_matches(&s.key, pairs.iter().copied()))
     }
 
     /// `series_ref` returns the series with these labels, creating it (in
@@ -1034,28 +1026,6 @@ fn label_key<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Box<[u8]> {
     key.into_boxed_slice()
 }
 
-/// `LOOKUP_KEY_BYTES` is the key size up to which [`Tsdb::lookup_pairs`]
-/// builds the key on the stack (a node_exporter series takes 60–200).
-const LOOKUP_KEY_BYTES: usize = 512;
-
-/// `key_into` writes the [`label_key`] of `pairs` into `buf` and returns
-/// it, or `None` if it does not fit.
-fn key_into<'b>(buf: &'b mut [u8], pairs: &[(&str, &str)]) -> Option<&'b [u8]> {
-    let mut len = 0;
-    for (n, v) in pairs {
-        let end = len + n.len() + v.len() + 2;
-        let value_at = len + n.len() + 1;
-        buf.get_mut(len..value_at - 1)?
-            .copy_from_slice(n.as_bytes());
-        *buf.get_mut(value_at - 1)? = KEY_SEPARATOR;
-        buf.get_mut(value_at..end - 1)?
-            .copy_from_slice(v.as_bytes());
-        *buf.get_mut(end - 1)? = KEY_SEPARATOR;
-        len = end;
-    }
-    buf.get(..len)
-}
-
 /// `key_matches` is true when `key` is exactly the [`label_key`] of
 /// `pairs`, compared in place. Since neither side's strings contain
 /// [`KEY_SEPARATOR`], matching each name and value followed by a separator
@@ -1173,17 +1143,5 @@ mod tests {
             prop_assert_eq!(key_matches(&key, borrow(&b)), a == b, "{:?} vs {:?}", a, b);
         }
 
-        /// The stack-built key is the stored key, or `None` exactly when
-        /// it would not fit.
-        #[test]
-        fn a_key_built_in_place_is_the_stored_key(a in pairs(), size in 0usize..24) {
-            let key = label_key(borrow(&a));
-            let borrowed: Vec<(&str, &str)> = borrow(&a).collect();
-            let mut buf = vec![0u8; size];
-            match key_into(&mut buf, &borrowed) {
-                Some(built) => prop_assert_eq!(built, &*key),
-                None => prop_assert!(key.len() > size, "{} fits {}", key.len(), size),
-            }
-        }
     }
 }
