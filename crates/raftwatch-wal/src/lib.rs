@@ -31,8 +31,9 @@ pub use disk::{Disk, DiskFile, FsDisk, FsFile, MemDisk, MemFile};
 pub use error::WalError;
 pub use types::{Entry, GroupId, LogId, LogIndex, NodeId, Record, Term, Ticket, Vote};
 pub use wal::{
-    FlushReport, GcReport, OnDurable, PENDING_BYTES_MAX_DEFAULT, RECORD_SIZE_BYTES_MAX_DEFAULT,
-    RecoveryReport, SEGMENT_SIZE_BYTES_DEFAULT, SegmentInfo, TornTail, Wal, WalConfig, WalStats,
+    FlushReport, GcReport, OnDurable, PENDING_BYTES_MAX_DEFAULT, PREALLOCATE_BYTES_DEFAULT,
+    RECORD_SIZE_BYTES_MAX_DEFAULT, RecoveryReport, SEGMENT_SIZE_BYTES_DEFAULT, SegmentInfo,
+    TornTail, Wal, WalConfig, WalStats,
 };
 
 /// `SEGMENT_HEADER_BYTES` is the size of a segment's header (format

@@ -1,7 +1,7 @@
 //! `FsDisk`: a directory of real files.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -70,7 +70,7 @@ impl Disk for FsDisk {
     fn create(&self, name: &str) -> io::Result<FsFile> {
         let file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create_new(true)
             .open(self.path(name)?)?;
         sync_dir(&self.dir)?;
@@ -80,7 +80,7 @@ impl Disk for FsDisk {
     fn open(&self, name: &str) -> io::Result<FsFile> {
         let file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .open(self.path(name)?)?;
         Ok(FsFile { file })
     }
@@ -100,8 +100,9 @@ impl Disk for FsDisk {
     }
 }
 
-/// `FsFile` is an open real file (opened with `O_APPEND`, so appends always
-/// land at the end).
+/// `FsFile` is an open real file. Not opened with `O_APPEND` (under which
+/// Linux ignores a positional write's offset): `append` writes at the
+/// current length, which only this handle changes.
 #[derive(Debug)]
 pub struct FsFile {
     file: File,
@@ -113,7 +114,18 @@ impl DiskFile for FsFile {
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)
+        let end = self.len()?;
+        self.file.write_all_at(bytes, end)
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        if offset > self.len()? {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "write past the end of the file",
+            ));
+        }
+        self.file.write_all_at(bytes, offset)
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {

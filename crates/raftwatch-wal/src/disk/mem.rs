@@ -24,8 +24,9 @@ use super::{Disk, DiskFile};
 /// - [`MemDisk::crash`] drops every byte not covered by a completed
 ///   `sync_data` of its file;
 /// - [`MemDisk::crash_torn`] does the same, except that the file written
-///   last keeps a random prefix (chosen by the seed) of its unsynced bytes:
-///   a torn write;
+///   last keeps a random prefix (chosen by the seed) of the span it was
+///   written over since its last sync (its appends, or its writes into
+///   preallocated space): a torn write;
 /// - file handles opened before a crash fail afterwards, like the handles
 ///   of a dead process.
 #[derive(Clone, Default)]
@@ -52,9 +53,22 @@ struct Inner {
 struct Inode {
     current: Vec<u8>,
     durable: Vec<u8>,
-    /// `durable` is a prefix of `current` (appends keep this; a truncate
-    /// below the durable length breaks it until the next sync).
-    durable_is_prefix: bool,
+    /// `truncated`: a truncate below the durable length since the last
+    /// sync. While it is false, `current` and `durable` differ only inside
+    /// `dirty` (writes and growth are always inside it).
+    truncated: bool,
+    /// `dirty` spans every byte written since the last sync: from the
+    /// lowest offset written to the highest end, `None` if nothing was.
+    dirty: Option<(usize, usize)>,
+}
+
+impl Inode {
+    fn mark_dirty(&mut self, start: usize, end: usize) {
+        self.dirty = Some(match self.dirty {
+            Some((s, e)) => (s.min(start), e.max(end)),
+            None => (start, end),
+        });
+    }
 }
 
 impl fmt::Debug for MemDisk {
@@ -89,10 +103,10 @@ impl MemDisk {
         self.crash_inner(None);
     }
 
-    /// `crash_torn` is [`MemDisk::crash`], except that the file appended to
-    /// last keeps its synced bytes plus a prefix of its unsynced bytes whose
-    /// length is drawn from `DetRng::new(seed)` (possibly none, possibly
-    /// all): a torn write.
+    /// `crash_torn` is [`MemDisk::crash`], except that the file written to
+    /// last keeps its synced bytes with a prefix of the span written since
+    /// its last sync laid over them, the prefix's length drawn from
+    /// `DetRng::new(seed)` (possibly none, possibly all): a torn write.
     pub fn crash_torn(&self, seed: u64) {
         self.crash_inner(Some(seed));
     }
@@ -103,20 +117,26 @@ impl MemDisk {
         inner.names = inner.durable_names.clone();
         let torn = tear_seed.and(inner.last_unsynced);
         for (ino, node) in inner.inodes.iter_mut() {
-            match tear_seed {
-                Some(seed)
-                    if torn == Some(*ino)
-                        && node.durable_is_prefix
-                        && node.current.len() > node.durable.len() =>
-                {
-                    let unsynced = (node.current.len() - node.durable.len()) as u64;
-                    let keep = DetRng::new(seed).below(unsynced + 1) as usize;
-                    node.current.truncate(node.durable.len() + keep);
-                    node.durable = node.current.clone();
+            let dirty = node
+                .dirty
+                .map(|(s, e)| (s, e.min(node.current.len())))
+                .filter(|(s, e)| s < e);
+            match (tear_seed, dirty) {
+                (Some(seed), Some((start, end))) if torn == Some(*ino) && !node.truncated => {
+                    let keep = DetRng::new(seed).below((end - start) as u64 + 1) as usize;
+                    let kept_end = start + keep;
+                    let mut image = std::mem::take(&mut node.durable);
+                    if image.len() < kept_end {
+                        image.resize(kept_end, 0);
+                    }
+                    image[start..kept_end].copy_from_slice(&node.current[start..kept_end]);
+                    node.current = image.clone();
+                    node.durable = image;
                 }
                 _ => node.current = node.durable.clone(),
             }
-            node.durable_is_prefix = true;
+            node.truncated = false;
+            node.dirty = None;
         }
         let live: Vec<u64> = inner.names.values().copied().collect();
         inner.inodes.retain(|ino, _| live.contains(ino));
@@ -183,7 +203,8 @@ impl MemDisk {
         let node = inner.inodes.entry(ino).or_default();
         node.current = bytes.to_vec();
         node.durable = bytes.to_vec();
-        node.durable_is_prefix = true;
+        node.truncated = false;
+        node.dirty = None;
     }
 }
 
@@ -204,13 +225,7 @@ impl Disk for MemDisk {
         }
         let ino = inner.next_ino;
         inner.next_ino += 1;
-        inner.inodes.insert(
-            ino,
-            Inode {
-                durable_is_prefix: true,
-                ..Inode::default()
-            },
-        );
+        inner.inodes.insert(ino, Inode::default());
         inner.names.insert(name.to_string(), ino);
         inner.durable_names.insert(name.to_string(), ino);
         Ok(MemFile {
@@ -299,7 +314,33 @@ impl DiskFile for MemFile {
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.with(|inner, ino| {
-            inode(inner, ino)?.current.extend_from_slice(bytes);
+            let node = inode(inner, ino)?;
+            let start = node.current.len();
+            node.current.extend_from_slice(bytes);
+            node.mark_dirty(start, node.current.len());
+            inner.last_unsynced = Some(ino);
+            Ok(())
+        })
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.with(|inner, ino| {
+            let node = inode(inner, ino)?;
+            let start = usize::try_from(offset)
+                .ok()
+                .filter(|&o| o <= node.current.len())
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "write past the end of the file",
+                    )
+                })?;
+            let end = start + bytes.len();
+            if node.current.len() < end {
+                node.current.resize(end, 0);
+            }
+            node.current[start..end].copy_from_slice(bytes);
+            node.mark_dirty(start, end);
             inner.last_unsynced = Some(ino);
             Ok(())
         })
@@ -324,13 +365,20 @@ impl DiskFile for MemFile {
                 return Err(io::Error::other("injected sync failure"));
             }
             let node = inode(inner, ino)?;
-            if node.durable_is_prefix {
-                let from = node.durable.len();
-                node.durable.extend_from_slice(&node.current[from..]);
-            } else {
+            if node.truncated {
                 node.durable = node.current.clone();
-                node.durable_is_prefix = true;
+            } else {
+                // Only the dirty span differs: copy it, not the file.
+                node.durable.resize(node.current.len(), 0);
+                if let Some((start, end)) = node.dirty {
+                    let end = end.min(node.current.len());
+                    if start < end {
+                        node.durable[start..end].copy_from_slice(&node.current[start..end]);
+                    }
+                }
             }
+            node.truncated = false;
+            node.dirty = None;
             if inner.last_unsynced == Some(ino) {
                 inner.last_unsynced = None;
             }
@@ -347,8 +395,12 @@ impl DiskFile for MemFile {
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "truncate past end"))?;
             node.current.truncate(len);
             if len < node.durable.len() {
-                node.durable_is_prefix = false;
+                node.truncated = true;
             }
+            node.dirty = node
+                .dirty
+                .map(|(s, e)| (s, e.min(len)))
+                .filter(|(s, e)| s < e);
             Ok(())
         })
     }
@@ -394,6 +446,45 @@ mod tests {
             kept.len() > 3,
             "tearing should vary with the seed: {kept:?}"
         );
+    }
+
+    #[test]
+    fn writes_into_preallocated_space_tear_as_a_prefix_of_their_span() {
+        let mut kept = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let d = MemDisk::new();
+            let mut f = d.create("a").unwrap();
+            f.append(b"abc\0\0\0\0\0\0\0\0").unwrap();
+            f.sync_data().unwrap();
+            f.write_at(3, b"0123").unwrap();
+            f.write_at(7, b"45").unwrap();
+            assert_eq!(d.file_bytes("a").unwrap(), b"abc012345\0\0");
+            d.crash_torn(seed);
+            let bytes = d.file_bytes("a").unwrap();
+            assert_eq!(bytes.len(), 11, "preallocated length is durable");
+            let written = bytes[3..].iter().take_while(|b| **b != 0).count();
+            assert_eq!(&bytes[..3 + written], &b"abc012345"[..3 + written]);
+            assert!(bytes[3 + written..].iter().all(|b| *b == 0), "{bytes:?}");
+            kept.insert(written);
+        }
+        assert!(
+            kept.len() > 3,
+            "tearing should vary with the seed: {kept:?}"
+        );
+        // A sync makes the overwrite durable; a crash keeps it.
+        let d = MemDisk::new();
+        let mut f = d.create("a").unwrap();
+        f.append(&[0; 8]).unwrap();
+        f.sync_data().unwrap();
+        f.write_at(2, b"xy").unwrap();
+        f.sync_data().unwrap();
+        f.write_at(4, b"zz").unwrap();
+        d.crash();
+        assert_eq!(d.file_bytes("a").unwrap(), b"\0\0xy\0\0\0\0");
+        let mut f = d.open("a").unwrap();
+        assert!(f.write_at(9, b"x").is_err(), "no holes");
+        f.write_at(8, b"end").unwrap();
+        assert_eq!(f.len().unwrap(), 11);
     }
 
     #[test]

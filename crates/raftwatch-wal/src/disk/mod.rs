@@ -42,7 +42,8 @@ pub trait Disk: Send + fmt::Debug {
     fn describe(&self, name: &str) -> String;
 }
 
-/// `DiskFile` is one open file: append-only writes, positional reads.
+/// `DiskFile` is one open file: appends and positional writes (never past
+/// the end), positional reads.
 pub trait DiskFile: Send + fmt::Debug {
     /// `len` is the file's current length in bytes (durable or not).
     fn len(&self) -> io::Result<u64>;
@@ -53,6 +54,10 @@ pub trait DiskFile: Send + fmt::Debug {
     /// `append` writes all of `bytes` at the end of the file. They are not
     /// durable until [`DiskFile::sync_data`].
     fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// `write_at` writes all of `bytes` at `offset` (at most `len()`: no
+    /// holes), over whatever is there and extending the file if it ends
+    /// earlier. Not durable until [`DiskFile::sync_data`].
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
     /// `read_at` fills `buf` from `offset`; reading past the end is an
     /// `UnexpectedEof` error.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;

@@ -17,9 +17,19 @@ fn offset_of(record: u64) -> u64 {
     SEGMENT_HEADER_BYTES + REC * record
 }
 
-/// Ten single-entry records of group 1 (indices 1..=10), flushed.
+/// A log that appends (no preallocated zeros after its records), so the
+/// tests below can build damaged files from a segment's exact bytes.
+fn appending() -> WalConfig {
+    WalConfig {
+        preallocate_bytes: 0,
+        ..WalConfig::default()
+    }
+}
+
+/// Ten single-entry records of group 1 (indices 1..=10), flushed, in a
+/// file that ends after the last one.
 fn ten_records(disk: MemDisk) {
-    let (mut wal, _) = Wal::open(disk, WalConfig::default()).unwrap();
+    let (mut wal, _) = Wal::open(disk, appending()).unwrap();
     for i in 1..=10 {
         wal.submit(ents(1, i, 1, 1, 100)).unwrap();
     }
@@ -163,15 +173,64 @@ fn a_torn_tail_is_repaired_and_reported() {
 }
 
 #[test]
-fn zeroes_after_the_last_record_are_a_torn_tail() {
-    // What a file system that extended the file but lost the data leaves.
+fn zeroes_after_the_last_record_of_the_last_segment_are_free_space() {
+    // What preallocation leaves, and what a file system that extended the
+    // file but lost the data leaves: nothing to repair or report.
     let disk = MemDisk::new();
     ten_records(disk.clone());
     let mut bytes = disk.file_bytes(FIRST).unwrap();
     bytes.extend_from_slice(&[0u8; 4096]);
     disk.replace_durably(FIRST, &bytes);
-    let (_, report) = Wal::open(disk, WalConfig::default()).unwrap();
-    assert_eq!(report.torn_tail.map(|t| t.bytes_truncated), Some(4096));
+    let (mut wal, report) = Wal::open(disk.clone(), WalConfig::default()).unwrap();
+    assert_eq!(report.torn_tail, None);
+    assert_eq!(report.records_count, 10);
+    assert_eq!(wal.segments()[0].size_bytes, offset_of(10));
+    // The next record goes where the zeros start, not after them.
+    wal.submit(ents(1, 11, 1, 1, 100)).unwrap();
+    wal.flush_pending().unwrap();
+    drop(wal);
+    let bytes = disk.file_bytes(FIRST).unwrap();
+    assert_eq!(bytes.len() as u64, offset_of(10) + 4096);
+    assert!(bytes[offset_of(11) as usize..].iter().all(|b| *b == 0));
+    let (wal, report) = Wal::open(disk, WalConfig::default()).unwrap();
+    assert_eq!((report.records_count, report.torn_tail), (11, None));
+    assert_eq!(wal.last_index(GroupId(1)), Some(LogIndex(11)));
+}
+
+#[test]
+fn zeroes_after_the_last_record_of_an_earlier_segment_refuse_to_open() {
+    // The log cuts a segment to its records before it starts the next, so
+    // zeros there are damage (records zeroed out), not free space.
+    let disk = MemDisk::new();
+    ten_records(disk.clone());
+    let mut bytes = disk.file_bytes(FIRST).unwrap();
+    bytes.extend_from_slice(&[0u8; 100]);
+    disk.replace_durably(FIRST, &bytes);
+    let mut next = bytes[..SEGMENT_HEADER_BYTES as usize].to_vec();
+    next[8..16].copy_from_slice(&10u64.to_le_bytes());
+    let crc = crc32c::crc32c(&next[..16]);
+    next[16..20].copy_from_slice(&crc.to_le_bytes());
+    disk.replace_durably("wal-000000000000000a.log", &next);
+    let msg = expect_corruption(
+        Wal::open(disk, WalConfig::default()),
+        &format!("mem:{FIRST}"),
+        offset_of(10),
+    );
+    assert!(msg.contains("not the last"), "{msg}");
+}
+
+#[test]
+fn a_last_segment_of_only_zeros_is_removed() {
+    // Its preallocated zeros reached the disk, its header did not.
+    let disk = MemDisk::new();
+    ten_records(disk.clone());
+    disk.replace_durably("wal-000000000000000a.log", &[0u8; 300]);
+    let (wal, report) = Wal::open(disk.clone(), WalConfig::default()).unwrap();
+    let torn = report.torn_tail.expect("reported");
+    assert_eq!((torn.offset, torn.bytes_truncated), (0, 300));
+    assert!(torn.reason.contains("only zeros"), "{}", torn.reason);
+    assert_eq!(disk.names(), vec![FIRST.to_string()]);
+    assert_eq!(wal.last_index(GroupId(1)), Some(LogIndex(10)));
 }
 
 #[test]

@@ -6,4 +6,5 @@ mod corruption;
 mod crash;
 mod gc;
 mod group_commit;
+mod preallocation;
 mod roundtrip;
