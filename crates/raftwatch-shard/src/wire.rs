@@ -148,9 +148,10 @@ impl<'a> SeriesBatch<'a> {
     /// 1, samples 2 as `Sample` messages) and appends it.
     fn push_write_series(&mut self, mut b: &'a [u8]) -> Result<(), WireError> {
         let start = self.start();
+        let text = leading_labels_text(b);
         while !b.is_empty() {
             match key(&mut b)? {
-                (1, wire) => self.labels.push(label(bytes(&mut b, wire)?)?),
+                (1, wire) => self.labels.push(label(bytes(&mut b, wire)?, text)?),
                 (2, wire) => {
                     let (t, v) = sample(bytes(&mut b, wire)?)?;
                     self.timestamps.push(t);
@@ -166,9 +167,10 @@ impl<'a> SeriesBatch<'a> {
     /// Decodes one encoded [`SeriesPb`] and appends it.
     fn push(&mut self, mut b: &'a [u8]) -> Result<(), WireError> {
         let start = self.start();
+        let text = leading_labels_text(b);
         while !b.is_empty() {
             match key(&mut b)? {
-                (1, w) => self.labels.push(label(bytes(&mut b, w)?)?),
+                (1, w) => self.labels.push(label(bytes(&mut b, w)?, text)?),
                 (2, VARINT) => self.timestamps.push(varint(&mut b)? as i64),
                 (2, LEN) => {
                     let n = varint(&mut b)?;
@@ -415,16 +417,60 @@ fn f64_at(raw: &[u8]) -> f64 {
     f64::from_bits(u64::from_le_bytes(a))
 }
 
-fn label(mut b: &[u8]) -> Result<(&str, &str), WireError> {
+/// `label` reads a label message. Its strings are sliced out of `text`
+/// when they lie inside it (UTF-8 already checked), else checked here.
+fn label<'a>(mut b: &'a [u8], text: Option<&'a str>) -> Result<(&'a str, &'a str), WireError> {
     let (mut name, mut value) = ("", "");
     while !b.is_empty() {
         match key(&mut b)? {
-            (1, w) => name = string(&mut b, w)?,
-            (2, w) => value = string(&mut b, w)?,
+            (1, w) => name = checked_str(bytes(&mut b, w)?, text)?,
+            (2, w) => value = checked_str(bytes(&mut b, w)?, text)?,
             (_, w) => skip(&mut b, w)?,
         }
     }
     Ok((name, value))
+}
+
+/// `leading_labels_text` is the run of label fields (field 1,
+/// length-delimited) a series message starts with, as one `&str` if it is
+/// valid UTF-8. Our encoders write the labels first, and with names and
+/// values under 128 bytes every tag and length byte is ASCII, so one check
+/// covers a series' labels instead of one per name and per value (which
+/// was 4.4 % of the nodes' CPU during ingest). `None` (a length of 128 or
+/// more, bad UTF-8, a malformed field): each string is checked alone.
+fn leading_labels_text(b: &[u8]) -> Option<&str> {
+    let mut rest = b;
+    loop {
+        let mut at = rest;
+        match key(&mut at) {
+            Ok((1, LEN)) => {}
+            _ => break,
+        }
+        if bytes(&mut at, LEN).is_err() {
+            break;
+        }
+        rest = at;
+    }
+    let run = &b[..b.len() - rest.len()];
+    if run.is_empty() {
+        return None;
+    }
+    std::str::from_utf8(run).ok()
+}
+
+/// `checked_str` is `part` as a string: a slice of `text` when `part` lies
+/// inside it on character boundaries (already checked), else checked now.
+fn checked_str<'a>(part: &'a [u8], text: Option<&'a str>) -> Result<&'a str, WireError> {
+    if let Some(text) = text {
+        let offset = (part.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+        if let Some(s) = offset
+            .checked_add(part.len())
+            .and_then(|end| text.get(offset..end))
+        {
+            return Ok(s);
+        }
+    }
+    std::str::from_utf8(part).map_err(|_| WireError("string is not UTF-8"))
 }
 
 #[cfg(test)]
@@ -434,9 +480,16 @@ mod tests {
     use prost::Message;
     use raftwatch_model::encoding::put_uvarint as put_varint;
 
+    /// Mostly short strings (any characters), sometimes 120–140 bytes:
+    /// from 128 bytes a length takes two varint bytes, one not ASCII, and
+    /// the series' labels are then checked string by string.
+    fn label_value() -> impl Strategy<Value = String> {
+        prop_oneof![4 => "\\PC{0,3}", 1 => "[a-zé]{60,70}"]
+    }
+
     fn arb_series() -> impl Strategy<Value = SeriesPb> {
         (
-            proptest::collection::vec(("\\PC{0,3}", "\\PC{0,3}"), 0..4),
+            proptest::collection::vec(("\\PC{0,3}", label_value()), 0..4),
             proptest::collection::vec(any::<i64>(), 0..4),
             proptest::collection::vec(any::<u64>(), 0..4),
         )
@@ -521,7 +574,8 @@ mod tests {
     }
 
     fn arb_write() -> impl Strategy<Value = pb::WriteRequest> {
-        let label = ("\\PC{0,3}", "\\PC{0,3}").prop_map(|(name, value)| pb::Label { name, value });
+        let label =
+            ("\\PC{0,3}", label_value()).prop_map(|(name, value)| pb::Label { name, value });
         let sample = (any::<i64>(), any::<u64>()).prop_map(|(timestamp_ms, v)| pb::Sample {
             timestamp_ms,
             value: f64::from_bits(v),
