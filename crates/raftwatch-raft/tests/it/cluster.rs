@@ -577,8 +577,10 @@ async fn a_node_with_a_corrupted_log_refuses_to_start_naming_file_and_offset() {
         .unwrap();
     write_range(&nodes, g, 0..200, 8).await;
     nodes[2].stop().await;
-    // Flip one byte in the middle of the node's only segment: valid records
-    // follow it, so this is corruption, not a torn tail.
+    // Flip one byte in the middle of the records of the node's only
+    // segment: valid records follow it, so this is corruption, not a torn
+    // tail. (The segment's preallocated zeros follow the records; a byte
+    // flipped among them would be read as a torn tail.)
     let wal_dir = nodes[2].dir.join("wal");
     let segment = std::fs::read_dir(&wal_dir)
         .unwrap()
@@ -586,7 +588,8 @@ async fn a_node_with_a_corrupted_log_refuses_to_start_naming_file_and_offset() {
         .find(|p| p.extension().is_some_and(|e| e == "log"))
         .unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
-    let mid = bytes.len() / 2;
+    let records_end = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
+    let mid = records_end / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&segment, &bytes).unwrap();
     let err = RaftHost::start(config(nodes[2].id, nodes[2].dir.clone(), nodes[2].addr))
