@@ -6,9 +6,13 @@
 //! is not), so the deterministic simulator uses
 //! [`raftwatch_storage::MemStore`] instead.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use raftwatch_storage::{BatchOp, KvStore, ScanIter, StorageError, WriteBatch};
 
@@ -117,10 +121,29 @@ impl Default for SledConfig {
 /// loss**. sled may also write unflushed data out on its own (when its
 /// buffers fill, and when the last handle is dropped), which the
 /// [`KvStore`] contract allows.
+///
+/// Blobs live beside sled, one file each in [`BLOB_DIR`] inside the store's
+/// directory (sled stores every value 2–3 times over, see [`SledConfig`];
+/// a file holds exactly its bytes). A blob file is written and
+/// `fdatasync`ed, and the directory fsynced, before the batch's keys go to
+/// sled, so sled can never persist a key that refers to a missing blob,
+/// even when it writes unflushed data on its own. A batch that deletes a
+/// blob is applied, sled flushed, and only then are the files removed.
 pub struct SledStore {
     db: sled::Db,
     path: PathBuf,
+    blob_dir: PathBuf,
+    /// Open blob files, so that reads do not reopen them.
+    blob_files: Mutex<BTreeMap<u64, Arc<File>>>,
 }
+
+/// `BLOB_FILES_OPEN_MAX` bounds the blob files a [`SledStore`] keeps open
+/// for reading; beyond it the lowest id (usually the oldest) is closed.
+pub const BLOB_FILES_OPEN_MAX: usize = 128;
+
+/// `BLOB_DIR` is the directory, inside a [`SledStore`]'s, that holds its
+/// blobs, one file per blob named by its id in 16 hex digits.
+pub const BLOB_DIR: &str = "raftwatch-blobs";
 
 impl SledStore {
     /// `open` opens the sled database in directory `path`, creating it if it
@@ -158,10 +181,65 @@ impl SledStore {
                 result => break result.map_err(storage_error)?,
             }
         };
+        let blob_dir = path.join(BLOB_DIR);
+        std::fs::create_dir_all(&blob_dir)?;
+        sync_dir(path)?;
         Ok(SledStore {
             db,
             path: path.to_path_buf(),
+            blob_dir,
+            blob_files: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    fn blob_path(&self, id: u64) -> PathBuf {
+        self.blob_dir.join(format!("{id:016x}"))
+    }
+
+    fn blob_files(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<File>>> {
+        // The map is only inserted into and removed from: always consistent.
+        self.blob_files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes blob `id` and makes it durable.
+    fn put_blob(&self, id: u64, data: &[u8]) -> io::Result<()> {
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.blob_path(id))?;
+        file.write_all(data)?;
+        file.sync_data()?;
+        self.cache_blob_file(id, Arc::new(file));
+        Ok(())
+    }
+
+    /// Keeps `file` open for reads, closing another if
+    /// [`BLOB_FILES_OPEN_MAX`] are open.
+    fn cache_blob_file(&self, id: u64, file: Arc<File>) {
+        let mut files = self.blob_files();
+        if files.len() >= BLOB_FILES_OPEN_MAX && !files.contains_key(&id) {
+            files.pop_first();
+        }
+        files.insert(id, file);
+    }
+
+    fn blob_file(&self, id: u64) -> Result<Option<Arc<File>>, StorageError> {
+        if let Some(f) = self.blob_files().get(&id) {
+            return Ok(Some(f.clone()));
+        }
+        match File::open(self.blob_path(id)) {
+            Ok(f) => {
+                let f = Arc::new(f);
+                self.cache_blob_file(id, f.clone());
+                Ok(Some(f))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// `path` is the directory this store lives in.
@@ -206,13 +284,37 @@ impl KvStore for SledStore {
         // A sled::Batch keeps one entry per key, the last one written, which
         // matches our "later operation on the same key wins".
         let mut sled_batch = sled::Batch::default();
+        let mut blobs_put = false;
+        let mut blob_deletes = Vec::new();
         for op in batch.into_ops() {
             match op {
                 BatchOp::Put { key, value } => sled_batch.insert(key, value),
                 BatchOp::Delete { key } => sled_batch.remove(key),
+                BatchOp::PutBlob { id, data } => {
+                    self.put_blob(id, &data)?;
+                    blobs_put = true;
+                }
+                BatchOp::DeleteBlob { id } => blob_deletes.push(id),
             }
         }
-        self.db.apply_batch(sled_batch).map_err(storage_error)
+        if blobs_put {
+            // The new files' names, before any key can refer to them.
+            sync_dir(&self.blob_dir)?;
+        }
+        self.db.apply_batch(sled_batch).map_err(storage_error)?;
+        if blob_deletes.is_empty() {
+            return Ok(());
+        }
+        self.db.flush().map_err(storage_error)?;
+        for id in blob_deletes {
+            self.blob_files().remove(&id);
+            match std::fs::remove_file(self.blob_path(id)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        sync_dir(&self.blob_dir)?;
+        Ok(())
     }
 
     fn scan<'a>(&'a self, start: &[u8], end: Option<&[u8]>) -> ScanIter<'a> {
@@ -241,6 +343,56 @@ impl KvStore for SledStore {
     fn size_on_disk_bytes(&self) -> Result<u64, StorageError> {
         Ok(dir_size_bytes(&self.path)?)
     }
+
+    fn read_blob(&self, id: u64, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        let Some(file) = self.blob_file(id)? else {
+            return Err(raftwatch_storage::blob_range_error(id, offset, len, None));
+        };
+        let past_end = |file: &File| -> Result<Vec<u8>, StorageError> {
+            let size = file.metadata()?.len();
+            Err(raftwatch_storage::blob_range_error(
+                id,
+                offset,
+                len,
+                Some(size),
+            ))
+        };
+        // pread refuses offsets beyond i64::MAX with EINVAL.
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > i64::MAX as u64)
+        {
+            return past_end(&file);
+        }
+        let mut buf = vec![0; len];
+        match file.read_exact_at(&mut buf, offset) {
+            Ok(()) => Ok(buf),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => past_end(&file),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn blob_ids(&self) -> Result<Vec<u64>, StorageError> {
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&self.blob_dir)? {
+            let name = entry?.file_name();
+            // Anything else in the directory is not ours to list.
+            if let Some(id) = name
+                .to_str()
+                .filter(|n| n.len() == 16)
+                .and_then(|n| u64::from_str_radix(n, 16).ok())
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+}
+
+/// fsyncs directory `dir`, so that names created or removed in it persist.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// Sums the lengths of all files under `dir`, recursively, without

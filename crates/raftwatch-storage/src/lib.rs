@@ -55,6 +55,18 @@ pub enum BatchOp {
         /// The key.
         key: Vec<u8>,
     },
+    /// Store `data` as blob `id`, replacing any blob with that id.
+    PutBlob {
+        /// The blob's id.
+        id: u64,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// Remove blob `id` if present.
+    DeleteBlob {
+        /// The blob's id.
+        id: u64,
+    },
 }
 
 /// `WriteBatch` is a list of operations applied atomically, in order: a
@@ -83,6 +95,26 @@ impl WriteBatch {
         let key = key.into();
         self.bytes += key.len();
         self.ops.push(BatchOp::Delete { key });
+    }
+
+    /// `put_blob` queues storing `data` as blob `id` (see [`KvStore`] for
+    /// when a blob becomes durable).
+    pub fn put_blob(&mut self, id: u64, data: Vec<u8>) {
+        self.bytes += data.len();
+        self.ops.push(BatchOp::PutBlob { id, data });
+    }
+
+    /// `delete_blob` queues removing blob `id`.
+    pub fn delete_blob(&mut self, id: u64) {
+        self.ops.push(BatchOp::DeleteBlob { id });
+    }
+
+    /// `has_blob_deletes` is true when the batch removes a blob, which makes
+    /// writing it a durable point (see [`KvStore`]).
+    pub fn has_blob_deletes(&self) -> bool {
+        self.ops
+            .iter()
+            .any(|op| matches!(op, BatchOp::DeleteBlob { .. }))
     }
 
     /// `len` is the number of queued operations.
@@ -136,6 +168,15 @@ impl fmt::Debug for WriteBatch {
 ///   `[start, end)` (`end = None` means unbounded). A scan observes every
 ///   write that returned before it started; writes during the scan may or
 ///   may not be observed.
+/// - Blobs are large immutable byte strings named by a `u64` id, beside the
+///   keys, read by range ([`KvStore::read_blob`]) and stored without the
+///   per-entry overhead of keys (on sled: one file each). A blob put in a
+///   batch is **durable before** the batch's keys are applied, so a key
+///   that refers to it never survives a crash without it; a crash can leave
+///   a blob no surviving key refers to, which the owner finds with
+///   [`KvStore::blob_ids`] and deletes. A batch that deletes a blob is a
+///   durable point: when `write` returns, it and every write before it are
+///   durable, and only then is the blob's space freed.
 pub trait KvStore: Send + Sync + fmt::Debug {
     /// `get` returns the current value of `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
@@ -152,6 +193,25 @@ pub trait KvStore: Send + Sync + fmt::Debug {
     /// `size_on_disk_bytes` is the engine's current footprint in bytes: on
     /// disk for persistent engines, the durable image for in-memory ones.
     fn size_on_disk_bytes(&self) -> Result<u64, StorageError>;
+
+    /// `read_blob` returns `len` bytes of blob `id` from `offset`. A blob
+    /// that does not exist, or a range past its end, is
+    /// [`StorageError::Corruption`] naming the blob: its owner refers to it.
+    fn read_blob(&self, id: u64, offset: u64, len: usize) -> Result<Vec<u8>, StorageError>;
+
+    /// `blob_ids` lists the ids of every blob present, ascending.
+    fn blob_ids(&self) -> Result<Vec<u64>, StorageError>;
+}
+
+/// `blob_range_error` is the error for a read of a missing blob or past the
+/// end of one.
+pub fn blob_range_error(id: u64, offset: u64, len: usize, size: Option<u64>) -> StorageError {
+    match size {
+        None => StorageError::Corruption(format!("blob {id} does not exist")),
+        Some(size) => StorageError::Corruption(format!(
+            "blob {id}: {len} bytes at offset {offset} are past its end ({size} bytes)"
+        )),
+    }
 }
 
 /// `prefix_end` returns the smallest key greater than every key starting

@@ -28,8 +28,11 @@ use crate::{BatchOp, KvPair, KvStore, ScanIter, StorageError, WriteBatch};
 /// - [`MemStore::crash`] discards every write since the last successful
 ///   flush: the current image becomes the durable one. Each unflushed batch
 ///   is therefore lost entirely, never partially.
+/// - Blobs follow the [`KvStore`] contract exactly: a put is durable at
+///   once, a batch that deletes one is made durable whole (as by a flush)
+///   before the blob goes.
 /// - [`KvStore::size_on_disk_bytes`] is the sum of key and value lengths in
-///   the durable image.
+///   the durable image, plus every blob's length.
 #[derive(Clone, Default)]
 pub struct MemStore {
     inner: Arc<Mutex<Inner>>,
@@ -47,6 +50,10 @@ struct Inner {
     durable_bytes: u64,
     /// When set, the next flush fails without making anything durable.
     fail_next_flush: bool,
+    /// Blobs, durable as soon as they are written.
+    blobs: BTreeMap<u64, Arc<Vec<u8>>>,
+    /// Sum of blob lengths.
+    blob_bytes: u64,
 }
 
 impl MemStore {
@@ -135,6 +142,8 @@ impl fmt::Debug for MemStore {
             .field("pending_ops", &inner.pending.len())
             .field("durable_bytes", &inner.durable_bytes)
             .field("fail_next_flush", &inner.fail_next_flush)
+            .field("blobs", &inner.blobs.len())
+            .field("blob_bytes", &inner.blob_bytes)
             .finish()
     }
 }
@@ -151,16 +160,34 @@ impl KvStore for MemStore {
 
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut inner = self.lock();
+        let mut blob_deletes = Vec::new();
         for op in batch.into_ops() {
-            match &op {
+            match op {
                 BatchOp::Put { key, value } => {
                     inner.current.insert(key.clone(), value.clone());
+                    inner.pending.push(BatchOp::Put { key, value });
                 }
                 BatchOp::Delete { key } => {
-                    inner.current.remove(key);
+                    inner.current.remove(&key);
+                    inner.pending.push(BatchOp::Delete { key });
+                }
+                BatchOp::PutBlob { id, data } => {
+                    let added = data.len() as u64;
+                    if let Some(old) = inner.blobs.insert(id, Arc::new(data)) {
+                        inner.blob_bytes -= old.len() as u64;
+                    }
+                    inner.blob_bytes += added;
+                }
+                BatchOp::DeleteBlob { id } => blob_deletes.push(id),
+            }
+        }
+        if !blob_deletes.is_empty() {
+            make_durable(&mut inner);
+            for id in blob_deletes {
+                if let Some(old) = inner.blobs.remove(&id) {
+                    inner.blob_bytes -= old.len() as u64;
                 }
             }
-            inner.pending.push(op);
         }
         Ok(())
     }
@@ -181,33 +208,58 @@ impl KvStore for MemStore {
                 "MemStore: injected flush failure (fail_next_flush)",
             )));
         }
-        let pending = std::mem::take(&mut inner.pending);
-        let Inner {
-            durable,
-            durable_bytes,
-            ..
-        } = &mut *inner;
-        for op in pending {
-            match op {
-                BatchOp::Put { key, value } => {
-                    let added = entry_bytes(&key, &value);
-                    if let Some(old) = durable.insert(key.clone(), value) {
-                        *durable_bytes -= entry_bytes(&key, &old);
-                    }
-                    *durable_bytes += added;
-                }
-                BatchOp::Delete { key } => {
-                    if let Some(old) = durable.remove(&key) {
-                        *durable_bytes -= entry_bytes(&key, &old);
-                    }
-                }
-            }
-        }
+        make_durable(&mut inner);
         Ok(())
     }
 
     fn size_on_disk_bytes(&self) -> Result<u64, StorageError> {
-        Ok(self.lock().durable_bytes)
+        let inner = self.lock();
+        Ok(inner.durable_bytes + inner.blob_bytes)
+    }
+
+    fn read_blob(&self, id: u64, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        let inner = self.lock();
+        let Some(blob) = inner.blobs.get(&id) else {
+            return Err(crate::blob_range_error(id, offset, len, None));
+        };
+        usize::try_from(offset)
+            .ok()
+            .and_then(|start| Some(start..start.checked_add(len)?))
+            .and_then(|range| blob.get(range))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| crate::blob_range_error(id, offset, len, Some(blob.len() as u64)))
+    }
+
+    fn blob_ids(&self) -> Result<Vec<u64>, StorageError> {
+        Ok(self.lock().blobs.keys().copied().collect())
+    }
+}
+
+/// Applies every pending key operation to the durable image.
+fn make_durable(inner: &mut Inner) {
+    let pending = std::mem::take(&mut inner.pending);
+    let Inner {
+        durable,
+        durable_bytes,
+        ..
+    } = inner;
+    for op in pending {
+        match op {
+            BatchOp::Put { key, value } => {
+                let added = entry_bytes(&key, &value);
+                if let Some(old) = durable.insert(key.clone(), value) {
+                    *durable_bytes -= entry_bytes(&key, &old);
+                }
+                *durable_bytes += added;
+            }
+            BatchOp::Delete { key } => {
+                if let Some(old) = durable.remove(&key) {
+                    *durable_bytes -= entry_bytes(&key, &old);
+                }
+            }
+            // Never pending: blobs are durable when written.
+            BatchOp::PutBlob { .. } | BatchOp::DeleteBlob { .. } => {}
+        }
     }
 }
 

@@ -14,6 +14,9 @@ pub const OOO_BUFFER_SAMPLES_MAX_DEFAULT: usize = 32;
 /// `HEAD_LOG_BYTES_MIN_DEFAULT` (4 MiB): the head log is never checkpointed
 /// while smaller than this.
 pub const HEAD_LOG_BYTES_MIN_DEFAULT: usize = 4 << 20;
+/// `BLOCK_BYTES_MIN_DEFAULT` (256 KiB): sealed chunks are kept one key each
+/// until they add up to this, then packed into a block.
+pub const BLOCK_BYTES_MIN_DEFAULT: usize = 256 << 10;
 /// `SERIES_MAX_DEFAULT` caps the series one engine holds.
 pub const SERIES_MAX_DEFAULT: usize = 5_000_000;
 
@@ -44,6 +47,12 @@ pub struct TsdbConfig {
     /// checkpoint of every head (and drops the log) once the log holds at
     /// least as many bytes as the last checkpoint, and at least this many.
     pub head_log_bytes_min: usize,
+    /// Sealed chunks are stored one key each (the store's per-entry
+    /// overhead included) until the flushed and not yet packed ones add up
+    /// to this many bytes; that flush packs them all into one block, a
+    /// single store blob with a directory (`docs/format/tsdb.md`). Smaller
+    /// makes more, smaller blocks; 0 packs every flush's chunks.
+    pub block_bytes_min: usize,
     /// Whether flushes keep the store reopenable: series records, the head
     /// log and its checkpoints, the meta record, all made durable. Off, a
     /// flush writes only what bounds memory (sealed chunks, retention's
@@ -102,6 +111,7 @@ impl Default for TsdbConfig {
             ooo_buffer_samples_max: OOO_BUFFER_SAMPLES_MAX_DEFAULT,
             series_max: SERIES_MAX_DEFAULT,
             head_log_bytes_min: HEAD_LOG_BYTES_MIN_DEFAULT,
+            block_bytes_min: BLOCK_BYTES_MIN_DEFAULT,
             reopenable: true,
             series_hash: raftwatch_model::labels::hash_pairs,
         }

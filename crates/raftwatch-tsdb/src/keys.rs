@@ -264,13 +264,13 @@ impl HeadLogRecord {
 }
 
 /// `seal` appends the CRC32C of everything in `b`.
-fn seal(b: &mut Vec<u8>) {
+pub(crate) fn seal(b: &mut Vec<u8>) {
     let crc = crc32c::crc32c(b);
     b.extend_from_slice(&crc.to_le_bytes());
 }
 
 /// `unseal` verifies and strips the trailing CRC32C.
-fn unseal(bytes: &[u8]) -> Result<&[u8], String> {
+pub(crate) fn unseal(bytes: &[u8]) -> Result<&[u8], String> {
     let split = bytes
         .len()
         .checked_sub(4)

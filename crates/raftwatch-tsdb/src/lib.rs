@@ -18,6 +18,7 @@
 //!
 //! Architecture invariant: this crate names neither `tokio` nor `sled`.
 
+mod block;
 mod config;
 mod error;
 mod index;
@@ -26,21 +27,22 @@ mod read;
 mod snapshot;
 
 pub use config::{
-    CHUNK_SPAN_MS_MAX_DEFAULT, HEAD_LOG_BYTES_MIN_DEFAULT, OOO_BUFFER_SAMPLES_MAX_DEFAULT,
-    OUT_OF_ORDER_WINDOW_MS_DEFAULT, SERIES_MAX_DEFAULT, TsdbConfig,
+    BLOCK_BYTES_MIN_DEFAULT, CHUNK_SPAN_MS_MAX_DEFAULT, HEAD_LOG_BYTES_MIN_DEFAULT,
+    OOO_BUFFER_SAMPLES_MAX_DEFAULT, OUT_OF_ORDER_WINDOW_MS_DEFAULT, SERIES_MAX_DEFAULT, TsdbConfig,
 };
 pub use error::{RejectReason, Rejection, TsdbError};
 pub use keys::OWNED_PREFIX_END;
 pub use read::{SampleIter, SeriesEntry};
 pub use snapshot::{SNAPSHOT_PIECE_BYTES_DEFAULT, SnapshotStream};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use raftwatch_chunk::{ChunkRecord, XorChunk};
 use raftwatch_model::{Label, LabelLimits, Labels, Sample, SeriesHash, SeriesRef, TimestampMs};
 use raftwatch_storage::{KvStore, WriteBatch, prefix_end};
 
+use crate::block::{Block, BlockBuilder, BlockRecord};
 use crate::index::{Index, InternedLabels, Interner};
 use crate::keys::{HeadLogEntry, HeadLogRecord, Meta, SeriesRecord};
 
@@ -72,6 +74,12 @@ pub struct Stats {
     /// Estimated heap bytes of the head: series, open chunks, out-of-order
     /// buffers, index and interned strings.
     pub head_bytes: usize,
+    /// Blocks of packed chunks.
+    pub blocks: usize,
+    /// Heap bytes of the blocks' directories (about 32 per chunk).
+    pub block_index_bytes: usize,
+    /// Bytes of chunk records stored one key each, not yet in a block.
+    pub inline_chunk_bytes: usize,
 }
 
 /// `MemSeries` is a series' in-memory state.
@@ -158,6 +166,21 @@ pub struct Tsdb<S: KvStore> {
     /// Head bytes the last checkpoint wrote (or loaded at open): the next
     /// checkpoint is due once the head log has grown as large.
     checkpoint_bytes: usize,
+    /// Every block's directory, ascending by id.
+    blocks: Vec<Block>,
+    /// The id the next block gets: above every blob the store holds.
+    next_block_id: u64,
+    /// Bytes of the chunk records stored one key each (`0x03`).
+    inline_bytes: usize,
+    /// The blobs holding the head-log records still in the store.
+    log_blobs: Vec<u64>,
+    /// Blobs to delete once the next flush has made the removal of every
+    /// key that refers to them durable (deleting a blob is itself a durable
+    /// point, see `KvStore`, so it cannot share the flush's batch).
+    blob_garbage: Vec<u64>,
+    /// Blocks retention left at least half condemned: the next flush
+    /// rewrites them without their condemned chunks.
+    rewrites: Vec<u64>,
     poisoned: bool,
 }
 
@@ -194,12 +217,19 @@ impl<S: KvStore> Tsdb<S> {
             log_first_seq: 0,
             log_bytes: 0,
             checkpoint_bytes: 0,
+            blocks: Vec::new(),
+            next_block_id: 0,
+            inline_bytes: 0,
+            log_blobs: Vec::new(),
+            blob_garbage: Vec::new(),
+            rewrites: Vec::new(),
             poisoned: false,
             config,
         };
         db.meta.chunk_span_ms_max = db.meta.chunk_span_ms_max.max(db.config.chunk_span_ms_max);
         db.load_series()?;
         db.load_heads()?;
+        db.load_blocks()?;
         db.recover_headless()?;
         for s in db.series.iter_mut().flatten() {
             s.persisted_max = s.newest.map_or(i64::MAX, |(t, _)| t);
@@ -269,8 +299,22 @@ impl<S: KvStore> Tsdb<S> {
         for (seq, v) in self.scan_by_ref(keys::HEAD_LOG_PREFIX, "head-log")? {
             let seq = seq.0;
             first_seq.get_or_insert(seq);
-            self.log_bytes += v.len();
             let what = || format!("head-log record {seq}");
+            // Records are kept in blobs; older stores held them inline.
+            let v = if v.first() == Some(&block::BLOB_POINTER_VERSION) {
+                let corrupt = |reason: String| TsdbError::Corruption {
+                    what: what(),
+                    reason,
+                };
+                let (id, len) = block::decode_blob_pointer(&v).map_err(corrupt)?;
+                self.log_blobs.push(id);
+                self.store
+                    .read_blob(id, 0, len)
+                    .map_err(|e| corrupt(e.to_string()))?
+            } else {
+                v
+            };
+            self.log_bytes += v.len();
             let rec = HeadLogRecord::decode(&v).map_err(|reason| TsdbError::Corruption {
                 what: what(),
                 reason,
@@ -328,6 +372,51 @@ impl<S: KvStore> Tsdb<S> {
             }
             s.logged = Some((min_time, payload.len(), chunk.num_samples()));
             s.head = chunk;
+        }
+        Ok(())
+    }
+
+    /// Loads every block's directory, deletes blobs no block record refers
+    /// to (a crash after a block was written but before its record was
+    /// durable), and sums the chunks stored one key each.
+    fn load_blocks(&mut self) -> Result<(), TsdbError> {
+        let mut referenced = BTreeSet::new();
+        for (id, v) in self.scan_by_ref(block::BLOCK_PREFIX, "block")? {
+            let id = id.0;
+            let corrupt = |reason: String| TsdbError::Corruption {
+                what: format!("block {id}"),
+                reason,
+            };
+            let rec = BlockRecord::decode(&v).map_err(corrupt)?;
+            let dir_len = usize::try_from(rec.dir_len)
+                .map_err(|_| corrupt(format!("directory of {} bytes", rec.dir_len)))?;
+            let dir = self
+                .store
+                .read_blob(id, rec.dir_offset, dir_len)
+                .map_err(|e| corrupt(e.to_string()))?;
+            self.blocks
+                .push(block::decode_directory(id, &rec, &dir).map_err(corrupt)?);
+            referenced.insert(id);
+        }
+        referenced.extend(self.log_blobs.iter().copied());
+        let ids = self.store.blob_ids()?;
+        self.next_block_id = ids
+            .last()
+            .copied()
+            .max(referenced.last().copied())
+            .map_or(0, |id| id + 1);
+        let mut orphans = WriteBatch::new();
+        for id in ids.into_iter().filter(|id| !referenced.contains(id)) {
+            orphans.delete_blob(id);
+        }
+        if !orphans.is_empty() {
+            self.store.write(orphans)?;
+        }
+        for kv in self
+            .store
+            .scan(&[keys::CHUNK_PREFIX], Some(&[keys::CHUNK_PREFIX + 1]))
+        {
+            self.inline_bytes += kv?.1.len();
         }
         Ok(())
     }
@@ -726,8 +815,21 @@ impl<S: KvStore> Tsdb<S> {
 
     /// `flush_with` is [`Tsdb::flush`] with the caller's own writes (keys at
     /// or above [`OWNED_PREFIX_END`]) written in the same atomic batch.
+    /// Blobs belong to the engine: a batch with a blob operation is refused.
     pub fn flush_with(&mut self, extra: WriteBatch) -> Result<(), TsdbError> {
         self.check_poisoned()?;
+        if extra.ops().iter().any(|op| {
+            matches!(
+                op,
+                raftwatch_storage::BatchOp::PutBlob { .. }
+                    | raftwatch_storage::BatchOp::DeleteBlob { .. }
+            )
+        }) {
+            return Err(TsdbError::Storage(raftwatch_storage::StorageError::Engine(
+                "flush_with: blobs belong to the engine; the caller's batch may hold only keys"
+                    .into(),
+            )));
+        }
         let mut batch = std::mem::take(&mut self.retention_deletes);
         let (samples_max, span_max) =
             (self.config.chunk_samples_max, self.config.chunk_span_ms_max);
@@ -738,6 +840,7 @@ impl<S: KvStore> Tsdb<S> {
         let checkpoint = reopenable
             && self.log_bytes >= self.checkpoint_bytes.max(self.config.head_log_bytes_min);
         let mut log = HeadLogRecord::default();
+        let mut sealed = BlockBuilder::default();
         for &r in &self.dirty {
             let Some(s) = self
                 .series
@@ -753,10 +856,10 @@ impl<S: KvStore> Tsdb<S> {
                 if let Some(max) = chunk.max_time() {
                     s.persisted_max = s.persisted_max.max(max);
                 }
-                if let Some(min) = chunk.min_time() {
+                if let (Some(min), Some(max)) = (chunk.min_time(), chunk.max_time()) {
                     let mut rec = Vec::with_capacity(chunk.payload().len() + 24);
                     chunk.encode_compact_record(&mut rec);
-                    batch.put(keys::chunk_key(r, min).to_vec(), rec);
+                    sealed.push(r, min, max, rec);
                 }
             }
             if !reopenable {
@@ -773,8 +876,19 @@ impl<S: KvStore> Tsdb<S> {
                 batch.put(keys::series_key(r).to_vec(), rec.encode());
             }
         }
+        let placed = self
+            .rewrite_blocks(&mut batch)
+            .and_then(|rewritten| Ok((rewritten, self.place_sealed(sealed, &mut batch)?)));
+        let (rewritten, (packed, inline_after)) = match placed {
+            Ok(placed) => placed,
+            Err(e) => {
+                self.poisoned = true;
+                return Err(e);
+            }
+        };
         let mut log_len = 0;
         let mut checkpoint_len = 0;
+        let mut new_log_blob = None;
         if checkpoint {
             for (i, slot) in self.series.iter().enumerate() {
                 let Some(s) = slot.as_deref() else { continue };
@@ -791,10 +905,22 @@ impl<S: KvStore> Tsdb<S> {
             for seq in self.log_first_seq..self.meta.next_log_seq {
                 batch.delete(keys::head_log_key(seq).to_vec());
             }
+            for &id in &self.log_blobs {
+                self.blob_garbage.push(id);
+            }
         } else if !log.entries.is_empty() {
+            // In a blob: a store would keep a value this large (one entry
+            // per changed series) two or three times over.
             let rec = log.encode();
             log_len = rec.len();
-            batch.put(keys::head_log_key(self.meta.next_log_seq).to_vec(), rec);
+            let id = self.next_block_id;
+            self.next_block_id += 1;
+            batch.put(
+                keys::head_log_key(self.meta.next_log_seq).to_vec(),
+                block::encode_blob_pointer(id, rec.len()),
+            );
+            batch.put_blob(id, rec);
+            new_log_blob = Some(id);
             self.meta.next_log_seq += 1;
         }
         if reopenable {
@@ -804,6 +930,9 @@ impl<S: KvStore> Tsdb<S> {
             match op {
                 raftwatch_storage::BatchOp::Put { key, value } => batch.put(key, value),
                 raftwatch_storage::BatchOp::Delete { key } => batch.delete(key),
+                // Refused on entry.
+                raftwatch_storage::BatchOp::PutBlob { .. }
+                | raftwatch_storage::BatchOp::DeleteBlob { .. } => {}
             }
         }
         let written = self.store.write(batch).and_then(|()| {
@@ -817,6 +946,18 @@ impl<S: KvStore> Tsdb<S> {
             // Memory is ahead of the store now and the batch is gone.
             self.poisoned = true;
             return Err(TsdbError::Storage(e));
+        }
+        for (old, new) in rewritten {
+            self.blocks.retain(|b| b.id != old);
+            self.blocks.extend(new);
+        }
+        self.blocks.sort_by_key(|b| b.id);
+        match packed {
+            Some(block) => {
+                self.blocks.push(block);
+                self.inline_bytes = 0;
+            }
+            None => self.inline_bytes = inline_after,
         }
         for r in std::mem::take(&mut self.dirty) {
             if let Some(s) = self.series_mut(r) {
@@ -839,18 +980,145 @@ impl<S: KvStore> Tsdb<S> {
             self.log_first_seq = self.meta.next_log_seq;
             self.log_bytes = 0;
             self.checkpoint_bytes = checkpoint_len;
+            self.log_blobs.clear();
         } else {
             self.log_bytes += log_len;
+            self.log_blobs.extend(new_log_blob);
         }
+        self.collect_blob_garbage()
+    }
+
+    /// Deletes the blobs no durable key refers to any more. A failure
+    /// leaves them for the next flush (or for the orphan sweep at open).
+    fn collect_blob_garbage(&mut self) -> Result<(), TsdbError> {
+        if self.blob_garbage.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        for &id in &self.blob_garbage {
+            batch.delete_blob(id);
+        }
+        self.store.write(batch)?;
+        self.blob_garbage.clear();
         Ok(())
+    }
+
+    /// Rewrites the blocks retention marked, without their condemned
+    /// chunks, as new blocks in `batch` (the old ones deleted there too).
+    /// Returns (old id, new block) pairs to swap in once the batch is
+    /// written.
+    fn rewrite_blocks(
+        &mut self,
+        batch: &mut WriteBatch,
+    ) -> Result<Vec<(u64, Option<Block>)>, TsdbError> {
+        let mut done = Vec::new();
+        for id in std::mem::take(&mut self.rewrites) {
+            let Some(b) = self.blocks.iter().find(|b| b.id == id) else {
+                continue;
+            };
+            let corrupt = |reason: String| TsdbError::Corruption {
+                what: format!("block {id}"),
+                reason,
+            };
+            let len = usize::try_from(b.chunk_bytes).map_err(|_| corrupt("too large".into()))?;
+            let data = self
+                .store
+                .read_blob(id, 0, len)
+                .map_err(|e| corrupt(e.to_string()))?;
+            let mut kept = BlockBuilder::default();
+            for e in b
+                .entries
+                .iter()
+                .filter(|e| e.max_time >= self.meta.retention_cutoff)
+            {
+                let start = e.offset as usize;
+                let rec = data
+                    .get(start..start + e.len as usize)
+                    .ok_or_else(|| corrupt("a chunk runs past the chunk bytes".into()))?;
+                kept.push(e.series, e.min_time, e.max_time, rec.to_vec());
+            }
+            self.blob_garbage.push(id);
+            batch.delete(block::block_key(id).to_vec());
+            let new = if kept.is_empty() {
+                None
+            } else {
+                let new_id = self.next_block_id;
+                self.next_block_id += 1;
+                let (blob, rec, block) = kept.finish(new_id);
+                batch.put_blob(new_id, blob);
+                batch.put(block::block_key(new_id).to_vec(), rec.encode());
+                Some(block)
+            };
+            done.push((id, new));
+        }
+        Ok(done)
+    }
+
+    /// Puts one flush's sealed chunks into `batch`: one key each while the
+    /// chunks stored that way stay under [`TsdbConfig::block_bytes_min`];
+    /// otherwise packs them, with every chunk already stored one key each
+    /// (whose keys it deletes), into a new block. Returns the new block and
+    /// the bytes stored one key each after the flush.
+    fn place_sealed(
+        &mut self,
+        mut sealed: BlockBuilder,
+        batch: &mut WriteBatch,
+    ) -> Result<(Option<Block>, usize), TsdbError> {
+        if sealed.is_empty() {
+            return Ok((None, self.inline_bytes));
+        }
+        if self.inline_bytes + sealed.bytes() < self.config.block_bytes_min {
+            let mut inline = self.inline_bytes;
+            for (r, min, _, rec) in sealed.into_chunks() {
+                inline += rec.len();
+                batch.put(keys::chunk_key(r, min).to_vec(), rec);
+            }
+            return Ok((None, inline));
+        }
+        for kv in self
+            .store
+            .scan(&[keys::CHUNK_PREFIX], Some(&[keys::CHUNK_PREFIX + 1]))
+        {
+            let (k, v) = kv?;
+            let (r, min_t) = keys::parse_chunk_key(&k).ok_or_else(|| TsdbError::Corruption {
+                what: "chunk key".into(),
+                reason: format!("{k:?}"),
+            })?;
+            let max_t = ChunkRecord::decode(&v)
+                .map_err(|e| TsdbError::chunk_corruption(r, min_t, e))?
+                .max_time;
+            batch.delete(k);
+            // What retention condemned is deleted, not packed.
+            if max_t >= self.meta.retention_cutoff {
+                sealed.push(r, min_t, max_t, v);
+            }
+        }
+        if sealed.bytes() > block::BLOCK_BYTES_MAX {
+            return Err(TsdbError::Storage(raftwatch_storage::StorageError::Engine(
+                format!(
+                    "{} bytes of sealed chunks exceed a block's {} bytes",
+                    sealed.bytes(),
+                    block::BLOCK_BYTES_MAX
+                ),
+            )));
+        }
+        let id = self.next_block_id;
+        self.next_block_id += 1;
+        let (blob, rec, block) = sealed.finish(id);
+        batch.put_blob(id, blob);
+        batch.put(block::block_key(id).to_vec(), rec.encode());
+        Ok((Some(block), 0))
     }
 
     /// `delete_before` applies retention: afterwards no read returns a sample
     /// older than `cutoff`, appends older than it are rejected, series with
     /// nothing left are removed, and the next flush deletes the persisted
     /// chunks that lie entirely before it (chunks that straddle it are kept,
-    /// their old samples hidden). The cutoff only moves forward and comes
-    /// from the caller: the engine reads no clock.
+    /// their old samples hidden). A block goes whole once all its chunks
+    /// are before the cutoff, and is rewritten without them by the next
+    /// flush once they are at least half its bytes; until then they stay,
+    /// hidden. The cutoff only moves forward and comes from the caller: the
+    /// engine reads no clock.
     pub fn delete_before(&mut self, cutoff: TimestampMs) -> Result<RetentionReport, TsdbError> {
         self.check_poisoned()?;
         let mut report = RetentionReport::default();
@@ -861,6 +1129,12 @@ impl<S: KvStore> Tsdb<S> {
         let cutoff = cutoff.0;
         // Earliest surviving persisted chunk per series.
         let mut surviving: HashMap<SeriesRef, i64> = HashMap::new();
+        let mut survives = |r: SeriesRef, min_t: i64| {
+            surviving
+                .entry(r)
+                .and_modify(|t| *t = (*t).min(min_t))
+                .or_insert(min_t);
+        };
         let start = [keys::CHUNK_PREFIX];
         let end = [keys::CHUNK_PREFIX + 1];
         let mut deletes = Vec::new();
@@ -873,12 +1147,42 @@ impl<S: KvStore> Tsdb<S> {
             let rec =
                 ChunkRecord::decode(&v).map_err(|e| TsdbError::chunk_corruption(r, min_t, e))?;
             if rec.max_time < cutoff {
+                self.inline_bytes -= v.len().min(self.inline_bytes);
                 deletes.push(k);
             } else {
-                surviving.entry(r).or_insert(min_t);
+                survives(r, min_t);
             }
         }
         report.chunks_deleted = deletes.len();
+        // Whole blocks go once all their chunks are before the cutoff; the
+        // rest keep their old chunks, hidden by the cutoff.
+        for b in std::mem::take(&mut self.blocks) {
+            if b.max_time < cutoff {
+                report.chunks_deleted += b.entries.len();
+                self.blob_garbage.push(b.id);
+                self.retention_deletes
+                    .delete(block::block_key(b.id).to_vec());
+                continue;
+            }
+            let (mut condemned, mut condemned_chunks) = (0u64, 0);
+            for e in &b.entries {
+                if e.max_time >= cutoff {
+                    survives(e.series, e.min_time);
+                } else {
+                    condemned += u64::from(e.len);
+                    condemned_chunks += 1;
+                }
+            }
+            // Reclaim a block's space once at least half of it is
+            // condemned; each rewrite at least halves what it keeps.
+            if condemned * 2 >= b.chunk_bytes {
+                if !self.rewrites.contains(&b.id) {
+                    self.rewrites.push(b.id);
+                }
+                report.chunks_deleted += condemned_chunks;
+            }
+            self.blocks.push(b);
+        }
         for k in deletes {
             self.retention_deletes.delete(k);
         }
@@ -967,6 +1271,9 @@ impl<S: KvStore> Tsdb<S> {
         let maps = (self.by_hash.capacity() * (std::mem::size_of::<(SeriesHash, SeriesRef)>() + 1))
             + self.collisions.capacity() * 48;
         Stats {
+            blocks: self.blocks.len(),
+            block_index_bytes: self.blocks.iter().map(Block::heap_bytes).sum(),
+            inline_chunk_bytes: self.inline_bytes,
             series: self.live_series,
             head_bytes: series_bytes
                 + self.dirty.capacity() * std::mem::size_of::<SeriesRef>()

@@ -2,11 +2,11 @@
 //! that merge persisted chunks, the head chunk and the out-of-order buffer
 //! lazily, one chunk at a time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 use raftwatch_chunk::ChunkRecord;
 use raftwatch_model::{Labels, Matcher, Sample, SeriesRef, TimestampMs};
-use raftwatch_storage::{KvStore, ScanIter};
+use raftwatch_storage::KvStore;
 
 use crate::error::TsdbError;
 use crate::keys;
@@ -113,7 +113,8 @@ impl<S: KvStore> Tsdb<S> {
             series: r,
             mint,
             maxt,
-            scan: None,
+            store: &self.store,
+            persisted: VecDeque::new(),
             peeked: None,
             memory: Vec::new(),
             active: Vec::new(),
@@ -151,11 +152,59 @@ impl<S: KvStore> Tsdb<S> {
         // Only when the store may hold a chunk reaching into the range: a
         // read of recent data is then served from memory alone.
         if s.persisted_max >= mint {
-            let (start, end) = self.chunk_scan_bounds(r, mint, maxt);
-            it.scan = Some(self.store.scan(&start, end.as_deref()));
+            let mut persisted = Vec::new();
+            if self.inline_bytes > 0 {
+                let (start, end) = self.chunk_scan_bounds(r, mint, maxt);
+                for kv in self.store.scan(&start, end.as_deref()) {
+                    let (k, v) = kv?;
+                    let (_, min_t) =
+                        keys::parse_chunk_key(&k).ok_or_else(|| TsdbError::Corruption {
+                            what: format!("chunk key of series {r}"),
+                            reason: format!("{k:?}"),
+                        })?;
+                    persisted.push((min_t, Persisted::Inline(v)));
+                }
+            }
+            // A chunk spans less than `chunk_span_ms_max`: one starting
+            // earlier cannot reach `mint`.
+            let from = mint
+                .saturating_sub(self.meta.chunk_span_ms_max)
+                .saturating_add(1)
+                .min(maxt);
+            for b in &self.blocks {
+                if b.max_time < mint || b.min_time > maxt {
+                    continue;
+                }
+                for e in b.entries_of(r, from) {
+                    if e.min_time > maxt {
+                        break;
+                    }
+                    if e.max_time >= mint {
+                        persisted.push((
+                            e.min_time,
+                            Persisted::Block {
+                                id: b.id,
+                                offset: e.offset,
+                                len: e.len,
+                            },
+                        ));
+                    }
+                }
+            }
+            persisted.sort_by_key(|p| p.0);
+            it.persisted = persisted.into();
         }
         Ok(it)
     }
+}
+
+/// Where a persisted chunk is.
+#[derive(Debug)]
+enum Persisted {
+    /// Stored one key each; the record, already read.
+    Inline(Vec<u8>),
+    /// In a block's blob.
+    Block { id: u64, offset: u32, len: u32 },
 }
 
 /// A decoded chunk being merged: samples and the read position.
@@ -174,7 +223,10 @@ pub struct SampleIter<'a> {
     series: SeriesRef,
     mint: i64,
     maxt: i64,
-    scan: Option<ScanIter<'a>>,
+    store: &'a dyn KvStore,
+    /// Persisted chunks that may overlap the range, by first-sample time,
+    /// not yet read.
+    persisted: VecDeque<(i64, Persisted)>,
     /// The next persisted chunk not yet opened: (min time, record bytes).
     peeked: Option<(i64, Vec<u8>)>,
     /// In-memory sources not yet opened, sorted by descending first time.
@@ -206,18 +258,22 @@ impl SampleIter<'_> {
     /// Pulls the next persisted chunk that overlaps the range into `peeked`.
     fn fill_peek(&mut self) -> Result<(), TsdbError> {
         while self.peeked.is_none() {
-            let Some(scan) = self.scan.as_mut() else {
+            let Some((min_t, source)) = self.persisted.pop_front() else {
                 return Ok(());
             };
-            let Some(kv) = scan.next() else {
-                self.scan = None;
-                return Ok(());
+            let v = match source {
+                Persisted::Inline(v) => v,
+                Persisted::Block { id, offset, len } => self
+                    .store
+                    .read_blob(id, u64::from(offset), len as usize)
+                    .map_err(|e| TsdbError::Corruption {
+                        what: format!(
+                            "chunk of series {} starting at {min_t}ms in block {id}",
+                            self.series
+                        ),
+                        reason: e.to_string(),
+                    })?,
             };
-            let (k, v) = kv?;
-            let (_, min_t) = keys::parse_chunk_key(&k).ok_or_else(|| TsdbError::Corruption {
-                what: format!("chunk key of series {}", self.series),
-                reason: format!("{k:?}"),
-            })?;
             let rec = ChunkRecord::decode(&v)
                 .map_err(|e| TsdbError::chunk_corruption(self.series, min_t, e))?;
             if rec.min_time != min_t {

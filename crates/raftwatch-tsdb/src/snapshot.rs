@@ -10,12 +10,17 @@ use raftwatch_model::SeriesRef;
 use raftwatch_model::encoding::{Reader, put_uvarint};
 use raftwatch_storage::{KvPair, KvStore, ScanIter, WriteBatch};
 
+use raftwatch_chunk::ChunkRecord;
+
+use crate::block::{BLOCK_PREFIX, BlockBuilder, block_key};
 use crate::error::TsdbError;
 use crate::keys::{self, SeriesRecord};
 use crate::{Tsdb, TsdbConfig};
 
 /// `SNAPSHOT_PIECE_BYTES_DEFAULT` is the default piece size bound (1 MiB).
 pub const SNAPSHOT_PIECE_BYTES_DEFAULT: usize = 1 << 20;
+/// `RESTORE_BLOCK_BYTES` is the chunk bytes per block a restore packs.
+const RESTORE_BLOCK_BYTES: usize = 4 << 20;
 const PIECE_VERSION: u8 = 1;
 const FLAG_LAST: u8 = 1;
 
@@ -24,6 +29,8 @@ enum Phase {
     Meta,
     Series(usize),
     Chunks,
+    /// Block index, and which of its chunks comes next.
+    Blocks(usize, usize),
     Sealed(usize, usize),
     /// Series index, and which of its out-of-order chunks comes next.
     Ooo(usize, usize),
@@ -40,6 +47,8 @@ pub struct SnapshotStream<'a, S: KvStore> {
     piece_bytes_max: usize,
     phase: Phase,
     scan: Option<ScanIter<'a>>,
+    /// The chunk bytes of the block being streamed.
+    block_data: Vec<u8>,
     /// An entry produced but not yet placed in a piece.
     carry: Option<KvPair>,
     finished: bool,
@@ -90,9 +99,43 @@ impl<'a, S: KvStore> SnapshotStream<'a, S> {
                     Some(kv) => return Ok(Some(kv?)),
                     None => {
                         self.scan = None;
-                        self.phase = Phase::Sealed(0, 0);
+                        self.phase = Phase::Blocks(0, 0);
                     }
                 },
+                Phase::Blocks(b, e) => {
+                    let Some(block) = db.blocks.get(b) else {
+                        self.phase = Phase::Sealed(0, 0);
+                        continue;
+                    };
+                    let Some(entry) = block.entries.get(e) else {
+                        self.phase = Phase::Blocks(b + 1, 0);
+                        continue;
+                    };
+                    if e == 0 {
+                        let len = usize::try_from(block.chunk_bytes).unwrap_or(usize::MAX);
+                        self.block_data = db.store.read_blob(block.id, 0, len).map_err(|err| {
+                            TsdbError::Corruption {
+                                what: format!("block {}", block.id),
+                                reason: err.to_string(),
+                            }
+                        })?;
+                    }
+                    self.phase = Phase::Blocks(b, e + 1);
+                    // Offsets were checked against the chunk bytes on load.
+                    let start = entry.offset as usize;
+                    let rec = self
+                        .block_data
+                        .get(start..start + entry.len as usize)
+                        .ok_or_else(|| TsdbError::Corruption {
+                            what: format!("block {}", block.id),
+                            reason: "a chunk runs past the chunk bytes".into(),
+                        })?
+                        .to_vec();
+                    return Ok(Some((
+                        keys::chunk_key(entry.series, entry.min_time).to_vec(),
+                        rec,
+                    )));
+                }
                 Phase::Sealed(i, j) => {
                     let Some(slot) = db.series.get(i) else {
                         self.phase = Phase::Ooo(0, 0);
@@ -219,6 +262,7 @@ impl<S: KvStore> Tsdb<S> {
             piece_bytes_max: piece_bytes_max.max(64),
             phase: Phase::Meta,
             scan: None,
+            block_data: Vec::new(),
             carry: None,
             finished: false,
         }
@@ -238,6 +282,21 @@ impl<S: KvStore> Tsdb<S> {
                 "target store is not empty (holds key {k:?})"
             )));
         }
+        if let Some(id) = store.blob_ids()?.first() {
+            return Err(TsdbError::InvalidSnapshot(format!(
+                "target store is not empty (holds blob {id})"
+            )));
+        }
+        // Chunks are packed into blocks as they arrive, whatever the
+        // engine that streamed them stored them as.
+        let mut builder = BlockBuilder::default();
+        let mut next_block = 0u64;
+        let mut pack = |builder: BlockBuilder, batch: &mut WriteBatch| {
+            let (blob, rec, _) = builder.finish(next_block);
+            batch.put_blob(next_block, blob);
+            batch.put(block_key(next_block).to_vec(), rec.encode());
+            next_block += 1;
+        };
         let bad = |m: &str| TsdbError::InvalidSnapshot(m.to_string());
         let mut saw_last = false;
         for (n, piece) in pieces.into_iter().enumerate() {
@@ -273,6 +332,27 @@ impl<S: KvStore> Tsdb<S> {
                 if key.first().is_none_or(|&p| p >= keys::OWNED_PREFIX_END) {
                     return Err(bad("entry key outside the engine's key space"));
                 }
+                if key.first() == Some(&BLOCK_PREFIX) {
+                    return Err(bad("block records are not snapshot entries"));
+                }
+                if let Some((r, min_t)) = keys::parse_chunk_key(key) {
+                    let rec = ChunkRecord::decode(value).map_err(|e| {
+                        TsdbError::InvalidSnapshot(format!(
+                            "chunk of series {r} starting at {min_t}ms: {e}"
+                        ))
+                    })?;
+                    if rec.min_time != min_t {
+                        return Err(TsdbError::InvalidSnapshot(format!(
+                            "chunk of series {r} keyed at {min_t}ms starts at {}ms",
+                            rec.min_time
+                        )));
+                    }
+                    builder.push(r, min_t, rec.max_time, value.to_vec());
+                    if builder.bytes() >= RESTORE_BLOCK_BYTES {
+                        pack(std::mem::take(&mut builder), &mut batch);
+                    }
+                    continue;
+                }
                 batch.put(key.to_vec(), value.to_vec());
             }
             if !r.remaining().is_empty() {
@@ -282,6 +362,11 @@ impl<S: KvStore> Tsdb<S> {
         }
         if !saw_last {
             return Err(bad("stream ended before its last piece"));
+        }
+        if !builder.is_empty() {
+            let mut batch = WriteBatch::new();
+            pack(builder, &mut batch);
+            store.write(batch)?;
         }
         store.flush()?;
         Tsdb::open(store, config)

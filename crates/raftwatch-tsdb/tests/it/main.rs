@@ -50,10 +50,12 @@ pub fn range_samples<S: KvStore>(
 
 /// `small_config` makes chunks tiny so that few samples exercise cutting,
 /// spans, out-of-order write-out, and both head-log records and head
-/// checkpoints.
+/// checkpoints, and chunks stored one key each as well as packed into
+/// blocks.
 pub fn small_config(window_ms: i64) -> TsdbConfig {
     TsdbConfig {
         head_log_bytes_min: 64,
+        block_bytes_min: 150,
         out_of_order_window_ms: window_ms,
         chunk_samples_max: 5,
         chunk_span_ms_max: 60,

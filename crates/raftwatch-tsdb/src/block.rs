@@ -1,0 +1,350 @@
+//! Chunk blocks: sealed chunks packed into one store blob with a directory,
+//! instead of one key per chunk. Specified in `docs/format/tsdb.md`.
+//!
+//! A key-value store stores every small value with large overhead (sled
+//! writes each two to three times over); a blob is stored as its bytes. A
+//! flush therefore writes its completed chunks as one block once there
+//! are enough of them, and the only per-block key is a small
+//! [`BlockRecord`]. The directory of every block is held in memory
+//! ([`Block`]), about 32 bytes per chunk, so a read finds a series' chunks
+//! without touching the store until it reads the chunk bytes themselves.
+
+use raftwatch_model::SeriesRef;
+use raftwatch_model::encoding::{Reader, put_uvarint, put_varint};
+
+/// `BLOCK_PREFIX` + block id (u64 BE) → a [`BlockRecord`].
+pub const BLOCK_PREFIX: u8 = 0x06;
+const BLOCK_RECORD_VERSION: u8 = 1;
+const DIRECTORY_VERSION: u8 = 1;
+
+/// `block_key` is the key of block `id`'s record.
+pub fn block_key(id: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = BLOCK_PREFIX;
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// `BlockRecord` is what the key-value store holds per block: its time
+/// bounds and where its directory starts in the blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRecord {
+    /// The smallest first-sample time of its chunks.
+    pub min_time: i64,
+    /// The largest last-sample time of its chunks.
+    pub max_time: i64,
+    /// How many chunks it holds.
+    pub chunks: u64,
+    /// Where the directory starts in the blob (the chunk bytes' length).
+    pub dir_offset: u64,
+    /// The directory's length, its checksum included (the blob ends there).
+    pub dir_len: u64,
+}
+
+impl BlockRecord {
+    /// `encode` is `version u8 | varint min_time | varint max_time |
+    /// uvarint chunks | uvarint dir_offset | uvarint dir_len | crc32c LE`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = vec![BLOCK_RECORD_VERSION];
+        put_varint(&mut b, self.min_time);
+        put_varint(&mut b, self.max_time);
+        put_uvarint(&mut b, self.chunks);
+        put_uvarint(&mut b, self.dir_offset);
+        put_uvarint(&mut b, self.dir_len);
+        crate::keys::seal(&mut b);
+        b
+    }
+
+    /// `decode` inverts [`BlockRecord::encode`], verifying the checksum.
+    pub fn decode(b: &[u8]) -> Result<BlockRecord, String> {
+        let body = crate::keys::unseal(b)?;
+        let mut r = Reader::new(body);
+        if r.u8() != Some(BLOCK_RECORD_VERSION) {
+            return Err("unsupported block record version".into());
+        }
+        let field = |name: &str, v: Option<u64>| v.ok_or_else(|| format!("truncated {name}"));
+        let min_time = r.varint().ok_or("truncated min_time")?;
+        let max_time = r.varint().ok_or("truncated max_time")?;
+        let chunks = field("chunk count", r.uvarint())?;
+        let dir_offset = field("directory offset", r.uvarint())?;
+        let dir_len = field("directory length", r.uvarint())?;
+        if !r.remaining().is_empty() {
+            return Err("trailing bytes".into());
+        }
+        Ok(BlockRecord {
+            min_time,
+            max_time,
+            chunks,
+            dir_offset,
+            dir_len,
+        })
+    }
+}
+
+/// `BLOB_POINTER_VERSION` starts a value that stands for a record kept in
+/// a blob (a head-log record): distinct from every record version.
+pub const BLOB_POINTER_VERSION: u8 = 0x80;
+
+/// `encode_blob_pointer` is `0x80 | uvarint blob id | uvarint length |
+/// crc32c LE`.
+pub fn encode_blob_pointer(id: u64, len: usize) -> Vec<u8> {
+    let mut b = vec![BLOB_POINTER_VERSION];
+    put_uvarint(&mut b, id);
+    put_uvarint(&mut b, len as u64);
+    crate::keys::seal(&mut b);
+    b
+}
+
+/// `decode_blob_pointer` returns the blob id and length of a value that
+/// starts with [`BLOB_POINTER_VERSION`].
+pub fn decode_blob_pointer(b: &[u8]) -> Result<(u64, usize), String> {
+    let body = crate::keys::unseal(b)?;
+    let mut r = Reader::new(body);
+    if r.u8() != Some(BLOB_POINTER_VERSION) {
+        return Err("not a blob pointer".into());
+    }
+    let id = r.uvarint().ok_or("truncated blob id")?;
+    let len = r
+        .uvarint()
+        .and_then(|l| usize::try_from(l).ok())
+        .ok_or("truncated blob length")?;
+    if !r.remaining().is_empty() {
+        return Err("trailing bytes".into());
+    }
+    Ok((id, len))
+}
+
+/// `BlockEntry` locates one chunk in a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockEntry {
+    pub series: SeriesRef,
+    pub min_time: i64,
+    pub max_time: i64,
+    pub offset: u32,
+    pub len: u32,
+}
+
+/// `Block` is a block's directory as held in memory: entries sorted by
+/// (series, min time).
+#[derive(Clone, Debug)]
+pub(crate) struct Block {
+    pub id: u64,
+    pub min_time: i64,
+    pub max_time: i64,
+    pub entries: Vec<BlockEntry>,
+    /// Where the chunk bytes end (and the directory starts) in the blob.
+    pub chunk_bytes: u64,
+}
+
+impl Block {
+    /// The entries of series `r` whose first sample is at or after `from`.
+    pub fn entries_of(&self, r: SeriesRef, from: i64) -> impl Iterator<Item = &BlockEntry> {
+        let start = self
+            .entries
+            .partition_point(|e| (e.series, e.min_time) < (r, from));
+        self.entries[start..]
+            .iter()
+            .take_while(move |e| e.series == r)
+    }
+
+    /// Heap bytes of the directory.
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<BlockEntry>()
+    }
+}
+
+/// `BlockBuilder` packs chunk records into a block blob.
+#[derive(Debug, Default)]
+pub(crate) struct BlockBuilder {
+    chunks: Vec<(SeriesRef, i64, i64, Vec<u8>)>,
+    bytes: usize,
+}
+
+/// `BLOCK_BYTES_MAX` bounds a block's chunk bytes, so that offsets fit in
+/// `u32`; builders are cut well before it.
+pub(crate) const BLOCK_BYTES_MAX: usize = u32::MAX as usize / 2;
+
+impl BlockBuilder {
+    /// Adds one chunk record with its series and time bounds.
+    pub fn push(&mut self, r: SeriesRef, min_time: i64, max_time: i64, record: Vec<u8>) {
+        self.bytes += record.len();
+        self.chunks.push((r, min_time, max_time, record));
+    }
+
+    /// Chunk bytes added so far.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// The chunks added, unsorted: (series, min time, max time, record).
+    pub fn into_chunks(self) -> Vec<(SeriesRef, i64, i64, Vec<u8>)> {
+        self.chunks
+    }
+
+    /// Builds block `id`: the blob, its record and its directory.
+    pub fn finish(mut self, id: u64) -> (Vec<u8>, BlockRecord, Block) {
+        self.chunks
+            .sort_unstable_by_key(|&(r, min_time, _, _)| (r, min_time));
+        let mut blob = Vec::with_capacity(self.bytes + self.chunks.len() * 8 + 16);
+        let mut entries = Vec::with_capacity(self.chunks.len());
+        let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
+        for (r, mint, maxt, record) in &self.chunks {
+            entries.push(BlockEntry {
+                series: *r,
+                min_time: *mint,
+                max_time: *maxt,
+                offset: blob.len() as u32,
+                len: record.len() as u32,
+            });
+            blob.extend_from_slice(record);
+            min_time = min_time.min(*mint);
+            max_time = max_time.max(*maxt);
+        }
+        let dir_offset = blob.len() as u64;
+        encode_directory(&entries, &mut blob);
+        let rec = BlockRecord {
+            min_time,
+            max_time,
+            chunks: entries.len() as u64,
+            dir_offset,
+            dir_len: blob.len() as u64 - dir_offset,
+        };
+        let block = Block {
+            id,
+            min_time,
+            max_time,
+            entries,
+            chunk_bytes: dir_offset,
+        };
+        (blob, rec, block)
+    }
+}
+
+/// Appends the directory: `version u8 | uvarint n | n × (uvarint series
+/// delta, varint min_time, uvarint max_time − min_time, uvarint len) |
+/// crc32c LE`. Offsets are implied: chunks are stored back to back in
+/// entry order from offset 0.
+fn encode_directory(entries: &[BlockEntry], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.push(DIRECTORY_VERSION);
+    put_uvarint(out, entries.len() as u64);
+    let mut prev = 0u64;
+    for e in entries {
+        put_uvarint(out, e.series.0 - prev);
+        prev = e.series.0;
+        put_varint(out, e.min_time);
+        put_uvarint(out, e.max_time.wrapping_sub(e.min_time) as u64);
+        put_uvarint(out, u64::from(e.len));
+    }
+    let crc = crc32c::crc32c(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// `decode_directory` reads block `rec`'s directory bytes back into a
+/// [`Block`], checking the checksum, the order of entries and that every
+/// chunk lies inside the chunk bytes.
+pub(crate) fn decode_directory(id: u64, rec: &BlockRecord, dir: &[u8]) -> Result<Block, String> {
+    let body = crate::keys::unseal(dir)?;
+    let mut r = Reader::new(body);
+    if r.u8() != Some(DIRECTORY_VERSION) {
+        return Err("unsupported directory version".into());
+    }
+    let n = r.uvarint().ok_or("truncated entry count")?;
+    if n != rec.chunks {
+        return Err(format!(
+            "directory holds {n} chunks, the block record says {}",
+            rec.chunks
+        ));
+    }
+    let mut entries = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(body.len()));
+    let (mut series, mut offset) = (0u64, 0u64);
+    for i in 0..n {
+        let bad = |what: &str| format!("entry {i}: {what}");
+        series = series
+            .checked_add(r.uvarint().ok_or_else(|| bad("truncated series"))?)
+            .ok_or_else(|| bad("series overflows"))?;
+        let min_time = r.varint().ok_or_else(|| bad("truncated min_time"))?;
+        let span = r.uvarint().ok_or_else(|| bad("truncated span"))?;
+        let max_time = i64::try_from(span)
+            .ok()
+            .and_then(|s| min_time.checked_add(s))
+            .ok_or_else(|| bad("max_time overflows"))?;
+        let len = r.uvarint().ok_or_else(|| bad("truncated length"))?;
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= rec.dir_offset)
+            .ok_or_else(|| bad("chunk runs past the chunk bytes"))?;
+        let e = BlockEntry {
+            series: SeriesRef(series),
+            min_time,
+            max_time,
+            offset: u32::try_from(offset).map_err(|_| bad("offset too large"))?,
+            len: u32::try_from(len).map_err(|_| bad("length too large"))?,
+        };
+        if let Some(p) = entries.last().map(|p: &BlockEntry| (p.series, p.min_time))
+            && p >= (e.series, e.min_time)
+        {
+            return Err(bad("entries out of order"));
+        }
+        if min_time < rec.min_time || max_time > rec.max_time {
+            return Err(bad("chunk outside the block's time bounds"));
+        }
+        entries.push(e);
+        offset = end;
+    }
+    if !r.remaining().is_empty() {
+        return Err("trailing bytes in directory".into());
+    }
+    if offset != rec.dir_offset {
+        return Err(format!(
+            "chunks end at {offset}, the directory starts at {}",
+            rec.dir_offset
+        ));
+    }
+    Ok(Block {
+        id,
+        min_time: rec.min_time,
+        max_time: rec.max_time,
+        entries,
+        chunk_bytes: rec.dir_offset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_built_block_decodes_to_the_same_directory() {
+        let mut b = BlockBuilder::default();
+        b.push(SeriesRef(9), 100, 200, vec![1; 30]);
+        b.push(SeriesRef(2), -50, 10, vec![2; 7]);
+        b.push(SeriesRef(9), 0, 99, vec![3; 12]);
+        let (blob, rec, block) = b.finish(4);
+        assert_eq!((rec.min_time, rec.max_time, rec.chunks), (-50, 200, 3));
+        let back = BlockRecord::decode(&rec.encode()).unwrap();
+        assert_eq!(back, rec);
+        let dir = &blob[rec.dir_offset as usize..];
+        let decoded = decode_directory(4, &rec, dir).unwrap();
+        assert_eq!(decoded.entries, block.entries);
+        let of9: Vec<_> = block
+            .entries_of(SeriesRef(9), 1)
+            .map(|e| e.min_time)
+            .collect();
+        assert_eq!(of9, vec![100]);
+        let e = block.entries_of(SeriesRef(2), i64::MIN).next().unwrap();
+        assert_eq!(&blob[e.offset as usize..][..e.len as usize], &[2; 7]);
+        for i in 0..dir.len() {
+            let mut bad = dir.to_vec();
+            bad[i] ^= 0x20;
+            assert!(decode_directory(4, &rec, &bad).is_err(), "flipped byte {i}");
+        }
+        let mut wrong = rec;
+        wrong.dir_offset -= 1;
+        assert!(decode_directory(4, &wrong, dir).is_err());
+    }
+}
