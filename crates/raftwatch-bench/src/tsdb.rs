@@ -55,6 +55,12 @@ pub struct TsdbReport {
     flush_ns_per_sample: f64,
     flushes: u64,
     head_bytes_per_series: f64,
+    /// Memory of the chunk blocks' directories, per series (not head
+    /// memory: it grows with the data kept, about 32 bytes per chunk).
+    block_index_bytes_per_series: f64,
+    /// Blocks, and bytes of chunks still stored one key each.
+    blocks: usize,
+    inline_chunk_bytes: usize,
     reopen_ms: f64,
     series_per_host: usize,
 }
@@ -83,7 +89,8 @@ pub fn run(args: &TsdbArgs) -> anyhow::Result<TsdbReport> {
         flushes,
         series_per_host,
     } = written;
-    let head_bytes = db.stats().head_bytes;
+    let stats = db.stats();
+    let head_bytes = stats.head_bytes;
     // Logical size: every key and value the engine holds, as a snapshot
     // streams them; the gap to `disk_bytes` is the store's overhead.
     let mut logical_bytes = 0u64;
@@ -121,6 +128,9 @@ pub fn run(args: &TsdbArgs) -> anyhow::Result<TsdbReport> {
         flush_ns_per_sample: flush_ns as f64 / samples as f64,
         flushes,
         head_bytes_per_series: head_bytes as f64 / args.series as f64,
+        block_index_bytes_per_series: stats.block_index_bytes as f64 / args.series as f64,
+        blocks: stats.blocks,
+        inline_chunk_bytes: stats.inline_chunk_bytes,
         reopen_ms: reopen_ns as f64 / 1e6,
         series_per_host,
     })

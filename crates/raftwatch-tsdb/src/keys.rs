@@ -20,6 +20,9 @@ pub const HEAD_PREFIX: u8 = 0x04;
 /// `HEAD_LOG_PREFIX` + flush sequence (u64 BE) → a [`HeadLogRecord`]: what
 /// each open head gained in one flush since the last head checkpoint.
 pub const HEAD_LOG_PREFIX: u8 = 0x05;
+/// `CHECKPOINT_KEY` holds a blob pointer to the head checkpoint, every
+/// open head in one blob ([`encode_checkpoint`]).
+pub const CHECKPOINT_KEY: &[u8] = &[0x07];
 /// `OWNED_PREFIX_END` is the first prefix the engine does not own.
 pub const OWNED_PREFIX_END: u8 = 0x10;
 
@@ -286,6 +289,54 @@ pub(crate) fn unseal(bytes: &[u8]) -> Result<&[u8], String> {
     Ok(body)
 }
 
+const CHECKPOINT_VERSION: u8 = 1;
+
+/// `encode_checkpoint` is the head checkpoint blob: `version u8 | uvarint n
+/// | n × (uvarint series, uvarint len, chunk record) | crc32c LE`, series
+/// ascending.
+pub fn encode_checkpoint(heads: &[(SeriesRef, Vec<u8>)]) -> Vec<u8> {
+    let bytes: usize = heads.iter().map(|(_, r)| r.len() + 12).sum();
+    let mut b = Vec::with_capacity(bytes + 16);
+    b.push(CHECKPOINT_VERSION);
+    put_uvarint(&mut b, heads.len() as u64);
+    for (r, rec) in heads {
+        put_uvarint(&mut b, r.0);
+        put_uvarint(&mut b, rec.len() as u64);
+        b.extend_from_slice(rec);
+    }
+    seal(&mut b);
+    b
+}
+
+/// `decode_checkpoint` inverts [`encode_checkpoint`], verifying the
+/// checksum; the chunk records are returned undecoded.
+pub fn decode_checkpoint(bytes: &[u8]) -> Result<Vec<(SeriesRef, Vec<u8>)>, String> {
+    let body = unseal(bytes)?;
+    let mut r = Reader::new(body);
+    if r.u8() != Some(CHECKPOINT_VERSION) {
+        return Err("unsupported checkpoint version".into());
+    }
+    let n = r.uvarint().ok_or("truncated head count")?;
+    let mut heads = Vec::new();
+    for i in 0..n {
+        let series = r
+            .uvarint()
+            .ok_or_else(|| format!("head {i}: truncated series"))?;
+        let len = r
+            .uvarint()
+            .and_then(|l| usize::try_from(l).ok())
+            .ok_or_else(|| format!("head {i}: truncated length"))?;
+        let rec = r
+            .bytes(len)
+            .ok_or_else(|| format!("head {i}: truncated record"))?;
+        heads.push((SeriesRef(series), rec.to_vec()));
+    }
+    if !r.remaining().is_empty() {
+        return Err("trailing bytes".into());
+    }
+    Ok(heads)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,5 +388,19 @@ mod tests {
         let k = chunk_key(SeriesRef(9), -100);
         assert_eq!(parse_chunk_key(&k), Some((SeriesRef(9), -100)));
         assert_eq!(parse_chunk_key(&series_key(SeriesRef(9))), None);
+    }
+
+    #[test]
+    fn checkpoint_round_trips_and_refuses_any_damaged_byte() {
+        let heads = vec![(SeriesRef(1), vec![7u8; 20]), (SeriesRef(300), Vec::new())];
+        let blob = encode_checkpoint(&heads);
+        assert_eq!(decode_checkpoint(&blob).unwrap(), heads);
+        assert_eq!(decode_checkpoint(&encode_checkpoint(&[])).unwrap(), vec![]);
+        for i in 0..blob.len() {
+            let mut bad = blob.clone();
+            bad[i] ^= 0x04;
+            assert!(decode_checkpoint(&bad).is_err(), "flipped byte {i}");
+        }
+        assert!(decode_checkpoint(&blob[..blob.len() - 1]).is_err());
     }
 }

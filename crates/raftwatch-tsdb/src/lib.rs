@@ -174,6 +174,12 @@ pub struct Tsdb<S: KvStore> {
     inline_bytes: usize,
     /// The blobs holding the head-log records still in the store.
     log_blobs: Vec<u64>,
+    /// The blob holding the head checkpoint.
+    checkpoint_blob: Option<u64>,
+    /// Series with a `0x04` head key in the store (from a restore, or a
+    /// store written before the checkpoint was a blob): the next
+    /// checkpoint deletes them.
+    legacy_head_keys: Vec<SeriesRef>,
     /// Blobs to delete once the next flush has made the removal of every
     /// key that refers to them durable (deleting a blob is itself a durable
     /// point, see `KvStore`, so it cannot share the flush's batch).
@@ -221,6 +227,8 @@ impl<S: KvStore> Tsdb<S> {
             next_block_id: 0,
             inline_bytes: 0,
             log_blobs: Vec::new(),
+            checkpoint_blob: None,
+            legacy_head_keys: Vec::new(),
             blob_garbage: Vec::new(),
             rewrites: Vec::new(),
             poisoned: false,
@@ -275,7 +283,25 @@ impl<S: KvStore> Tsdb<S> {
     fn load_heads(&mut self) -> Result<(), TsdbError> {
         // series → (min_time, num_samples, payload)
         let mut heads: BTreeMap<SeriesRef, (i64, u64, Vec<u8>)> = BTreeMap::new();
-        for (r, v) in self.scan_by_ref(keys::HEAD_PREFIX, "head")? {
+        // The checkpoint is one blob; heads restored from a snapshot (and
+        // stores written before blobs) are `0x04` keys, one per series.
+        let mut checkpoint: Vec<(SeriesRef, Vec<u8>)> = Vec::new();
+        if let Some(v) = self.store.get(keys::CHECKPOINT_KEY)? {
+            let corrupt = |reason: String| TsdbError::Corruption {
+                what: "head checkpoint".into(),
+                reason,
+            };
+            let (id, len) = block::decode_blob_pointer(&v).map_err(corrupt)?;
+            let blob = self
+                .store
+                .read_blob(id, 0, len)
+                .map_err(|e| corrupt(e.to_string()))?;
+            checkpoint = keys::decode_checkpoint(&blob).map_err(corrupt)?;
+            self.checkpoint_blob = Some(id);
+        }
+        let legacy = self.scan_by_ref(keys::HEAD_PREFIX, "head")?;
+        self.legacy_head_keys = legacy.iter().map(|(r, _)| *r).collect();
+        for (r, v) in legacy.into_iter().chain(checkpoint) {
             let rec = ChunkRecord::decode(&v).map_err(|e| TsdbError::Corruption {
                 what: format!("head chunk of series {r}"),
                 reason: e.to_string(),
@@ -399,6 +425,7 @@ impl<S: KvStore> Tsdb<S> {
             referenced.insert(id);
         }
         referenced.extend(self.log_blobs.iter().copied());
+        referenced.extend(self.checkpoint_blob);
         let ids = self.store.blob_ids()?;
         self.next_block_id = ids
             .last()
@@ -890,17 +917,28 @@ impl<S: KvStore> Tsdb<S> {
         let mut checkpoint_len = 0;
         let mut new_log_blob = None;
         if checkpoint {
+            // Every open head, in one blob.
+            let mut heads = Vec::new();
             for (i, slot) in self.series.iter().enumerate() {
-                let Some(s) = slot.as_deref() else { continue };
-                let key = keys::head_key(SeriesRef(i as u64)).to_vec();
-                if s.head.is_empty() {
-                    batch.delete(key);
-                } else {
-                    let mut rec = Vec::with_capacity(s.head.payload().len() + 24);
-                    s.head.encode_record(&mut rec);
-                    checkpoint_len += s.head.payload().len();
-                    batch.put(key, rec);
-                }
+                let Some(s) = slot.as_deref().filter(|s| !s.head.is_empty()) else {
+                    continue;
+                };
+                let mut rec = Vec::with_capacity(s.head.payload().len() + 24);
+                s.head.encode_record(&mut rec);
+                checkpoint_len += s.head.payload().len();
+                heads.push((SeriesRef(i as u64), rec));
+            }
+            let blob = keys::encode_checkpoint(&heads);
+            let id = self.next_block_id;
+            self.next_block_id += 1;
+            batch.put(
+                keys::CHECKPOINT_KEY.to_vec(),
+                block::encode_blob_pointer(id, blob.len()),
+            );
+            batch.put_blob(id, blob);
+            self.blob_garbage.extend(self.checkpoint_blob.replace(id));
+            for r in std::mem::take(&mut self.legacy_head_keys) {
+                batch.delete(keys::head_key(r).to_vec());
             }
             for seq in self.log_first_seq..self.meta.next_log_seq {
                 batch.delete(keys::head_log_key(seq).to_vec());
