@@ -69,10 +69,14 @@ fn unzigzag(z: u64) -> i64 {
     ((z >> 1) as i64) ^ -((z & 1) as i64)
 }
 
-/// `ValueWriter` is the mantissa-delta coder's state.
+/// `ValueWriter` is the mantissa-delta coder's state. It codes each
+/// difference divided by `g` (1 in a plain decimal payload, the common
+/// factor in a scaled one).
 struct ValueWriter {
     m: i64,
-    d: i64,
+    g: i64,
+    /// The last coded (divided) difference.
+    e: i64,
     /// Current delta width in bits, 0 before the first.
     width: u32,
 }
@@ -80,12 +84,13 @@ struct ValueWriter {
 impl ValueWriter {
     #[inline]
     fn write(&mut self, w: &mut BitWriter, m: i64) {
-        // |m| <= 2^53 on both sides, so the difference cannot overflow.
-        let d = m - self.m;
-        if d == self.d {
+        // |m| <= 2^53 on both sides, so the difference cannot overflow, and
+        // `g` divides every difference (see `common_factor`).
+        let e = (m - self.m) / self.g;
+        if e == self.e {
             w.write_bits(0, 1);
         } else {
-            let z = zigzag(d);
+            let z = zigzag(e);
             let b = (64 - z.leading_zeros()).max(1);
             if self.width != 0 && b <= self.width && self.width - b <= WIDTH_SLACK {
                 w.write_bits((0b10 << self.width) | z, self.width + 2);
@@ -97,17 +102,15 @@ impl ValueWriter {
             }
         }
         self.m = m;
-        self.d = d;
+        self.e = e;
     }
 }
 
-/// `encode_decimal` returns the decimal payload of `samples` (strictly
-/// increasing timestamps, as a chunk holds them), or `None` when some value
-/// is not a decimal with at most [`DECIMAL_EXPONENT_MAX`] digits after the
-/// point and a mantissa within `±2^53`, or when there are no samples. The
-/// smallest exponent that fits every value is used.
-pub fn encode_decimal(samples: &[Sample]) -> Option<Vec<u8>> {
-    let first = samples.first()?;
+/// `mantissas` is the smallest exponent at which every value of `samples`
+/// is a decimal, with every value's mantissa at it; `None` when there is
+/// none or no samples.
+fn mantissas(samples: &[Sample]) -> Option<(u8, Vec<i64>)> {
+    samples.first()?;
     let mut k = 0u8;
     for s in samples {
         while mantissa(s.value, k).is_none() {
@@ -117,24 +120,56 @@ pub fn encode_decimal(samples: &[Sample]) -> Option<Vec<u8>> {
             k += 1;
         }
     }
+    // A value that fit a smaller exponent may not fit the final one
+    // (`round` can land elsewhere at another scale): then no payload.
+    let ms = samples
+        .iter()
+        .map(|s| mantissa(s.value, k))
+        .collect::<Option<Vec<i64>>>()?;
+    Some((k, ms))
+}
+
+/// `common_factor` is the greatest common divisor of the differences of
+/// consecutive mantissas (0 when they are all equal).
+fn common_factor(ms: &[i64]) -> u64 {
+    let mut g = 0u64;
+    for pair in ms.windows(2) {
+        let (mut a, mut b) = (g, pair[1].abs_diff(pair[0]));
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        g = a;
+        if g == 1 {
+            break;
+        }
+    }
+    g
+}
+
+/// `write_payload` writes the decimal payload of `samples`, whose values
+/// have mantissas `ms` at exponent `k`; with `scale`, the differences are
+/// coded divided by it (the scaled payload, encoding 3).
+fn write_payload(samples: &[Sample], k: u8, ms: &[i64], scale: Option<u64>) -> Vec<u8> {
     let mut w = BitWriter::default();
-    let m0 = mantissa(first.value, k)?;
-    let t0 = first.timestamp.0;
+    let t0 = samples[0].timestamp.0;
+    let m0 = ms[0];
     w.append_aligned(|bytes| {
         put_varint(bytes, t0);
         bytes.push(k);
+        if let Some(g) = scale {
+            put_uvarint(bytes, g);
+        }
         put_varint(bytes, m0);
     });
     let mut values = ValueWriter {
         m: m0,
-        d: 0,
+        // g <= 2^54, a difference of two mantissas.
+        g: scale.map_or(1, |g| g as i64),
+        e: 0,
         width: 0,
     };
     let (mut t, mut delta) = (t0, 0i64);
-    for (i, s) in samples.iter().enumerate().skip(1) {
-        // A value that fit a smaller exponent may not fit the final one
-        // (`round` can land elsewhere at another scale): then no payload.
-        let m = mantissa(s.value, k)?;
+    for (i, (s, &m)) in samples.iter().zip(ms).enumerate().skip(1) {
         let d = s.timestamp.0.wrapping_sub(t);
         if i == 1 {
             w.append_aligned(|bytes| put_uvarint(bytes, d as u64));
@@ -145,28 +180,84 @@ pub fn encode_decimal(samples: &[Sample]) -> Option<Vec<u8>> {
         t = s.timestamp.0;
         delta = d;
     }
-    Some(w.bytes().to_vec())
+    w.bytes().to_vec()
 }
+
+/// `encode_decimal` returns the decimal payload of `samples` (strictly
+/// increasing timestamps, as a chunk holds them), or `None` when some value
+/// is not a decimal with at most [`DECIMAL_EXPONENT_MAX`] digits after the
+/// point and a mantissa within `±2^53`, or when there are no samples. The
+/// smallest exponent that fits every value is used.
+pub fn encode_decimal(samples: &[Sample]) -> Option<Vec<u8>> {
+    let (k, ms) = mantissas(samples)?;
+    Some(write_payload(samples, k, &ms, None))
+}
+
+/// `encode_scaled_decimal` returns the scaled decimal payload of `samples`
+/// (record encoding 3): as [`encode_decimal`], and the differences of
+/// consecutive mantissas are coded divided by their greatest common
+/// divisor, which the payload carries. `None` when `encode_decimal` would
+/// refuse, or when that divisor is below 2 (a plain decimal payload is then
+/// smaller).
+///
+/// Many gauges move in fixed steps: memory in 4 KiB pages, clock
+/// frequencies in MHz, sizes in sectors. Their plain decimal payload pays
+/// for the step's bits on every change; this one pays for the step once.
+pub fn encode_scaled_decimal(samples: &[Sample]) -> Option<Vec<u8>> {
+    let (k, ms) = mantissas(samples)?;
+    let g = common_factor(&ms);
+    (g >= 2).then(|| write_payload(samples, k, &ms, Some(g)))
+}
+
+/// `encode_compact` is the smallest decimal payload of `samples` with its
+/// record encoding: scaled when the mantissa differences share a factor and
+/// that is smaller, plain otherwise; `None` as for [`encode_decimal`].
+pub(crate) fn encode_compact(samples: &[Sample]) -> Option<(u8, Vec<u8>)> {
+    let (k, ms) = mantissas(samples)?;
+    let plain = write_payload(samples, k, &ms, None);
+    let g = common_factor(&ms);
+    if g >= 2 {
+        let scaled = write_payload(samples, k, &ms, Some(g));
+        if scaled.len() < plain.len() {
+            return Some((crate::ENCODING_DECIMAL_SCALED, scaled));
+        }
+    }
+    Some((crate::ENCODING_DECIMAL, plain))
+}
+
+/// `SCALE_MAX` bounds a scaled payload's divisor: it divides a difference
+/// of two mantissas, so it is at most `2^54`.
+const SCALE_MAX: u64 = 1 << 54;
 
 payload_iter!(
     /// `DecimalIter` decodes `num_samples` samples from a decimal payload.
     DecimalIter,
-    DecimalValues
+    DecimalValues<false>
 );
 
-/// `DecimalValues` is the decimal value decoder's state: exponent, last
+payload_iter!(
+    /// `ScaledDecimalIter` decodes `num_samples` samples from a scaled
+    /// decimal payload (record encoding 3).
+    ScaledDecimalIter,
+    DecimalValues<true>
+);
+
+/// `DecimalValues` is the decimal value decoder's state: exponent, the
+/// divisor differences are coded by (`SCALED`; 1 otherwise), last
 /// mantissa, last difference and current width.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct DecimalValues {
+pub(crate) struct DecimalValues<const SCALED: bool> {
     k: u8,
+    g: i64,
     m: i64,
     d: i64,
     width: u32,
 }
 
-impl ValueCodec for DecimalValues {
-    const START: DecimalValues = DecimalValues {
+impl<const SCALED: bool> ValueCodec for DecimalValues<SCALED> {
+    const START: DecimalValues<SCALED> = DecimalValues {
         k: 0,
+        g: 1,
         m: 0,
         d: 0,
         width: 0,
@@ -176,6 +267,14 @@ impl ValueCodec for DecimalValues {
         self.k = rd.u8().ok_or(ChunkError::Truncated)?;
         if self.k > DECIMAL_EXPONENT_MAX {
             return Err(ChunkError::Malformed("decimal exponent above 15"));
+        }
+        if SCALED {
+            let after = rest.get(rd.position()..).unwrap_or(&[]);
+            let g = rd.uvarint().ok_or_else(|| varint_error(after))?;
+            if !(2..=SCALE_MAX).contains(&g) {
+                return Err(ChunkError::Malformed("decimal scale outside 2..=2^54"));
+            }
+            self.g = g as i64;
         }
         let after = rest.get(rd.position()..).unwrap_or(&[]);
         self.m = rd.varint().ok_or_else(|| varint_error(after))?;
@@ -201,7 +300,8 @@ impl ValueCodec for DecimalValues {
                 self.width = ((w >> 56) & 63) as u32 + 1;
                 r.consume(8);
             }
-            self.d = unzigzag(r.read_bits(self.width));
+            let e = unzigzag(r.read_bits(self.width));
+            self.d = if SCALED { e.wrapping_mul(self.g) } else { e };
         } else {
             r.consume(1);
         }

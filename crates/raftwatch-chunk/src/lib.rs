@@ -12,8 +12,10 @@
 //! - [`XorIter`] decodes a payload, never panicking on corrupt input;
 //! - [`ChunkRecord`] is the on-disk record (version, encoding, header, CRC);
 //! - [`encode_decimal`] and [`DecimalIter`] are the second payload encoding,
-//!   integer mantissas of decimal values, which [`XorChunk::encode_compact_record`]
-//!   picks for a sealed chunk when it is smaller.
+//!   integer mantissas of decimal values, and [`encode_scaled_decimal`] and
+//!   [`ScaledDecimalIter`] the third, the same with mantissa differences
+//!   divided by their common factor; [`XorChunk::encode_compact_record`]
+//!   picks the smallest for a sealed chunk.
 
 mod bits;
 mod decimal;
@@ -21,9 +23,12 @@ mod payload;
 mod record;
 mod xor;
 
-pub use decimal::{DECIMAL_EXPONENT_MAX, DecimalIter, encode_decimal};
+pub use decimal::{
+    DECIMAL_EXPONENT_MAX, DecimalIter, ScaledDecimalIter, encode_decimal, encode_scaled_decimal,
+};
 pub use record::{
-    ChunkIter, ChunkRecord, ENCODING_DECIMAL, ENCODING_XOR, RECORD_SAMPLES_MAX, RECORD_VERSION,
+    ChunkIter, ChunkRecord, ENCODING_DECIMAL, ENCODING_DECIMAL_SCALED, ENCODING_XOR,
+    RECORD_SAMPLES_MAX, RECORD_VERSION,
 };
 pub use xor::{XorChunk, XorIter};
 

@@ -11,7 +11,7 @@ use raftwatch_model::encoding::{Reader, get_varint, put_uvarint, put_varint};
 use raftwatch_model::Sample;
 
 use crate::ChunkError;
-use crate::decimal::DecimalIter;
+use crate::decimal::{DecimalIter, ScaledDecimalIter};
 use crate::xor::XorIter;
 
 /// `RECORD_VERSION` is the only record version this crate reads and writes.
@@ -23,6 +23,11 @@ pub const ENCODING_XOR: u8 = 1;
 /// `ENCODING_DECIMAL` is the encoding byte of a decimal payload (integer
 /// mantissas and one decimal exponent per chunk; see [`crate::encode_decimal`]).
 pub const ENCODING_DECIMAL: u8 = 2;
+
+/// `ENCODING_DECIMAL_SCALED` is the encoding byte of a scaled decimal
+/// payload: a decimal payload whose mantissa differences are coded divided
+/// by their common factor (see [`crate::encode_scaled_decimal`]).
+pub const ENCODING_DECIMAL_SCALED: u8 = 3;
 
 /// `RECORD_SAMPLES_MAX` is the largest `num_samples` a record may carry
 /// (inclusive; the smallest is 1). It matches Prometheus' 16-bit count.
@@ -65,7 +70,7 @@ pub struct ChunkRecord<'a> {
     pub max_time: i64,
     /// Number of samples in the payload.
     pub num_samples: usize,
-    /// [`ENCODING_XOR`] or [`ENCODING_DECIMAL`].
+    /// [`ENCODING_XOR`], [`ENCODING_DECIMAL`] or [`ENCODING_DECIMAL_SCALED`].
     pub encoding: u8,
     /// The bitstream, in `encoding`.
     pub payload: &'a [u8],
@@ -100,7 +105,7 @@ impl<'a> ChunkRecord<'a> {
         let mut rd = Reader::new(body);
         rd.u8().ok_or(ChunkError::Truncated)?; // version, checked above
         let encoding = rd.u8().ok_or(ChunkError::Truncated)?;
-        if encoding != ENCODING_XOR && encoding != ENCODING_DECIMAL {
+        if !(ENCODING_XOR..=ENCODING_DECIMAL_SCALED).contains(&encoding) {
             return Err(ChunkError::UnsupportedEncoding(encoding));
         }
         let num_samples = rd
@@ -152,10 +157,14 @@ impl<'a> ChunkRecord<'a> {
 
     /// `iter` decodes the record's samples in timestamp order.
     pub fn iter(&self) -> ChunkIter<'a> {
-        if self.encoding == ENCODING_DECIMAL {
-            ChunkIter::Decimal(DecimalIter::new(self.payload, self.num_samples))
-        } else {
-            ChunkIter::Xor(XorIter::new(self.payload, self.num_samples))
+        match self.encoding {
+            ENCODING_DECIMAL => {
+                ChunkIter::Decimal(DecimalIter::new(self.payload, self.num_samples))
+            }
+            ENCODING_DECIMAL_SCALED => {
+                ChunkIter::ScaledDecimal(ScaledDecimalIter::new(self.payload, self.num_samples))
+            }
+            _ => ChunkIter::Xor(XorIter::new(self.payload, self.num_samples)),
         }
     }
 }
@@ -167,6 +176,8 @@ pub enum ChunkIter<'a> {
     Xor(XorIter<'a>),
     /// An [`ENCODING_DECIMAL`] payload.
     Decimal(DecimalIter<'a>),
+    /// An [`ENCODING_DECIMAL_SCALED`] payload.
+    ScaledDecimal(ScaledDecimalIter<'a>),
 }
 
 impl Iterator for ChunkIter<'_> {
@@ -177,6 +188,7 @@ impl Iterator for ChunkIter<'_> {
         match self {
             ChunkIter::Xor(it) => it.next(),
             ChunkIter::Decimal(it) => it.next(),
+            ChunkIter::ScaledDecimal(it) => it.next(),
         }
     }
 
@@ -184,6 +196,7 @@ impl Iterator for ChunkIter<'_> {
         match self {
             ChunkIter::Xor(it) => it.size_hint(),
             ChunkIter::Decimal(it) => it.size_hint(),
+            ChunkIter::ScaledDecimal(it) => it.size_hint(),
         }
     }
 }

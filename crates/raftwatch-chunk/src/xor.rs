@@ -265,10 +265,11 @@ impl XorChunk {
 
     /// `encode_compact_record` is [`XorChunk::encode_record`] for a chunk
     /// that will not be appended to again: when every value is a decimal
-    /// (see [`crate::encode_decimal`]) and the decimal payload is smaller,
-    /// the record carries that instead ([`crate::ENCODING_DECIMAL`]). The
-    /// samples read back are bit-identical either way. Costs one decode of
-    /// the chunk and one decimal encode.
+    /// (see [`crate::encode_decimal`]) and a decimal payload is smaller, the
+    /// record carries the smallest one instead ([`crate::ENCODING_DECIMAL`]
+    /// or [`crate::ENCODING_DECIMAL_SCALED`]). The samples read back are
+    /// bit-identical either way. Costs one decode of the chunk and one or
+    /// two decimal encodes.
     ///
     /// # Panics
     ///
@@ -278,18 +279,13 @@ impl XorChunk {
             .iter()
             .collect::<Result<Vec<Sample>, _>>()
             .ok()
-            .and_then(|samples| crate::encode_decimal(&samples))
-            .filter(|p| p.len() < self.payload().len());
+            .and_then(|samples| crate::decimal::encode_compact(&samples))
+            .filter(|(_, p)| p.len() < self.payload().len());
         match decimal {
-            Some(p) if !self.is_empty() && self.num_samples as u64 <= crate::RECORD_SAMPLES_MAX => {
-                crate::record::encode(
-                    crate::ENCODING_DECIMAL,
-                    self.t_min,
-                    self.t,
-                    self.num_samples,
-                    &p,
-                    buf,
-                );
+            Some((encoding, p))
+                if !self.is_empty() && self.num_samples as u64 <= crate::RECORD_SAMPLES_MAX =>
+            {
+                crate::record::encode(encoding, self.t_min, self.t, self.num_samples, &p, buf);
             }
             _ => self.encode_record(buf),
         }

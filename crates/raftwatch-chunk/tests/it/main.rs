@@ -7,8 +7,9 @@
 
 use proptest::prelude::*;
 use raftwatch_chunk::{
-    CHUNK_SAMPLES_TARGET, ChunkError, ChunkRecord, DecimalIter, ENCODING_DECIMAL, ENCODING_XOR,
-    RECORD_VERSION, XorChunk, XorIter, encode_decimal,
+    CHUNK_SAMPLES_TARGET, ChunkError, ChunkRecord, DecimalIter, ENCODING_DECIMAL,
+    ENCODING_DECIMAL_SCALED, ENCODING_XOR, RECORD_VERSION, ScaledDecimalIter, XorChunk, XorIter,
+    encode_decimal, encode_scaled_decimal,
 };
 use raftwatch_model::{STALE_NAN_BITS, Sample};
 
@@ -194,6 +195,21 @@ fn decimal_values(n: usize) -> impl Strategy<Value = Vec<f64>> {
         }),
         any::<i32>().prop_map(move |m| vec![i64::from(m); n]),
         proptest::collection::vec(-(1i64 << 53)..=(1i64 << 53), n),
+        // Steps of a fixed size: pages, MHz, sectors.
+        (
+            prop_oneof![Just(2i64), Just(4_096), Just(1_000_000), 2i64..1 << 40],
+            proptest::collection::vec(-40i64..=40, n),
+        )
+            .prop_map(|(q, steps)| {
+                let mut acc = 1i64 << 32;
+                steps
+                    .into_iter()
+                    .map(|s| {
+                        acc = (acc + s * q).clamp(-(1 << 53), 1 << 53);
+                        acc
+                    })
+                    .collect::<Vec<_>>()
+            }),
     ];
     (
         mantissas,
@@ -230,6 +246,23 @@ fn all_decimal(series: &[(i64, f64)], k: i32) -> bool {
             && m.abs() <= (1u64 << 53) as f64
             && ((m as i64) as f64 / p).to_bits() == v.to_bits()
     })
+}
+
+/// `mantissa_gcd` is the reference for the scaled payload's divisor: the
+/// gcd of the differences of consecutive mantissas at exponent `k`.
+fn mantissa_gcd(series: &[(i64, f64)], k: i32) -> u64 {
+    let p = 10f64.powi(k);
+    let ms: Vec<i64> = series
+        .iter()
+        .map(|&(_, v)| (v * p).round() as i64)
+        .collect();
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    ms.windows(2).fold(0, |g, w| gcd(g, w[1].abs_diff(w[0])))
 }
 
 fn samples_of(series: &[(i64, f64)]) -> Vec<Sample> {
@@ -324,6 +357,22 @@ proptest! {
     }
 
     #[test]
+    fn scaled_decimal_payload_matches_reference(s in prop_oneof![decimal_series(), series()]) {
+        match encode_scaled_decimal(&samples_of(&s)) {
+            Some(p) => prop_assert_eq!(decoded(ScaledDecimalIter::new(&p, s.len())), Ok(bits(&s))),
+            // Refused when no exponent fits every value, or when the
+            // mantissas' differences share no factor: at the smallest
+            // exponent that fits, their gcd is 0 or 1.
+            None => prop_assert!(
+                s.is_empty()
+                    || (0..=15)
+                        .find(|&k| all_decimal(&s, k))
+                        .is_none_or(|k| mantissa_gcd(&s, k) < 2)
+            ),
+        }
+    }
+
+    #[test]
     fn compact_record_matches_reference_and_is_never_larger(s in prop_oneof![decimal_series(), series()]) {
         prop_assume!(!s.is_empty());
         let c = build(&s);
@@ -335,8 +384,17 @@ proptest! {
         prop_assert_eq!(rec.min_time, s[0].0);
         prop_assert_eq!(rec.max_time, s[s.len() - 1].0);
         prop_assert_eq!(rec.num_samples, s.len());
-        prop_assert!(rec.encoding == ENCODING_XOR || rec.encoding == ENCODING_DECIMAL);
+        prop_assert!(
+            [ENCODING_XOR, ENCODING_DECIMAL, ENCODING_DECIMAL_SCALED].contains(&rec.encoding)
+        );
         prop_assert_eq!(decoded(rec.iter()), Ok(bits(&s)));
+        // Never larger than either decimal payload would have made it.
+        for p in [encode_decimal(&samples_of(&s)), encode_scaled_decimal(&samples_of(&s))]
+            .into_iter()
+            .flatten()
+        {
+            prop_assert!(rec.payload.len() <= p.len());
+        }
     }
 
     // ---- corruption ---------------------------------------------------------
@@ -411,6 +469,19 @@ proptest! {
         let i = at.index(p.len());
         p[i] ^= flip;
         check_iter_contract(DecimalIter::new(&p, s.len()).collect(), s.len())?;
+    }
+
+    #[test]
+    fn garbage_scaled_decimal_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), n in 0usize..2_000) {
+        check_iter_contract(ScaledDecimalIter::new(&bytes, n).collect(), n)?;
+    }
+
+    #[test]
+    fn mutated_scaled_decimal_payloads_never_panic(s in decimal_series(), at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        let Some(mut p) = encode_scaled_decimal(&samples_of(&s)) else { return Ok(()) };
+        let i = at.index(p.len());
+        p[i] ^= flip;
+        check_iter_contract(ScaledDecimalIter::new(&p, s.len()).collect(), s.len())?;
     }
 
     #[test]
@@ -617,6 +688,48 @@ fn a_centisecond_counter_is_stored_decimal_and_smaller() {
         compact.len(),
         xor.len()
     );
+}
+
+#[test]
+fn a_gauge_moving_in_pages_is_stored_scaled_and_smaller() {
+    // node_memory_*_bytes-like: a random walk in 4 KiB pages.
+    let mut v = 6_442_450_944.0f64;
+    let s: Series = (0..CHUNK_SAMPLES_TARGET as i64)
+        .map(|i| {
+            v += 4_096.0 * ((i * 7_919) % 61 - 30) as f64;
+            (1_700_000_000_000 + i * 15_000, v)
+        })
+        .collect();
+    let mut compact = Vec::new();
+    build(&s).encode_compact_record(&mut compact);
+    let rec = ChunkRecord::decode(&compact).unwrap();
+    assert_eq!(rec.encoding, ENCODING_DECIMAL_SCALED);
+    assert_eq!(decoded(rec.iter()), Ok(bits(&s)));
+    let plain = encode_decimal(&samples_of(&s)).unwrap();
+    // 12 bits fewer for each of 119 differences, less the divisor's 2 bytes.
+    assert!(
+        rec.payload.len() + 150 < plain.len(),
+        "scaled {} bytes, plain decimal {} bytes",
+        rec.payload.len(),
+        plain.len()
+    );
+}
+
+#[test]
+fn a_scaled_payload_with_a_divisor_below_two_is_malformed() {
+    let s = samples_of(&[(1_000, 4_096.0), (2_000, 8_192.0), (3_000, 0.0)]);
+    let p = encode_scaled_decimal(&s).unwrap();
+    // t0 = 1000 (2 bytes), k = 0, then the divisor 4096 as a 2-byte uvarint.
+    assert_eq!(&p[2..5], &[0, 0x80, 0x20]);
+    for g in [0u8, 1] {
+        let mut bad = p.clone();
+        bad.splice(3..5, [g]);
+        let got: Vec<_> = ScaledDecimalIter::new(&bad, s.len()).collect();
+        assert_eq!(
+            got,
+            vec![Err(ChunkError::Malformed("decimal scale outside 2..=2^54"))]
+        );
+    }
 }
 
 #[test]
