@@ -202,18 +202,40 @@ pub struct HeadLogEntry {
     pub bytes: Vec<u8>,
 }
 
-/// `HeadLogRecord` is one flush's head deltas:
-/// `version u8 | uvarint n | n × (uvarint series, varint min_time, uvarint
-/// num_samples, uvarint start_byte, uvarint len, bytes) | crc32c LE`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HeadLogRecord {
-    /// The entries, at most one per series.
-    pub entries: Vec<HeadLogEntry>,
+/// `SeriesLogEntry` is a change to the series records in a head-log
+/// record: series `series` now has the [`SeriesRecord`] `record` (encoded),
+/// or, when `record` is `None`, no longer exists (retention removed it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeriesLogEntry {
+    /// The series.
+    pub series: SeriesRef,
+    /// The encoded [`SeriesRecord`], or `None` for a removal.
+    pub record: Option<Vec<u8>>,
 }
 
-const HEAD_LOG_VERSION: u8 = 1;
+/// `HeadLogRecord` is one flush's head deltas and series changes (version
+/// 2): `version u8 | uvarint n | n × (uvarint series, varint min_time,
+/// uvarint num_samples, uvarint start_byte, uvarint len, bytes) | uvarint m
+/// | m × (uvarint series, u8 kind, [uvarint len, series record if kind = 1])
+/// | crc32c LE`, kind 1 a new or changed record, 0 a removal. Version 1 has
+/// no series section (the series records were keys then).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeadLogRecord {
+    /// The head entries, at most one per series.
+    pub entries: Vec<HeadLogEntry>,
+    /// The series changes, at most one per series.
+    pub series: Vec<SeriesLogEntry>,
+}
+
+const HEAD_LOG_VERSION: u8 = 2;
+const HEAD_LOG_VERSION_KEYED_SERIES: u8 = 1;
 
 impl HeadLogRecord {
+    /// `is_empty` says whether the record carries nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.series.is_empty()
+    }
+
     /// `encode` serialises the record.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = vec![HEAD_LOG_VERSION];
@@ -226,17 +248,30 @@ impl HeadLogRecord {
             put_uvarint(&mut b, e.bytes.len() as u64);
             b.extend_from_slice(&e.bytes);
         }
+        put_uvarint(&mut b, self.series.len() as u64);
+        for e in &self.series {
+            put_uvarint(&mut b, e.series.0);
+            match &e.record {
+                Some(rec) => {
+                    b.push(1);
+                    put_uvarint(&mut b, rec.len() as u64);
+                    b.extend_from_slice(rec);
+                }
+                None => b.push(0),
+            }
+        }
         seal(&mut b);
         b
     }
 
-    /// `decode` parses and verifies a record from untrusted bytes.
+    /// `decode` parses and verifies a record from untrusted bytes, of
+    /// either version.
     pub fn decode(bytes: &[u8]) -> Result<HeadLogRecord, String> {
         let body = unseal(bytes)?;
         let mut r = Reader::new(body);
-        match r.u8() {
-            Some(HEAD_LOG_VERSION) => {}
-            other => return Err(format!("unsupported head-log version {other:?}")),
+        let version = r.u8();
+        if version != Some(HEAD_LOG_VERSION) && version != Some(HEAD_LOG_VERSION_KEYED_SERIES) {
+            return Err(format!("unsupported head-log version {version:?}"));
         }
         let n = r.uvarint().ok_or("truncated entry count")?;
         if n > body.len() as u64 {
@@ -259,10 +294,31 @@ impl HeadLogRecord {
                 bytes,
             });
         }
+        let mut series = Vec::new();
+        if version == Some(HEAD_LOG_VERSION) {
+            let m = r.uvarint().ok_or("truncated series count")?;
+            if m > body.len() as u64 {
+                return Err("series count exceeds record".into());
+            }
+            series.reserve(m as usize);
+            for _ in 0..m {
+                let s = SeriesRef(r.uvarint().ok_or("truncated series ref")?);
+                let record = match r.u8() {
+                    Some(1) => {
+                        let len = usize::try_from(r.uvarint().ok_or("truncated record length")?)
+                            .map_err(|_| "record length too large")?;
+                        Some(r.bytes(len).ok_or("truncated series record")?.to_vec())
+                    }
+                    Some(0) => None,
+                    other => return Err(format!("series entry kind {other:?}")),
+                };
+                series.push(SeriesLogEntry { series: s, record });
+            }
+        }
         if !r.remaining().is_empty() {
             return Err("trailing bytes in head-log record".into());
         }
-        Ok(HeadLogRecord { entries })
+        Ok(HeadLogRecord { entries, series })
     }
 }
 
@@ -289,52 +345,83 @@ pub(crate) fn unseal(bytes: &[u8]) -> Result<&[u8], String> {
     Ok(body)
 }
 
-const CHECKPOINT_VERSION: u8 = 1;
+const CHECKPOINT_VERSION: u8 = 2;
+const CHECKPOINT_VERSION_HEADS_ONLY: u8 = 1;
 
-/// `encode_checkpoint` is the head checkpoint blob: `version u8 | uvarint n
-/// | n × (uvarint series, uvarint len, chunk record) | crc32c LE`, series
-/// ascending.
-pub fn encode_checkpoint(heads: &[(SeriesRef, Vec<u8>)]) -> Vec<u8> {
-    let bytes: usize = heads.iter().map(|(_, r)| r.len() + 12).sum();
-    let mut b = Vec::with_capacity(bytes + 16);
-    b.push(CHECKPOINT_VERSION);
-    put_uvarint(&mut b, heads.len() as u64);
-    for (r, rec) in heads {
-        put_uvarint(&mut b, r.0);
-        put_uvarint(&mut b, rec.len() as u64);
+/// `Checkpoint` is the head checkpoint: every series record and every open
+/// head, each as encoded bytes, series ascending.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// (series, encoded [`SeriesRecord`]) for every series the store holds.
+    pub series: Vec<(SeriesRef, Vec<u8>)>,
+    /// (series, chunk record) for every open head.
+    pub heads: Vec<(SeriesRef, Vec<u8>)>,
+}
+
+fn put_entries(b: &mut Vec<u8>, entries: &[(SeriesRef, Vec<u8>)]) {
+    put_uvarint(b, entries.len() as u64);
+    for (r, rec) in entries {
+        put_uvarint(b, r.0);
+        put_uvarint(b, rec.len() as u64);
         b.extend_from_slice(rec);
     }
+}
+
+fn get_entries(r: &mut Reader<'_>, what: &str) -> Result<Vec<(SeriesRef, Vec<u8>)>, String> {
+    let n = r
+        .uvarint()
+        .ok_or_else(|| format!("truncated {what} count"))?;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let series = r
+            .uvarint()
+            .ok_or_else(|| format!("{what} {i}: truncated series"))?;
+        let len = r
+            .uvarint()
+            .and_then(|l| usize::try_from(l).ok())
+            .ok_or_else(|| format!("{what} {i}: truncated length"))?;
+        let rec = r
+            .bytes(len)
+            .ok_or_else(|| format!("{what} {i}: truncated record"))?;
+        out.push((SeriesRef(series), rec.to_vec()));
+    }
+    Ok(out)
+}
+
+/// `encode_checkpoint` is the head checkpoint blob (version 2): `version u8
+/// | uvarint m | m × (uvarint series, uvarint len, series record) | uvarint
+/// n | n × (uvarint series, uvarint len, chunk record) | crc32c LE`.
+/// Version 1 had only the heads.
+pub fn encode_checkpoint(c: &Checkpoint) -> Vec<u8> {
+    let bytes: usize = c
+        .series
+        .iter()
+        .chain(&c.heads)
+        .map(|(_, r)| r.len() + 12)
+        .sum();
+    let mut b = Vec::with_capacity(bytes + 16);
+    b.push(CHECKPOINT_VERSION);
+    put_entries(&mut b, &c.series);
+    put_entries(&mut b, &c.heads);
     seal(&mut b);
     b
 }
 
-/// `decode_checkpoint` inverts [`encode_checkpoint`], verifying the
-/// checksum; the chunk records are returned undecoded.
-pub fn decode_checkpoint(bytes: &[u8]) -> Result<Vec<(SeriesRef, Vec<u8>)>, String> {
+/// `decode_checkpoint` inverts [`encode_checkpoint`] (and reads version 1),
+/// verifying the checksum; the records are returned undecoded.
+pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, String> {
     let body = unseal(bytes)?;
     let mut r = Reader::new(body);
-    if r.u8() != Some(CHECKPOINT_VERSION) {
-        return Err("unsupported checkpoint version".into());
-    }
-    let n = r.uvarint().ok_or("truncated head count")?;
-    let mut heads = Vec::new();
-    for i in 0..n {
-        let series = r
-            .uvarint()
-            .ok_or_else(|| format!("head {i}: truncated series"))?;
-        let len = r
-            .uvarint()
-            .and_then(|l| usize::try_from(l).ok())
-            .ok_or_else(|| format!("head {i}: truncated length"))?;
-        let rec = r
-            .bytes(len)
-            .ok_or_else(|| format!("head {i}: truncated record"))?;
-        heads.push((SeriesRef(series), rec.to_vec()));
-    }
+    let series = match r.u8() {
+        Some(CHECKPOINT_VERSION) => get_entries(&mut r, "series")?,
+        Some(CHECKPOINT_VERSION_HEADS_ONLY) => Vec::new(),
+        _ => return Err("unsupported checkpoint version".into()),
+    };
+    let heads = get_entries(&mut r, "head")?;
     if !r.remaining().is_empty() {
         return Err("trailing bytes".into());
     }
-    Ok(heads)
+    Ok(Checkpoint { series, heads })
 }
 
 #[cfg(test)]
@@ -368,8 +455,34 @@ mod tests {
                 start_byte: 3,
                 bytes: vec![1, 2],
             }],
+            series: vec![
+                SeriesLogEntry {
+                    series: SeriesRef(4),
+                    record: Some(vec![9, 8, 7]),
+                },
+                SeriesLogEntry {
+                    series: SeriesRef(2),
+                    record: None,
+                },
+            ],
         };
-        assert_eq!(HeadLogRecord::decode(&log.encode()), Ok(log));
+        let enc = log.encode();
+        assert_eq!(HeadLogRecord::decode(&enc), Ok(log.clone()));
+        for i in 0..enc.len() {
+            let mut bad = enc.clone();
+            bad[i] ^= 0x10;
+            assert!(HeadLogRecord::decode(&bad).is_err(), "flipped byte {i}");
+        }
+        // Version 1 (series records were keys): head entries only.
+        let mut v1 = vec![1u8, 1, 1, 9, 2, 3, 2, 1, 2];
+        seal(&mut v1);
+        assert_eq!(
+            HeadLogRecord::decode(&v1),
+            Ok(HeadLogRecord {
+                series: Vec::new(),
+                ..log
+            })
+        );
         assert_eq!(Meta::decode(&m.encode()), Ok(m));
         let labels = Labels::from_pairs([("a", "b")], &LabelLimits::default()).unwrap();
         let s = SeriesRecord {
@@ -393,9 +506,28 @@ mod tests {
     #[test]
     fn checkpoint_round_trips_and_refuses_any_damaged_byte() {
         let heads = vec![(SeriesRef(1), vec![7u8; 20]), (SeriesRef(300), Vec::new())];
-        let blob = encode_checkpoint(&heads);
-        assert_eq!(decode_checkpoint(&blob).unwrap(), heads);
-        assert_eq!(decode_checkpoint(&encode_checkpoint(&[])).unwrap(), vec![]);
+        let c = Checkpoint {
+            series: vec![(SeriesRef(1), vec![3u8; 5]), (SeriesRef(2), vec![4u8; 6])],
+            heads: heads.clone(),
+        };
+        let blob = encode_checkpoint(&c);
+        assert_eq!(decode_checkpoint(&blob).unwrap(), c);
+        let empty = Checkpoint::default();
+        assert_eq!(
+            decode_checkpoint(&encode_checkpoint(&empty)).unwrap(),
+            empty
+        );
+        // Version 1: the heads alone.
+        let mut v1 = vec![1u8];
+        put_entries(&mut v1, &heads);
+        seal(&mut v1);
+        assert_eq!(
+            decode_checkpoint(&v1).unwrap(),
+            Checkpoint {
+                series: Vec::new(),
+                heads
+            }
+        );
         for i in 0..blob.len() {
             let mut bad = blob.clone();
             bad[i] ^= 0x04;

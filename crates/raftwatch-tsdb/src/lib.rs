@@ -44,7 +44,7 @@ use raftwatch_storage::{KvStore, WriteBatch, prefix_end};
 
 use crate::block::{Block, BlockBuilder, BlockRecord};
 use crate::index::{Index, InternedLabels, Interner};
-use crate::keys::{HeadLogEntry, HeadLogRecord, Meta, SeriesRecord};
+use crate::keys::{HeadLogEntry, HeadLogRecord, Meta, SeriesLogEntry, SeriesRecord};
 
 /// `AppendReport` summarises one append call.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -114,6 +114,8 @@ struct MemSeries {
     persisted_max: i64,
     /// The series record must be (re)written.
     record_dirty: bool,
+    /// The store holds a series record for this series.
+    recorded: bool,
     /// Queued in `Tsdb::dirty`.
     queued: bool,
 }
@@ -180,6 +182,13 @@ pub struct Tsdb<S: KvStore> {
     /// store written before the checkpoint was a blob): the next
     /// checkpoint deletes them.
     legacy_head_keys: Vec<SeriesRef>,
+    /// Series with a `0x02` series key in the store (from a restore, or a
+    /// store written before series records moved into the head log and
+    /// checkpoint): the next checkpoint deletes them.
+    legacy_series_keys: Vec<SeriesRef>,
+    /// Series retention removed since the last flush: the next head-log
+    /// record says so (a checkpoint just leaves them out).
+    removed_series: Vec<SeriesRef>,
     /// Blobs to delete once the next flush has made the removal of every
     /// key that refers to them durable (deleting a blob is itself a durable
     /// point, see `KvStore`, so it cannot share the flush's batch).
@@ -229,13 +238,14 @@ impl<S: KvStore> Tsdb<S> {
             log_blobs: Vec::new(),
             checkpoint_blob: None,
             legacy_head_keys: Vec::new(),
+            legacy_series_keys: Vec::new(),
+            removed_series: Vec::new(),
             blob_garbage: Vec::new(),
             rewrites: Vec::new(),
             poisoned: false,
             config,
         };
         db.meta.chunk_span_ms_max = db.meta.chunk_span_ms_max.max(db.config.chunk_span_ms_max);
-        db.load_series()?;
         db.load_heads()?;
         db.load_blocks()?;
         db.recover_headless()?;
@@ -261,26 +271,24 @@ impl<S: KvStore> Tsdb<S> {
         Ok(out)
     }
 
-    fn load_series(&mut self) -> Result<(), TsdbError> {
-        let mut loaded = Vec::new();
-        for (r, v) in self.scan_by_ref(keys::SERIES_PREFIX, "series")? {
-            let rec = SeriesRecord::decode(&v).map_err(|reason| TsdbError::Corruption {
-                what: format!("series record {r}"),
-                reason,
-            })?;
-            loaded.push((r, rec));
-        }
-        for (r, rec) in loaded {
-            self.insert_series(r, &rec.labels, rec.min_time);
-            self.meta.next_series_ref = self.meta.next_series_ref.max(r.0 + 1);
-        }
-        Ok(())
+    /// Decodes one series record; `what` names where it was read from.
+    fn decode_series(v: &[u8], what: impl FnOnce() -> String) -> Result<SeriesRecord, TsdbError> {
+        SeriesRecord::decode(v).map_err(|reason| TsdbError::Corruption {
+            what: what(),
+            reason,
+        })
     }
 
-    /// Loads the head checkpoint (`0x04` records), replays the head log
-    /// (`0x05` records, in flush order) over it, and rebuilds the open
-    /// chunks.
+    /// Loads the series records and open heads: the head checkpoint (and
+    /// `0x02`/`0x04` keys a restore or an older store wrote), then the
+    /// head log (`0x05` records, in flush order) over it; then creates the
+    /// series and rebuilds their open chunks.
     fn load_heads(&mut self) -> Result<(), TsdbError> {
+        let mut series: BTreeMap<SeriesRef, SeriesRecord> = BTreeMap::new();
+        for (r, v) in self.scan_by_ref(keys::SERIES_PREFIX, "series")? {
+            series.insert(r, Self::decode_series(&v, || format!("series record {r}"))?);
+            self.legacy_series_keys.push(r);
+        }
         // series → (min_time, num_samples, payload)
         let mut heads: BTreeMap<SeriesRef, (i64, u64, Vec<u8>)> = BTreeMap::new();
         // The checkpoint is one blob; heads restored from a snapshot (and
@@ -296,7 +304,15 @@ impl<S: KvStore> Tsdb<S> {
                 .store
                 .read_blob(id, 0, len)
                 .map_err(|e| corrupt(e.to_string()))?;
-            checkpoint = keys::decode_checkpoint(&blob).map_err(corrupt)?;
+            let c = keys::decode_checkpoint(&blob).map_err(corrupt)?;
+            for (r, v) in c.series {
+                self.checkpoint_bytes += v.len();
+                let rec = Self::decode_series(&v, || {
+                    format!("series record {r} in the head checkpoint")
+                })?;
+                series.insert(r, rec);
+            }
+            checkpoint = c.heads;
             self.checkpoint_blob = Some(id);
         }
         let legacy = self.scan_by_ref(keys::HEAD_PREFIX, "head")?;
@@ -345,6 +361,20 @@ impl<S: KvStore> Tsdb<S> {
                 what: what(),
                 reason,
             })?;
+            for e in rec.series {
+                match e.record {
+                    Some(v) => {
+                        let r = e.series;
+                        let rec = Self::decode_series(&v, || {
+                            format!("series record {r} in head-log record {seq}")
+                        })?;
+                        series.insert(r, rec);
+                    }
+                    None => {
+                        series.remove(&e.series);
+                    }
+                }
+            }
             for e in rec.entries {
                 if e.num_samples == 0 {
                     heads.remove(&e.series);
@@ -373,6 +403,13 @@ impl<S: KvStore> Tsdb<S> {
             }
         }
         self.log_first_seq = first_seq.unwrap_or(self.meta.next_log_seq);
+        for (r, rec) in series {
+            self.insert_series(r, &rec.labels, rec.min_time);
+            if let Some(s) = self.series_mut(r) {
+                s.recorded = true;
+            }
+            self.meta.next_series_ref = self.meta.next_series_ref.max(r.0 + 1);
+        }
         for (r, (min_time, num_samples, payload)) in heads {
             let what = || format!("head chunk of series {r}");
             let chunk = XorChunk::from_payload(
@@ -506,6 +543,7 @@ impl<S: KvStore> Tsdb<S> {
             ooo: Vec::new(),
             persisted_max: i64::MIN,
             record_dirty: false,
+            recorded: false,
             queued: false,
         }));
         self.live_series += 1;
@@ -895,12 +933,17 @@ impl<S: KvStore> Tsdb<S> {
             if !checkpoint && let Some(e) = head_log_entry(r, s) {
                 log.entries.push(e);
             }
-            if s.record_dirty {
+            // Series records live in the head log and the checkpoint, which
+            // writes every one of them.
+            if s.record_dirty && !checkpoint {
                 let rec = SeriesRecord {
                     min_time: s.min_time,
                     labels: s.labels(),
                 };
-                batch.put(keys::series_key(r).to_vec(), rec.encode());
+                log.series.push(SeriesLogEntry {
+                    series: r,
+                    record: Some(rec.encode()),
+                });
             }
         }
         let placed = self
@@ -916,19 +959,33 @@ impl<S: KvStore> Tsdb<S> {
         let mut log_len = 0;
         let mut checkpoint_len = 0;
         let mut new_log_blob = None;
+        let removed_series = std::mem::take(&mut self.removed_series);
         if checkpoint {
-            // Every open head, in one blob.
-            let mut heads = Vec::new();
+            // Every series record and every open head, in one blob.
+            let mut c = keys::Checkpoint::default();
             for (i, slot) in self.series.iter().enumerate() {
-                let Some(s) = slot.as_deref().filter(|s| !s.head.is_empty()) else {
+                let Some(s) = slot.as_deref() else {
                     continue;
                 };
+                let r = SeriesRef(i as u64);
+                if s.recorded || s.record_dirty {
+                    let rec = SeriesRecord {
+                        min_time: s.min_time,
+                        labels: s.labels(),
+                    }
+                    .encode();
+                    checkpoint_len += rec.len();
+                    c.series.push((r, rec));
+                }
+                if s.head.is_empty() {
+                    continue;
+                }
                 let mut rec = Vec::with_capacity(s.head.payload().len() + 24);
                 s.head.encode_record(&mut rec);
                 checkpoint_len += s.head.payload().len();
-                heads.push((SeriesRef(i as u64), rec));
+                c.heads.push((r, rec));
             }
-            let blob = keys::encode_checkpoint(&heads);
+            let blob = keys::encode_checkpoint(&c);
             let id = self.next_block_id;
             self.next_block_id += 1;
             batch.put(
@@ -940,13 +997,23 @@ impl<S: KvStore> Tsdb<S> {
             for r in std::mem::take(&mut self.legacy_head_keys) {
                 batch.delete(keys::head_key(r).to_vec());
             }
+            for r in std::mem::take(&mut self.legacy_series_keys) {
+                batch.delete(keys::series_key(r).to_vec());
+            }
             for seq in self.log_first_seq..self.meta.next_log_seq {
                 batch.delete(keys::head_log_key(seq).to_vec());
             }
             for &id in &self.log_blobs {
                 self.blob_garbage.push(id);
             }
-        } else if !log.entries.is_empty() {
+        } else {
+            log.series
+                .extend(removed_series.into_iter().map(|series| SeriesLogEntry {
+                    series,
+                    record: None,
+                }));
+        }
+        if !checkpoint && reopenable && !log.is_empty() {
             // In a blob: a store would keep a value this large (one entry
             // per changed series) two or three times over.
             let rec = log.encode();
@@ -1000,6 +1067,7 @@ impl<S: KvStore> Tsdb<S> {
         for r in std::mem::take(&mut self.dirty) {
             if let Some(s) = self.series_mut(r) {
                 s.queued = false;
+                s.recorded |= s.record_dirty && reopenable;
                 s.record_dirty = false;
                 s.sealed = Vec::new();
                 s.logged = s
@@ -1163,6 +1231,9 @@ impl<S: KvStore> Tsdb<S> {
         if cutoff.0 <= self.meta.retention_cutoff {
             return Ok(report);
         }
+        // What an earlier cutoff condemned is already counted, and its
+        // deletion already queued.
+        let previous = self.meta.retention_cutoff;
         self.meta.retention_cutoff = cutoff.0;
         let cutoff = cutoff.0;
         // Earliest surviving persisted chunk per series.
@@ -1184,7 +1255,9 @@ impl<S: KvStore> Tsdb<S> {
             })?;
             let rec =
                 ChunkRecord::decode(&v).map_err(|e| TsdbError::chunk_corruption(r, min_t, e))?;
-            if rec.max_time < cutoff {
+            if rec.max_time < previous {
+                // Deleted by the next flush already.
+            } else if rec.max_time < cutoff {
                 self.inline_bytes -= v.len().min(self.inline_bytes);
                 deletes.push(k);
             } else {
@@ -1195,29 +1268,39 @@ impl<S: KvStore> Tsdb<S> {
         // Whole blocks go once all their chunks are before the cutoff; the
         // rest keep their old chunks, hidden by the cutoff.
         for b in std::mem::take(&mut self.blocks) {
+            // A block already due for a rewrite had its condemned chunks
+            // counted then.
+            let counted = self.rewrites.contains(&b.id);
             if b.max_time < cutoff {
-                report.chunks_deleted += b.entries.len();
+                report.chunks_deleted += if counted {
+                    b.entries.iter().filter(|e| e.max_time >= previous).count()
+                } else {
+                    b.entries.len()
+                };
                 self.blob_garbage.push(b.id);
                 self.retention_deletes
                     .delete(block::block_key(b.id).to_vec());
                 continue;
             }
-            let (mut condemned, mut condemned_chunks) = (0u64, 0);
+            let (mut condemned, mut condemned_chunks, mut newly_condemned) = (0u64, 0, 0);
             for e in &b.entries {
                 if e.max_time >= cutoff {
                     survives(e.series, e.min_time);
                 } else {
                     condemned += u64::from(e.len);
                     condemned_chunks += 1;
+                    newly_condemned += usize::from(e.max_time >= previous);
                 }
             }
             // Reclaim a block's space once at least half of it is
             // condemned; each rewrite at least halves what it keeps.
             if condemned * 2 >= b.chunk_bytes {
-                if !self.rewrites.contains(&b.id) {
+                if counted {
+                    report.chunks_deleted += newly_condemned;
+                } else {
                     self.rewrites.push(b.id);
+                    report.chunks_deleted += condemned_chunks;
                 }
-                report.chunks_deleted += condemned_chunks;
             }
             self.blocks.push(b);
         }
@@ -1240,9 +1323,11 @@ impl<S: KvStore> Tsdb<S> {
             if s.head.max_time().is_some_and(|t| t < cutoff) {
                 s.head = XorChunk::new();
             }
+            // Sealed chunks are in cutting order, not time order: chunks of
+            // out-of-order samples follow the in-order ones they predate.
             let earliest = [
                 surviving.get(&r).copied(),
-                s.sealed.first().and_then(|c| c.min_time()),
+                s.sealed.iter().filter_map(XorChunk::min_time).min(),
                 s.head.min_time(),
                 s.ooo.first().map(|x| x.timestamp.0),
             ]
@@ -1251,8 +1336,11 @@ impl<S: KvStore> Tsdb<S> {
             .min();
             match earliest {
                 None => {
+                    // Stores written before series records moved into
+                    // the head log hold them as keys (restores still do).
                     self.retention_deletes.delete(keys::series_key(r).to_vec());
                     self.retention_deletes.delete(keys::head_key(r).to_vec());
+                    self.removed_series.push(r);
                     if let Some(s) = self.series[i].take() {
                         removed.push((r, s));
                     }

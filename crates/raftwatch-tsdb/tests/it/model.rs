@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use raftwatch_model::{Labels, Sample, stale_nan};
+use raftwatch_model::{Labels, Sample, TimestampMs, stale_nan};
 use raftwatch_storage::MemStore;
 use raftwatch_tsdb::{RejectReason, Tsdb};
 
@@ -17,13 +17,27 @@ enum Outcome {
     Rejected,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Model {
     series: BTreeMap<Labels, BTreeMap<i64, u64>>,
+    /// Retention: samples before it are gone and refused.
+    cutoff: i64,
+}
+
+impl Default for Model {
+    fn default() -> Model {
+        Model {
+            series: BTreeMap::new(),
+            cutoff: i64::MIN,
+        }
+    }
 }
 
 impl Model {
     fn append(&mut self, l: &Labels, t: i64, bits: u64, window: i64) -> Outcome {
+        if t < self.cutoff {
+            return Outcome::Rejected;
+        }
         let s = self.series.entry(l.clone()).or_default();
         let newest = s.keys().next_back().copied();
         match newest {
@@ -38,6 +52,15 @@ impl Model {
         }
         s.insert(t, bits);
         Outcome::Accepted
+    }
+
+    /// Retention to `cutoff`: a series left with no sample is removed.
+    fn delete_before(&mut self, cutoff: i64) {
+        self.cutoff = self.cutoff.max(cutoff);
+        for s in self.series.values_mut() {
+            *s = s.split_off(&self.cutoff);
+        }
+        self.series.retain(|_, s| !s.is_empty());
     }
 
     fn window(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<(i64, u64)>)> {
@@ -66,6 +89,7 @@ enum Op {
     Flush,
     Crash,
     Reopen,
+    Retention(i64),
 }
 
 const VALUES: [f64; 6] = [0.0, -0.0, 1.5, f64::INFINITY, f64::NAN, 42.0];
@@ -84,6 +108,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Flush),
         1 => Just(Op::Crash),
         1 => Just(Op::Reopen),
+        1 => (0i64..400).prop_map(Op::Retention),
     ]
 }
 
@@ -126,7 +151,9 @@ proptest! {
                     prop_assert_eq!(report.duplicates, dup);
                     for r in &report.rejections {
                         let expected_kind = matches!(r.reason,
-                            RejectReason::OutOfOrder { .. } | RejectReason::DuplicateTimestamp { .. });
+                            RejectReason::OutOfOrder { .. }
+                                | RejectReason::DuplicateTimestamp { .. }
+                                | RejectReason::BeforeRetention { .. });
                         prop_assert!(expected_kind, "unexpected reason {:?}", r.reason);
                     }
                 }
@@ -145,6 +172,10 @@ proptest! {
                     drop(db);
                     db = Tsdb::open(store.clone(), config.clone()).unwrap();
                     flushed = model.clone();
+                }
+                Op::Retention(cutoff) => {
+                    db.delete_before(TimestampMs(cutoff)).unwrap();
+                    model.delete_before(cutoff);
                 }
             }
             prop_assert_eq!(all_samples(&db), model.dump());

@@ -134,8 +134,9 @@ proptest! {
 #[test]
 fn a_restored_engine_reopens_identical_across_its_first_checkpoints() {
     use raftwatch_storage::KvStore;
-    // A restore writes each head under its own key; the first checkpoint
-    // replaces them with the one checkpoint blob. Both read back the same.
+    // A restore writes each head and each series record under its own key;
+    // the first checkpoint replaces them with the one checkpoint blob. Both
+    // read back the same.
     let ops: Vec<(usize, i64, bool)> = (0..300i64)
         .map(|i| ((i % 5) as usize, i, i % 40 == 39))
         .collect();
@@ -144,7 +145,9 @@ fn a_restored_engine_reopens_identical_across_its_first_checkpoints() {
     let store = MemStore::new();
     let db = Tsdb::restore(store.clone(), small_config(0), pieces).unwrap();
     let head_keys = |s: &MemStore| s.scan(&[0x04], Some(&[0x05])).count();
+    let series_keys = |s: &MemStore| s.scan(&[0x02], Some(&[0x03])).count();
     assert!(head_keys(&store) > 0);
+    assert_eq!(series_keys(&store), 5);
     drop(db);
     let mut db = Tsdb::open(store.clone(), small_config(0)).unwrap();
     assert_eq!(all_samples(&db), all_samples(&source));
@@ -155,6 +158,11 @@ fn a_restored_engine_reopens_identical_across_its_first_checkpoints() {
         db.flush().unwrap();
     }
     assert_eq!(head_keys(&store), 0, "a checkpoint replaced the head keys");
+    assert_eq!(
+        series_keys(&store),
+        0,
+        "a checkpoint replaced the series keys"
+    );
     let expected = all_samples(&db);
     drop(db);
     let db = Tsdb::open(store, small_config(0)).unwrap();
