@@ -15,7 +15,9 @@ use raftwatch_model::encoding::{Reader, put_uvarint, put_varint};
 /// `BLOCK_PREFIX` + block id (u64 BE) → a [`BlockRecord`].
 pub const BLOCK_PREFIX: u8 = 0x06;
 const BLOCK_RECORD_VERSION: u8 = 1;
-const DIRECTORY_VERSION: u8 = 1;
+const DIRECTORY_VERSION: u8 = 2;
+/// Directories written before 2026-12-03: absolute `min_time` varints.
+const DIRECTORY_VERSION_ABSOLUTE_TIMES: u8 = 1;
 
 /// `block_key` is the key of block `id`'s record.
 pub fn block_key(id: u64) -> [u8; 9] {
@@ -205,7 +207,7 @@ impl BlockBuilder {
             max_time = max_time.max(*maxt);
         }
         let dir_offset = blob.len() as u64;
-        encode_directory(&entries, &mut blob);
+        encode_directory(&entries, min_time, &mut blob);
         let rec = BlockRecord {
             min_time,
             max_time,
@@ -224,11 +226,12 @@ impl BlockBuilder {
     }
 }
 
-/// Appends the directory: `version u8 | uvarint n | n × (uvarint series
-/// delta, varint min_time, uvarint max_time − min_time, uvarint len) |
-/// crc32c LE`. Offsets are implied: chunks are stored back to back in
-/// entry order from offset 0.
-fn encode_directory(entries: &[BlockEntry], out: &mut Vec<u8>) {
+/// Appends the directory (version 2): `version u8 | uvarint n | n ×
+/// (uvarint series delta, uvarint min_time − block min_time, uvarint
+/// max_time − min_time, uvarint len) | crc32c LE`. Offsets are implied:
+/// chunks are stored back to back in entry order from offset 0. Version 1
+/// wrote each `min_time` as an absolute varint.
+fn encode_directory(entries: &[BlockEntry], block_min: i64, out: &mut Vec<u8>) {
     let start = out.len();
     out.push(DIRECTORY_VERSION);
     put_uvarint(out, entries.len() as u64);
@@ -236,7 +239,8 @@ fn encode_directory(entries: &[BlockEntry], out: &mut Vec<u8>) {
     for e in entries {
         put_uvarint(out, e.series.0 - prev);
         prev = e.series.0;
-        put_varint(out, e.min_time);
+        // Every entry starts at or after the block's minimum.
+        put_uvarint(out, e.min_time.wrapping_sub(block_min) as u64);
         put_uvarint(out, e.max_time.wrapping_sub(e.min_time) as u64);
         put_uvarint(out, u64::from(e.len));
     }
@@ -250,9 +254,11 @@ fn encode_directory(entries: &[BlockEntry], out: &mut Vec<u8>) {
 pub(crate) fn decode_directory(id: u64, rec: &BlockRecord, dir: &[u8]) -> Result<Block, String> {
     let body = crate::keys::unseal(dir)?;
     let mut r = Reader::new(body);
-    if r.u8() != Some(DIRECTORY_VERSION) {
-        return Err("unsupported directory version".into());
-    }
+    let relative = match r.u8() {
+        Some(DIRECTORY_VERSION) => true,
+        Some(DIRECTORY_VERSION_ABSOLUTE_TIMES) => false,
+        _ => return Err("unsupported directory version".into()),
+    };
     let n = r.uvarint().ok_or("truncated entry count")?;
     if n != rec.chunks {
         return Err(format!(
@@ -267,7 +273,15 @@ pub(crate) fn decode_directory(id: u64, rec: &BlockRecord, dir: &[u8]) -> Result
         series = series
             .checked_add(r.uvarint().ok_or_else(|| bad("truncated series"))?)
             .ok_or_else(|| bad("series overflows"))?;
-        let min_time = r.varint().ok_or_else(|| bad("truncated min_time"))?;
+        let min_time = if relative {
+            let d = r.uvarint().ok_or_else(|| bad("truncated min_time"))?;
+            i64::try_from(d)
+                .ok()
+                .and_then(|d| rec.min_time.checked_add(d))
+                .ok_or_else(|| bad("min_time overflows"))?
+        } else {
+            r.varint().ok_or_else(|| bad("truncated min_time"))?
+        };
         let span = r.uvarint().ok_or_else(|| bad("truncated span"))?;
         let max_time = i64::try_from(span)
             .ok()
@@ -346,5 +360,30 @@ mod tests {
         let mut wrong = rec;
         wrong.dir_offset -= 1;
         assert!(decode_directory(4, &wrong, dir).is_err());
+    }
+
+    #[test]
+    fn a_version_1_directory_with_absolute_times_still_decodes() {
+        let mut b = BlockBuilder::default();
+        b.push(SeriesRef(2), -50, 10, vec![2; 7]);
+        b.push(SeriesRef(9), 100, 200, vec![1; 30]);
+        let (blob, rec, block) = b.finish(1);
+        let mut v1 = vec![DIRECTORY_VERSION_ABSOLUTE_TIMES, 2];
+        for (delta, mint, span, len) in [(2, -50, 60, 7), (7, 100, 100, 30)] {
+            put_uvarint(&mut v1, delta);
+            put_varint(&mut v1, mint);
+            put_uvarint(&mut v1, span);
+            put_uvarint(&mut v1, len);
+        }
+        crate::keys::seal(&mut v1);
+        let rec1 = BlockRecord {
+            dir_len: v1.len() as u64,
+            ..rec
+        };
+        let decoded = decode_directory(1, &rec1, &v1).unwrap();
+        assert_eq!(decoded.entries, block.entries);
+        // Start times relative to the block's are never longer.
+        let dir = &blob[rec.dir_offset as usize..];
+        assert!(dir.len() <= v1.len());
     }
 }

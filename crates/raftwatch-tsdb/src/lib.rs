@@ -322,18 +322,25 @@ impl<S: KvStore> Tsdb<S> {
                 what: format!("head chunk of series {r}"),
                 reason: e.to_string(),
             })?;
-            // Heads are appended to after loading: only XOR is appendable.
-            if rec.encoding != raftwatch_chunk::ENCODING_XOR {
-                return Err(TsdbError::Corruption {
-                    what: format!("head chunk of series {r}"),
-                    reason: format!("encoding {} is not XOR", rec.encoding),
-                });
-            }
-            self.checkpoint_bytes += rec.payload.len();
-            heads.insert(
-                r,
-                (rec.min_time, rec.num_samples as u64, rec.payload.to_vec()),
-            );
+            self.checkpoint_bytes += v.len();
+            // Heads are appended to after loading, so they are held as XOR;
+            // a checkpoint stores them in the smallest encoding. XOR
+            // encoding is a function of the samples alone, so re-encoding
+            // gives back the bytes the head log's offsets refer to.
+            let payload = if rec.encoding == raftwatch_chunk::ENCODING_XOR {
+                rec.payload.to_vec()
+            } else {
+                let mut head = XorChunk::new();
+                for x in rec.iter() {
+                    let x = x.map_err(|e| TsdbError::Corruption {
+                        what: format!("head chunk of series {r}"),
+                        reason: e.to_string(),
+                    })?;
+                    head.append(x.timestamp.0, x.value);
+                }
+                head.payload().to_vec()
+            };
+            heads.insert(r, (rec.min_time, rec.num_samples as u64, payload));
         }
         let mut first_seq = None;
         // Head-log keys are `0x05 ‖ u64be(seq)`: the same shape as a series
@@ -981,8 +988,8 @@ impl<S: KvStore> Tsdb<S> {
                     continue;
                 }
                 let mut rec = Vec::with_capacity(s.head.payload().len() + 24);
-                s.head.encode_record(&mut rec);
-                checkpoint_len += s.head.payload().len();
+                s.head.encode_compact_record(&mut rec);
+                checkpoint_len += rec.len();
                 c.heads.push((r, rec));
             }
             let blob = keys::encode_checkpoint(&c);
