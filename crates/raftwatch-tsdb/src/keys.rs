@@ -4,6 +4,8 @@
 //! The engine owns key prefixes `0x00..=0x0F`; callers that store their own
 //! keys in the same store (the Raft state machine) use `0x10` and above.
 
+use std::collections::HashMap;
+
 use raftwatch_model::encoding::{Reader, put_uvarint, put_varint};
 use raftwatch_model::{LabelLimits, Labels, SeriesRef};
 
@@ -349,12 +351,12 @@ const CHECKPOINT_VERSION: u8 = 2;
 const CHECKPOINT_VERSION_HEADS_ONLY: u8 = 1;
 
 /// `Checkpoint` is the head checkpoint: every series record and every open
-/// head, each as encoded bytes, series ascending.
+/// head (as an encoded chunk record), series ascending.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Checkpoint {
-    /// (series, encoded [`SeriesRecord`]) for every series the store holds.
-    pub series: Vec<(SeriesRef, Vec<u8>)>,
-    /// (series, chunk record) for every open head.
+    /// Every series the store holds, ascending.
+    pub series: Vec<(SeriesRef, SeriesRecord)>,
+    /// (series, chunk record) for every open head, ascending.
     pub heads: Vec<(SeriesRef, Vec<u8>)>,
 }
 
@@ -388,20 +390,105 @@ fn get_entries(r: &mut Reader<'_>, what: &str) -> Result<Vec<(SeriesRef, Vec<u8>
     Ok(out)
 }
 
+/// `put_series` writes the series section: a symbol table of every label
+/// name and value (each once, in order of first use), then per series its
+/// ref and `min_time` as differences from the previous series' and its
+/// labels as pairs of symbol numbers.
+fn put_series(b: &mut Vec<u8>, series: &[(SeriesRef, SeriesRecord)]) {
+    let mut numbers: HashMap<&str, u64> = HashMap::new();
+    let mut symbols: Vec<&str> = Vec::new();
+    let mut body = Vec::new();
+    put_uvarint(&mut body, series.len() as u64);
+    let (mut prev_ref, mut prev_min) = (0u64, 0i64);
+    for (r, rec) in series {
+        put_uvarint(&mut body, r.0.wrapping_sub(prev_ref));
+        put_varint(&mut body, rec.min_time.wrapping_sub(prev_min));
+        (prev_ref, prev_min) = (r.0, rec.min_time);
+        put_uvarint(&mut body, rec.labels.len() as u64);
+        for l in rec.labels.iter() {
+            for s in [l.name.as_str(), l.value.as_str()] {
+                let n = *numbers.entry(s).or_insert_with(|| {
+                    symbols.push(s);
+                    symbols.len() as u64 - 1
+                });
+                put_uvarint(&mut body, n);
+            }
+        }
+    }
+    put_uvarint(b, symbols.len() as u64);
+    for s in symbols {
+        put_uvarint(b, s.len() as u64);
+        b.extend_from_slice(s.as_bytes());
+    }
+    b.extend_from_slice(&body);
+}
+
+/// `get_series` reads what [`put_series`] wrote, validating each label set
+/// as [`Labels::decode`] does and that refs strictly ascend.
+fn get_series(r: &mut Reader<'_>) -> Result<Vec<(SeriesRef, SeriesRecord)>, String> {
+    let n = r.uvarint().ok_or("truncated symbol count")?;
+    let mut symbols: Vec<&[u8]> = Vec::new();
+    for i in 0..n {
+        let len = r
+            .uvarint()
+            .and_then(|l| usize::try_from(l).ok())
+            .ok_or_else(|| format!("symbol {i}: truncated length"))?;
+        symbols.push(
+            r.bytes(len)
+                .ok_or_else(|| format!("symbol {i}: truncated"))?,
+        );
+    }
+    let m = r.uvarint().ok_or("truncated series count")?;
+    let mut out = Vec::new();
+    let (mut prev_ref, mut prev_min) = (0u64, 0i64);
+    let mut buf = Vec::new();
+    for i in 0..m {
+        let bad = |what: &str| format!("series {i}: {what}");
+        let delta = r.uvarint().ok_or_else(|| bad("truncated ref"))?;
+        if i > 0 && delta == 0 {
+            return Err(bad("refs not ascending"));
+        }
+        let series = prev_ref
+            .checked_add(delta)
+            .ok_or_else(|| bad("ref overflows"))?;
+        let min_time = prev_min.wrapping_add(r.varint().ok_or_else(|| bad("truncated min_time"))?);
+        (prev_ref, prev_min) = (series, min_time);
+        let count = r.uvarint().ok_or_else(|| bad("truncated label count"))?;
+        if count > r.remaining().len() as u64 {
+            return Err(bad("label count exceeds the checkpoint"));
+        }
+        // The labels' own encoding, so that one decoder validates them.
+        buf.clear();
+        put_uvarint(&mut buf, count);
+        for _ in 0..count * 2 {
+            let k = r
+                .uvarint()
+                .and_then(|k| usize::try_from(k).ok())
+                .ok_or_else(|| bad("truncated symbol number"))?;
+            let sym = symbols
+                .get(k)
+                .ok_or_else(|| bad("symbol number out of range"))?;
+            put_uvarint(&mut buf, sym.len() as u64);
+            buf.extend_from_slice(sym);
+        }
+        let (labels, _) =
+            Labels::decode(&buf, &LabelLimits::UNLIMITED).map_err(|e| bad(&e.to_string()))?;
+        out.push((SeriesRef(series), SeriesRecord { min_time, labels }));
+    }
+    Ok(out)
+}
+
 /// `encode_checkpoint` is the head checkpoint blob (version 2): `version u8
-/// | uvarint m | m × (uvarint series, uvarint len, series record) | uvarint
-/// n | n × (uvarint series, uvarint len, chunk record) | crc32c LE`.
+/// | series section | uvarint n | n × (uvarint series, uvarint len, chunk
+/// record) | crc32c LE`. The series section is `uvarint s | s × (uvarint
+/// len, bytes) | uvarint m | m × (uvarint ref delta, varint min_time delta,
+/// uvarint labels, labels × (uvarint name symbol, uvarint value symbol))`.
 /// Version 1 had only the heads.
 pub fn encode_checkpoint(c: &Checkpoint) -> Vec<u8> {
-    let bytes: usize = c
-        .series
-        .iter()
-        .chain(&c.heads)
-        .map(|(_, r)| r.len() + 12)
-        .sum();
-    let mut b = Vec::with_capacity(bytes + 16);
+    let bytes: usize = c.heads.iter().map(|(_, r)| r.len() + 12).sum();
+    let mut b = Vec::with_capacity(bytes + c.series.len() * 24 + 16);
     b.push(CHECKPOINT_VERSION);
-    put_entries(&mut b, &c.series);
+    put_series(&mut b, &c.series);
     put_entries(&mut b, &c.heads);
     seal(&mut b);
     b
@@ -413,7 +500,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, String> {
     let body = unseal(bytes)?;
     let mut r = Reader::new(body);
     let series = match r.u8() {
-        Some(CHECKPOINT_VERSION) => get_entries(&mut r, "series")?,
+        Some(CHECKPOINT_VERSION) => get_series(&mut r)?,
         Some(CHECKPOINT_VERSION_HEADS_ONLY) => Vec::new(),
         _ => return Err("unsupported checkpoint version".into()),
     };
@@ -506,8 +593,22 @@ mod tests {
     #[test]
     fn checkpoint_round_trips_and_refuses_any_damaged_byte() {
         let heads = vec![(SeriesRef(1), vec![7u8; 20]), (SeriesRef(300), Vec::new())];
+        let record = |min_time: i64, pairs: &[(&str, &str)]| SeriesRecord {
+            min_time,
+            labels: Labels::from_pairs(pairs.iter().copied(), &LabelLimits::default()).unwrap(),
+        };
         let c = Checkpoint {
-            series: vec![(SeriesRef(1), vec![3u8; 5]), (SeriesRef(2), vec![4u8; 6])],
+            series: vec![
+                (
+                    SeriesRef(0),
+                    record(i64::MIN, &[("__name__", "up"), ("job", "a")]),
+                ),
+                (
+                    SeriesRef(1),
+                    record(5, &[("__name__", "up"), ("job", "up")]),
+                ),
+                (SeriesRef(7), record(i64::MAX, &[("a", "ü"), ("job", "a")])),
+            ],
             heads: heads.clone(),
         };
         let blob = encode_checkpoint(&c);

@@ -305,24 +305,19 @@ impl<S: KvStore> Tsdb<S> {
                 .read_blob(id, 0, len)
                 .map_err(|e| corrupt(e.to_string()))?;
             let c = keys::decode_checkpoint(&blob).map_err(corrupt)?;
-            for (r, v) in c.series {
-                self.checkpoint_bytes += v.len();
-                let rec = Self::decode_series(&v, || {
-                    format!("series record {r} in the head checkpoint")
-                })?;
-                series.insert(r, rec);
-            }
+            self.checkpoint_bytes += blob.len();
+            series.extend(c.series);
             checkpoint = c.heads;
             self.checkpoint_blob = Some(id);
         }
         let legacy = self.scan_by_ref(keys::HEAD_PREFIX, "head")?;
         self.legacy_head_keys = legacy.iter().map(|(r, _)| *r).collect();
+        self.checkpoint_bytes += legacy.iter().map(|(_, v)| v.len()).sum::<usize>();
         for (r, v) in legacy.into_iter().chain(checkpoint) {
             let rec = ChunkRecord::decode(&v).map_err(|e| TsdbError::Corruption {
                 what: format!("head chunk of series {r}"),
                 reason: e.to_string(),
             })?;
-            self.checkpoint_bytes += v.len();
             // Heads are appended to after loading, so they are held as XOR;
             // a checkpoint stores them in the smallest encoding. XOR
             // encoding is a function of the samples alone, so re-encoding
@@ -976,23 +971,23 @@ impl<S: KvStore> Tsdb<S> {
                 };
                 let r = SeriesRef(i as u64);
                 if s.recorded || s.record_dirty {
-                    let rec = SeriesRecord {
-                        min_time: s.min_time,
-                        labels: s.labels(),
-                    }
-                    .encode();
-                    checkpoint_len += rec.len();
-                    c.series.push((r, rec));
+                    c.series.push((
+                        r,
+                        SeriesRecord {
+                            min_time: s.min_time,
+                            labels: s.labels(),
+                        },
+                    ));
                 }
                 if s.head.is_empty() {
                     continue;
                 }
                 let mut rec = Vec::with_capacity(s.head.payload().len() + 24);
                 s.head.encode_compact_record(&mut rec);
-                checkpoint_len += rec.len();
                 c.heads.push((r, rec));
             }
             let blob = keys::encode_checkpoint(&c);
+            checkpoint_len = blob.len();
             let id = self.next_block_id;
             self.next_block_id += 1;
             batch.put(
