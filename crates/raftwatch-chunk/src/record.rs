@@ -155,6 +155,89 @@ impl<'a> ChunkRecord<'a> {
         })
     }
 
+    /// `encode` appends this record in full (as [`ChunkRecord::decode`]
+    /// reads it).
+    pub fn encode(&self, buf: &mut Vec<u8>) {
+        encode(
+            self.encoding,
+            self.min_time,
+            self.max_time,
+            self.num_samples,
+            self.payload,
+            buf,
+        );
+    }
+
+    /// `encode_bare` appends the bare form of this record, for a container
+    /// that keeps each chunk's time bounds and length itself (a block's
+    /// directory): `encoding u8 | num_samples uvarint | payload | crc32c`,
+    /// the CRC-32C over every preceding byte of the bare record. The
+    /// version, time bounds and payload length are left out.
+    pub fn encode_bare(&self, buf: &mut Vec<u8>) {
+        let start = buf.len();
+        buf.push(self.encoding);
+        put_uvarint(buf, self.num_samples as u64);
+        buf.extend_from_slice(self.payload);
+        let crc = crc32c::crc32c(&buf[start..]);
+        buf.extend_from_slice(&crc.to_le_bytes());
+    }
+
+    /// `decode_bare` parses and verifies a bare record (see
+    /// [`ChunkRecord::encode_bare`]) occupying exactly `bytes` (untrusted),
+    /// whose time bounds its container recorded as `min_time ..= max_time`.
+    /// Checks, in order: the CRC-32C; the encoding byte; `num_samples` in
+    /// range; the bounds (`min_time <= max_time`, equal for one sample);
+    /// that the payload's first timestamp equals `min_time`.
+    pub fn decode_bare(
+        bytes: &'a [u8],
+        min_time: i64,
+        max_time: i64,
+    ) -> Result<ChunkRecord<'a>, ChunkError> {
+        let Some(body_len) = bytes.len().checked_sub(CRC_BYTES) else {
+            return Err(ChunkError::Truncated);
+        };
+        let (body, crc) = bytes.split_at(body_len);
+        let mut crc_rd = Reader::new(crc);
+        let expected = crc_rd.u32_le().ok_or(ChunkError::Truncated)?;
+        let actual = crc32c::crc32c(body);
+        if expected != actual {
+            return Err(ChunkError::ChecksumMismatch { expected, actual });
+        }
+        let mut rd = Reader::new(body);
+        let encoding = rd.u8().ok_or(ChunkError::Truncated)?;
+        if !(ENCODING_XOR..=ENCODING_DECIMAL_SCALED).contains(&encoding) {
+            return Err(ChunkError::UnsupportedEncoding(encoding));
+        }
+        let num_samples = rd
+            .uvarint()
+            .ok_or(ChunkError::Malformed("bad num_samples varint"))?;
+        if !(1..=RECORD_SAMPLES_MAX).contains(&num_samples) {
+            return Err(ChunkError::Malformed("num_samples outside 1..=65535"));
+        }
+        if min_time > max_time || (num_samples == 1 && min_time != max_time) {
+            return Err(ChunkError::Malformed(
+                "time bounds do not fit the sample count",
+            ));
+        }
+        let payload = &body[rd.position()..];
+        match get_varint(payload) {
+            Some((t0, _)) if t0 == min_time => {}
+            Some(_) => {
+                return Err(ChunkError::Malformed(
+                    "first timestamp differs from min_time",
+                ));
+            }
+            None => return Err(crate::payload::varint_error(payload)),
+        }
+        Ok(ChunkRecord {
+            min_time,
+            max_time,
+            num_samples: num_samples as usize,
+            encoding,
+            payload,
+        })
+    }
+
     /// `iter` decodes the record's samples in timestamp order.
     pub fn iter(&self) -> ChunkIter<'a> {
         match self.encoding {

@@ -9,6 +9,7 @@
 //! ([`Block`]), about 32 bytes per chunk, so a read finds a series' chunks
 //! without touching the store until it reads the chunk bytes themselves.
 
+use raftwatch_chunk::{ChunkError, ChunkRecord};
 use raftwatch_model::SeriesRef;
 use raftwatch_model::encoding::{Reader, put_uvarint, put_varint};
 
@@ -16,7 +17,8 @@ use raftwatch_model::encoding::{Reader, put_uvarint, put_varint};
 pub const BLOCK_PREFIX: u8 = 0x06;
 const BLOCK_RECORD_VERSION: u8 = 1;
 const DIRECTORY_VERSION: u8 = 2;
-/// Directories written before 2026-12-03: absolute `min_time` varints.
+/// Blocks written before 2026-12-03: absolute `min_time` varints in the
+/// directory, and whole chunk records (not bare ones) in the chunk bytes.
 const DIRECTORY_VERSION_ABSOLUTE_TIMES: u8 = 1;
 
 /// `block_key` is the key of block `id`'s record.
@@ -136,6 +138,8 @@ pub(crate) struct Block {
     pub entries: Vec<BlockEntry>,
     /// Where the chunk bytes end (and the directory starts) in the blob.
     pub chunk_bytes: u64,
+    /// The chunks are bare records (directory version 2), else whole ones.
+    pub bare: bool,
 }
 
 impl Block {
@@ -147,6 +151,28 @@ impl Block {
         self.entries[start..]
             .iter()
             .take_while(move |e| e.series == r)
+    }
+
+    /// `record` decodes entry `e`'s chunk from its bytes `bytes`.
+    pub fn record<'a>(
+        &self,
+        e: &BlockEntry,
+        bytes: &'a [u8],
+    ) -> Result<ChunkRecord<'a>, ChunkError> {
+        if self.bare {
+            ChunkRecord::decode_bare(bytes, e.min_time, e.max_time)
+        } else {
+            ChunkRecord::decode(bytes)
+        }
+    }
+
+    /// `full_record` is entry `e`'s chunk, from its bytes `bytes`, as a
+    /// whole chunk record (what `0x03` keys and snapshots hold).
+    pub fn full_record(&self, e: &BlockEntry, bytes: &[u8]) -> Result<Vec<u8>, ChunkError> {
+        let rec = self.record(e, bytes)?;
+        let mut out = Vec::with_capacity(bytes.len() + 16);
+        rec.encode(&mut out);
+        Ok(out)
     }
 
     /// Heap bytes of the directory.
@@ -187,24 +213,28 @@ impl BlockBuilder {
         self.chunks
     }
 
-    /// Builds block `id`: the blob, its record and its directory.
-    pub fn finish(mut self, id: u64) -> (Vec<u8>, BlockRecord, Block) {
+    /// Builds block `id`: the blob, its record and its directory. Each
+    /// chunk is stored bare (its time bounds and length are in the
+    /// directory); fails if a pushed record does not decode.
+    pub fn finish(mut self, id: u64) -> Result<(Vec<u8>, BlockRecord, Block), ChunkError> {
         self.chunks
             .sort_unstable_by_key(|&(r, min_time, _, _)| (r, min_time));
         let mut blob = Vec::with_capacity(self.bytes + self.chunks.len() * 8 + 16);
         let mut entries = Vec::with_capacity(self.chunks.len());
         let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
-        for (r, mint, maxt, record) in &self.chunks {
+        for (r, _, _, record) in &self.chunks {
+            let rec = ChunkRecord::decode(record)?;
+            let offset = blob.len();
+            rec.encode_bare(&mut blob);
             entries.push(BlockEntry {
                 series: *r,
-                min_time: *mint,
-                max_time: *maxt,
-                offset: blob.len() as u32,
-                len: record.len() as u32,
+                min_time: rec.min_time,
+                max_time: rec.max_time,
+                offset: offset as u32,
+                len: (blob.len() - offset) as u32,
             });
-            blob.extend_from_slice(record);
-            min_time = min_time.min(*mint);
-            max_time = max_time.max(*maxt);
+            min_time = min_time.min(rec.min_time);
+            max_time = max_time.max(rec.max_time);
         }
         let dir_offset = blob.len() as u64;
         encode_directory(&entries, min_time, &mut blob);
@@ -221,8 +251,9 @@ impl BlockBuilder {
             max_time,
             entries,
             chunk_bytes: dir_offset,
+            bare: true,
         };
-        (blob, rec, block)
+        Ok((blob, rec, block))
     }
 }
 
@@ -325,33 +356,52 @@ pub(crate) fn decode_directory(id: u64, rec: &BlockRecord, dir: &[u8]) -> Result
         max_time: rec.max_time,
         entries,
         chunk_bytes: rec.dir_offset,
+        bare: relative,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use raftwatch_chunk::XorChunk;
+
+    /// A whole chunk record with samples at `min` and `max`.
+    fn record(min: i64, max: i64, v: f64) -> Vec<u8> {
+        let mut c = XorChunk::new();
+        c.append(min, v);
+        if max > min {
+            c.append(max, v + 1.0);
+        }
+        let mut out = Vec::new();
+        c.encode_record(&mut out);
+        out
+    }
 
     #[test]
     fn a_built_block_decodes_to_the_same_directory() {
         let mut b = BlockBuilder::default();
-        b.push(SeriesRef(9), 100, 200, vec![1; 30]);
-        b.push(SeriesRef(2), -50, 10, vec![2; 7]);
-        b.push(SeriesRef(9), 0, 99, vec![3; 12]);
-        let (blob, rec, block) = b.finish(4);
+        b.push(SeriesRef(9), 100, 200, record(100, 200, 1.0));
+        b.push(SeriesRef(2), -50, 10, record(-50, 10, 2.0));
+        b.push(SeriesRef(9), 0, 99, record(0, 99, 3.0));
+        let (blob, rec, block) = b.finish(4).unwrap();
+        assert!(block.bare);
         assert_eq!((rec.min_time, rec.max_time, rec.chunks), (-50, 200, 3));
         let back = BlockRecord::decode(&rec.encode()).unwrap();
         assert_eq!(back, rec);
         let dir = &blob[rec.dir_offset as usize..];
         let decoded = decode_directory(4, &rec, dir).unwrap();
         assert_eq!(decoded.entries, block.entries);
+        assert!(decoded.bare);
         let of9: Vec<_> = block
             .entries_of(SeriesRef(9), 1)
             .map(|e| e.min_time)
             .collect();
         assert_eq!(of9, vec![100]);
+        // Each chunk is stored bare and reads back as the record pushed.
         let e = block.entries_of(SeriesRef(2), i64::MIN).next().unwrap();
-        assert_eq!(&blob[e.offset as usize..][..e.len as usize], &[2; 7]);
+        let bytes = &blob[e.offset as usize..][..e.len as usize];
+        assert!(bytes.len() < record(-50, 10, 2.0).len());
+        assert_eq!(block.full_record(e, bytes).unwrap(), record(-50, 10, 2.0));
         for i in 0..dir.len() {
             let mut bad = dir.to_vec();
             bad[i] ^= 0x20;
@@ -360,30 +410,43 @@ mod tests {
         let mut wrong = rec;
         wrong.dir_offset -= 1;
         assert!(decode_directory(4, &wrong, dir).is_err());
+        // A pushed record that does not decode fails the build.
+        let mut b = BlockBuilder::default();
+        b.push(SeriesRef(1), 0, 0, vec![1; 7]);
+        assert!(b.finish(5).is_err());
     }
 
     #[test]
-    fn a_version_1_directory_with_absolute_times_still_decodes() {
-        let mut b = BlockBuilder::default();
-        b.push(SeriesRef(2), -50, 10, vec![2; 7]);
-        b.push(SeriesRef(9), 100, 200, vec![1; 30]);
-        let (blob, rec, block) = b.finish(1);
+    fn a_version_1_block_with_whole_records_and_absolute_times_still_reads() {
+        let chunks = [
+            (SeriesRef(2), -50, 10, record(-50, 10, 2.0)),
+            (SeriesRef(9), 100, 200, record(100, 200, 1.0)),
+        ];
+        let mut blob = Vec::new();
         let mut v1 = vec![DIRECTORY_VERSION_ABSOLUTE_TIMES, 2];
-        for (delta, mint, span, len) in [(2, -50, 60, 7), (7, 100, 100, 30)] {
-            put_uvarint(&mut v1, delta);
-            put_varint(&mut v1, mint);
-            put_uvarint(&mut v1, span);
-            put_uvarint(&mut v1, len);
+        let mut prev = 0;
+        for (r, mint, maxt, rec) in &chunks {
+            put_uvarint(&mut v1, r.0 - prev);
+            prev = r.0;
+            put_varint(&mut v1, *mint);
+            put_uvarint(&mut v1, (maxt - mint) as u64);
+            put_uvarint(&mut v1, rec.len() as u64);
+            blob.extend_from_slice(rec);
         }
         crate::keys::seal(&mut v1);
         let rec1 = BlockRecord {
+            min_time: -50,
+            max_time: 200,
+            chunks: 2,
+            dir_offset: blob.len() as u64,
             dir_len: v1.len() as u64,
-            ..rec
         };
-        let decoded = decode_directory(1, &rec1, &v1).unwrap();
-        assert_eq!(decoded.entries, block.entries);
-        // Start times relative to the block's are never longer.
-        let dir = &blob[rec.dir_offset as usize..];
-        assert!(dir.len() <= v1.len());
+        let block = decode_directory(1, &rec1, &v1).unwrap();
+        assert!(!block.bare);
+        for (e, (r, mint, maxt, rec)) in block.entries.iter().zip(&chunks) {
+            assert_eq!((e.series, e.min_time, e.max_time), (*r, *mint, *maxt));
+            let bytes = &blob[e.offset as usize..][..e.len as usize];
+            assert_eq!(&block.full_record(e, bytes).unwrap(), rec);
+        }
     }
 }

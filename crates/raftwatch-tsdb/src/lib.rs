@@ -1140,10 +1140,13 @@ impl<S: KvStore> Tsdb<S> {
                 .filter(|e| e.max_time >= self.meta.retention_cutoff)
             {
                 let start = e.offset as usize;
-                let rec = data
+                let bytes = data
                     .get(start..start + e.len as usize)
                     .ok_or_else(|| corrupt("a chunk runs past the chunk bytes".into()))?;
-                kept.push(e.series, e.min_time, e.max_time, rec.to_vec());
+                let rec = b
+                    .full_record(e, bytes)
+                    .map_err(|err| TsdbError::chunk_corruption(e.series, e.min_time, err))?;
+                kept.push(e.series, e.min_time, e.max_time, rec);
             }
             self.blob_garbage.push(id);
             batch.delete(block::block_key(id).to_vec());
@@ -1152,7 +1155,7 @@ impl<S: KvStore> Tsdb<S> {
             } else {
                 let new_id = self.next_block_id;
                 self.next_block_id += 1;
-                let (blob, rec, block) = kept.finish(new_id);
+                let (blob, rec, block) = kept.finish(new_id).map_err(|e| corrupt(e.to_string()))?;
                 batch.put_blob(new_id, blob);
                 batch.put(block::block_key(new_id).to_vec(), rec.encode());
                 Some(block)
@@ -1212,7 +1215,10 @@ impl<S: KvStore> Tsdb<S> {
         }
         let id = self.next_block_id;
         self.next_block_id += 1;
-        let (blob, rec, block) = sealed.finish(id);
+        let (blob, rec, block) = sealed.finish(id).map_err(|e| TsdbError::Corruption {
+            what: format!("a chunk packed into block {id}"),
+            reason: e.to_string(),
+        })?;
         batch.put_blob(id, blob);
         batch.put(block::block_key(id).to_vec(), rec.encode());
         Ok((Some(block), 0))

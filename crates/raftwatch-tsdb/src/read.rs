@@ -186,6 +186,8 @@ impl<S: KvStore> Tsdb<S> {
                                 id: b.id,
                                 offset: e.offset,
                                 len: e.len,
+                                bare: b.bare,
+                                max_time: e.max_time,
                             },
                         ));
                     }
@@ -203,8 +205,15 @@ impl<S: KvStore> Tsdb<S> {
 enum Persisted {
     /// Stored one key each; the record, already read.
     Inline(Vec<u8>),
-    /// In a block's blob.
-    Block { id: u64, offset: u32, len: u32 },
+    /// In a block's blob; `bare` records leave their time bounds to the
+    /// directory, which says they are `min_time..=max_time`.
+    Block {
+        id: u64,
+        offset: u32,
+        len: u32,
+        bare: bool,
+        max_time: i64,
+    },
 }
 
 /// A decoded chunk being merged: samples and the read position.
@@ -227,8 +236,9 @@ pub struct SampleIter<'a> {
     /// Persisted chunks that may overlap the range, by first-sample time,
     /// not yet read.
     persisted: VecDeque<(i64, Persisted)>,
-    /// The next persisted chunk not yet opened: (min time, record bytes).
-    peeked: Option<(i64, Vec<u8>)>,
+    /// The next persisted chunk not yet opened: (min time, record bytes,
+    /// and the max time when the record is bare).
+    peeked: Option<(i64, Vec<u8>, Option<i64>)>,
     /// In-memory sources not yet opened, sorted by descending first time.
     memory: Vec<Vec<Sample>>,
     active: Vec<Active>,
@@ -242,6 +252,19 @@ impl std::fmt::Debug for SampleIter<'_> {
             .field("series", &self.series)
             .field("active", &self.active.len())
             .finish()
+    }
+}
+
+/// `decode_persisted` decodes a stored chunk: a whole record, or with
+/// `bare_max`, a bare one whose bounds are `min_t..=bare_max`.
+fn decode_persisted(
+    bytes: &[u8],
+    min_t: i64,
+    bare_max: Option<i64>,
+) -> Result<ChunkRecord<'_>, raftwatch_chunk::ChunkError> {
+    match bare_max {
+        Some(max_t) => ChunkRecord::decode_bare(bytes, min_t, max_t),
+        None => ChunkRecord::decode(bytes),
     }
 }
 
@@ -261,20 +284,28 @@ impl SampleIter<'_> {
             let Some((min_t, source)) = self.persisted.pop_front() else {
                 return Ok(());
             };
-            let v = match source {
-                Persisted::Inline(v) => v,
-                Persisted::Block { id, offset, len } => self
-                    .store
-                    .read_blob(id, u64::from(offset), len as usize)
-                    .map_err(|e| TsdbError::Corruption {
-                        what: format!(
-                            "chunk of series {} starting at {min_t}ms in block {id}",
-                            self.series
-                        ),
-                        reason: e.to_string(),
-                    })?,
+            let (v, bare_max) = match source {
+                Persisted::Inline(v) => (v, None),
+                Persisted::Block {
+                    id,
+                    offset,
+                    len,
+                    bare,
+                    max_time,
+                } => (
+                    self.store
+                        .read_blob(id, u64::from(offset), len as usize)
+                        .map_err(|e| TsdbError::Corruption {
+                            what: format!(
+                                "chunk of series {} starting at {min_t}ms in block {id}",
+                                self.series
+                            ),
+                            reason: e.to_string(),
+                        })?,
+                    bare.then_some(max_time),
+                ),
             };
-            let rec = ChunkRecord::decode(&v)
+            let rec = decode_persisted(&v, min_t, bare_max)
                 .map_err(|e| TsdbError::chunk_corruption(self.series, min_t, e))?;
             if rec.min_time != min_t {
                 return Err(TsdbError::Corruption {
@@ -283,17 +314,17 @@ impl SampleIter<'_> {
                 });
             }
             if rec.max_time >= self.mint && min_t <= self.maxt {
-                self.peeked = Some((min_t, v));
+                self.peeked = Some((min_t, v, bare_max));
             }
         }
         Ok(())
     }
 
     fn open_peeked(&mut self) -> Result<(), TsdbError> {
-        let Some((min_t, bytes)) = self.peeked.take() else {
+        let Some((min_t, bytes, bare_max)) = self.peeked.take() else {
             return Ok(());
         };
-        let rec = ChunkRecord::decode(&bytes)
+        let rec = decode_persisted(&bytes, min_t, bare_max)
             .map_err(|e| TsdbError::chunk_corruption(self.series, min_t, e))?;
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
@@ -315,7 +346,7 @@ impl SampleIter<'_> {
     fn step(&mut self) -> Result<Option<Sample>, TsdbError> {
         loop {
             self.fill_peek()?;
-            let next_persisted = self.peeked.as_ref().map(|(t, _)| *t);
+            let next_persisted = self.peeked.as_ref().map(|(t, _, _)| *t);
             let next_memory = self.memory.last().map(|m| m[0].timestamp.0);
             // Fast path: one open source and nothing unopened that starts at
             // or before its next sample: no merge needed.

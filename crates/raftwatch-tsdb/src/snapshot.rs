@@ -123,14 +123,17 @@ impl<'a, S: KvStore> SnapshotStream<'a, S> {
                     self.phase = Phase::Blocks(b, e + 1);
                     // Offsets were checked against the chunk bytes on load.
                     let start = entry.offset as usize;
-                    let rec = self
+                    let bytes = self
                         .block_data
                         .get(start..start + entry.len as usize)
                         .ok_or_else(|| TsdbError::Corruption {
                             what: format!("block {}", block.id),
                             reason: "a chunk runs past the chunk bytes".into(),
-                        })?
-                        .to_vec();
+                        })?;
+                    // Streamed as a whole record, whatever the block holds.
+                    let rec = block.full_record(entry, bytes).map_err(|e| {
+                        TsdbError::chunk_corruption(entry.series, entry.min_time, e)
+                    })?;
                     return Ok(Some((
                         keys::chunk_key(entry.series, entry.min_time).to_vec(),
                         rec,
@@ -291,11 +294,16 @@ impl<S: KvStore> Tsdb<S> {
         // engine that streamed them stored them as.
         let mut builder = BlockBuilder::default();
         let mut next_block = 0u64;
+        // Every record was decoded as it arrived, so packing cannot fail
+        // on a record; a failure is reported all the same.
         let mut pack = |builder: BlockBuilder, batch: &mut WriteBatch| {
-            let (blob, rec, _) = builder.finish(next_block);
+            let (blob, rec, _) = builder
+                .finish(next_block)
+                .map_err(|e| TsdbError::InvalidSnapshot(format!("chunk: {e}")))?;
             batch.put_blob(next_block, blob);
             batch.put(block_key(next_block).to_vec(), rec.encode());
             next_block += 1;
+            Ok::<(), TsdbError>(())
         };
         let bad = |m: &str| TsdbError::InvalidSnapshot(m.to_string());
         let mut saw_last = false;
@@ -349,7 +357,7 @@ impl<S: KvStore> Tsdb<S> {
                     }
                     builder.push(r, min_t, rec.max_time, value.to_vec());
                     if builder.bytes() >= RESTORE_BLOCK_BYTES {
-                        pack(std::mem::take(&mut builder), &mut batch);
+                        pack(std::mem::take(&mut builder), &mut batch)?;
                     }
                     continue;
                 }
@@ -365,7 +373,7 @@ impl<S: KvStore> Tsdb<S> {
         }
         if !builder.is_empty() {
             let mut batch = WriteBatch::new();
-            pack(builder, &mut batch);
+            pack(builder, &mut batch)?;
             store.write(batch)?;
         }
         store.flush()?;

@@ -415,6 +415,33 @@ proptest! {
     }
 
     #[test]
+    fn a_bare_record_round_trips_and_any_flipped_byte_is_detected(s in prop_oneof![decimal_series(), series()], at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        prop_assume!(!s.is_empty());
+        let mut full = Vec::new();
+        build(&s).encode_compact_record(&mut full);
+        let rec = ChunkRecord::decode(&full).unwrap();
+        let mut bare = Vec::new();
+        rec.encode_bare(&mut bare);
+        // Version, min_time, span and payload length are left out.
+        prop_assert!(bare.len() + 4 <= full.len());
+        let back = ChunkRecord::decode_bare(&bare, rec.min_time, rec.max_time).unwrap();
+        prop_assert_eq!(back, rec);
+        let mut again = Vec::new();
+        back.encode(&mut again);
+        prop_assert_eq!(&again, &full);
+        let i = at.index(bare.len());
+        bare[i] ^= flip;
+        let damaged = ChunkRecord::decode_bare(&bare, rec.min_time, rec.max_time);
+        prop_assert!(
+            matches!(damaged, Err(ChunkError::ChecksumMismatch { .. })),
+            "flip at {} decoded as {:?}", i, damaged
+        );
+        // Bounds that disagree with the payload are refused too.
+        bare[i] ^= flip;
+        prop_assert!(ChunkRecord::decode_bare(&bare, rec.min_time.wrapping_sub(1), rec.max_time).is_err());
+    }
+
+    #[test]
     fn truncated_or_extended_records_are_rejected(s in series(), cut in any::<prop::sample::Index>(), extra in 1u8..=255) {
         prop_assume!(!s.is_empty());
         let buf = record_of(&s);
