@@ -126,6 +126,9 @@ pub(crate) struct PayloadIter<'a, V> {
     total: usize,
     /// `payload.len() * 8`: reading past it means the payload is truncated.
     payload_bits: usize,
+    /// The first timestamp, when the payload starts after it (a bare
+    /// record's payload, see `ChunkRecord::decode_bare`).
+    first_time: Option<i64>,
     pub(crate) st: State<V>,
 }
 
@@ -139,11 +142,25 @@ impl<'a, V: ValueCodec> PayloadIter<'a, V> {
             read: 0,
             total: num_samples,
             payload_bits: payload.len().saturating_mul(8),
+            first_time: None,
             st: State {
                 t: 0,
                 delta: 0,
                 v: V::START,
             },
+        }
+    }
+
+    /// `with_first_time` is [`PayloadIter::new`] for a payload whose first
+    /// timestamp, `t0`, was left out: `rest` starts with the first value.
+    pub(crate) fn with_first_time(
+        rest: &'a [u8],
+        num_samples: usize,
+        t0: i64,
+    ) -> PayloadIter<'a, V> {
+        PayloadIter {
+            first_time: Some(t0),
+            ..PayloadIter::new(rest, num_samples)
         }
     }
 }
@@ -160,12 +177,16 @@ fn read_head<V: ValueCodec>(
     payload: &[u8],
     index: usize,
     pos: usize,
+    first_time: Option<i64>,
     mut st: State<V>,
 ) -> Result<(BitReader<'_>, State<V>), ChunkError> {
     let rest = payload.get(pos..).unwrap_or(&[]);
     let mut rd = Reader::new(rest);
     if index == 0 {
-        st.t = rd.varint().ok_or_else(|| varint_error(rest))?;
+        st.t = match first_time {
+            Some(t0) => t0,
+            None => rd.varint().ok_or_else(|| varint_error(rest))?,
+        };
         st.v.read_first(&mut rd, rest)?;
         return Ok((BitReader::new(payload, pos + rd.position()), st));
     }
@@ -217,7 +238,14 @@ impl<V: ValueCodec> Iterator for PayloadIter<'_, V> {
         let res = if self.read >= 2 {
             read_tail(&mut self.r, &mut self.st)
         } else {
-            read_head(self.payload, self.read, self.r.bit_pos() / 8, self.st).map(|(r, st)| {
+            read_head(
+                self.payload,
+                self.read,
+                self.r.bit_pos() / 8,
+                self.first_time,
+                self.st,
+            )
+            .map(|(r, st)| {
                 self.r = r;
                 self.st = st;
             })
@@ -272,6 +300,12 @@ macro_rules! payload_iter {
             /// `payload`. It does no work until the first call to `next`.
             pub fn new(payload: &'a [u8], num_samples: usize) -> $name<'a> {
                 $name($crate::payload::PayloadIter::new(payload, num_samples))
+            }
+
+            /// `with_first_time` decodes a payload whose first timestamp,
+            /// `t0`, was left out (a bare record's).
+            pub(crate) fn with_first_time(rest: &'a [u8], num_samples: usize, t0: i64) -> $name<'a> {
+                $name($crate::payload::PayloadIter::with_first_time(rest, num_samples, t0))
             }
         }
 

@@ -72,8 +72,12 @@ pub struct ChunkRecord<'a> {
     pub num_samples: usize,
     /// [`ENCODING_XOR`], [`ENCODING_DECIMAL`] or [`ENCODING_DECIMAL_SCALED`].
     pub encoding: u8,
-    /// The bitstream, in `encoding`.
+    /// The bitstream, in `encoding`; for a record read by
+    /// [`ChunkRecord::decode_bare`], without its first timestamp (which is
+    /// `min_time`).
     pub payload: &'a [u8],
+    /// `payload` starts after its first timestamp.
+    first_time_elided: bool,
 }
 
 impl<'a> ChunkRecord<'a> {
@@ -152,7 +156,30 @@ impl<'a> ChunkRecord<'a> {
             num_samples: num_samples as usize,
             encoding,
             payload,
+            first_time_elided: false,
         })
+    }
+
+    /// `full_payload` is the payload with its first timestamp.
+    fn full_payload(&self) -> std::borrow::Cow<'a, [u8]> {
+        if self.first_time_elided {
+            let mut p = Vec::with_capacity(self.payload.len() + 10);
+            put_varint(&mut p, self.min_time);
+            p.extend_from_slice(self.payload);
+            std::borrow::Cow::Owned(p)
+        } else {
+            std::borrow::Cow::Borrowed(self.payload)
+        }
+    }
+
+    /// `bare_payload` is the payload after its first timestamp.
+    fn bare_payload(&self) -> &'a [u8] {
+        if self.first_time_elided {
+            return self.payload;
+        }
+        // `decode` checked that the payload starts with a varint.
+        let skip = get_varint(self.payload).map_or(0, |(_, n)| n);
+        &self.payload[skip..]
     }
 
     /// `encode` appends this record in full (as [`ChunkRecord::decode`]
@@ -163,21 +190,22 @@ impl<'a> ChunkRecord<'a> {
             self.min_time,
             self.max_time,
             self.num_samples,
-            self.payload,
+            &self.full_payload(),
             buf,
         );
     }
 
     /// `encode_bare` appends the bare form of this record, for a container
     /// that keeps each chunk's time bounds and length itself (a block's
-    /// directory): `encoding u8 | num_samples uvarint | payload | crc32c`,
-    /// the CRC-32C over every preceding byte of the bare record. The
-    /// version, time bounds and payload length are left out.
+    /// directory): `encoding u8 | num_samples uvarint | payload after its
+    /// first timestamp | crc32c`, the CRC-32C over every preceding byte of
+    /// the bare record. The version, time bounds, payload length and the
+    /// payload's first timestamp (always `min_time`) are left out.
     pub fn encode_bare(&self, buf: &mut Vec<u8>) {
         let start = buf.len();
         buf.push(self.encoding);
         put_uvarint(buf, self.num_samples as u64);
-        buf.extend_from_slice(self.payload);
+        buf.extend_from_slice(self.bare_payload());
         let crc = crc32c::crc32c(&buf[start..]);
         buf.extend_from_slice(&crc.to_le_bytes());
     }
@@ -186,8 +214,8 @@ impl<'a> ChunkRecord<'a> {
     /// [`ChunkRecord::encode_bare`]) occupying exactly `bytes` (untrusted),
     /// whose time bounds its container recorded as `min_time ..= max_time`.
     /// Checks, in order: the CRC-32C; the encoding byte; `num_samples` in
-    /// range; the bounds (`min_time <= max_time`, equal for one sample);
-    /// that the payload's first timestamp equals `min_time`.
+    /// range; the bounds (`min_time <= max_time`, equal for one sample).
+    /// The payload is decoded lazily from `min_time` on.
     pub fn decode_bare(
         bytes: &'a [u8],
         min_time: i64,
@@ -219,35 +247,33 @@ impl<'a> ChunkRecord<'a> {
                 "time bounds do not fit the sample count",
             ));
         }
-        let payload = &body[rd.position()..];
-        match get_varint(payload) {
-            Some((t0, _)) if t0 == min_time => {}
-            Some(_) => {
-                return Err(ChunkError::Malformed(
-                    "first timestamp differs from min_time",
-                ));
-            }
-            None => return Err(crate::payload::varint_error(payload)),
-        }
         Ok(ChunkRecord {
             min_time,
             max_time,
             num_samples: num_samples as usize,
             encoding,
-            payload,
+            payload: &body[rd.position()..],
+            first_time_elided: true,
         })
     }
 
     /// `iter` decodes the record's samples in timestamp order.
     pub fn iter(&self) -> ChunkIter<'a> {
+        let (p, n) = (self.payload, self.num_samples);
+        if self.first_time_elided {
+            let t0 = self.min_time;
+            return match self.encoding {
+                ENCODING_DECIMAL => ChunkIter::Decimal(DecimalIter::with_first_time(p, n, t0)),
+                ENCODING_DECIMAL_SCALED => {
+                    ChunkIter::ScaledDecimal(ScaledDecimalIter::with_first_time(p, n, t0))
+                }
+                _ => ChunkIter::Xor(XorIter::with_first_time(p, n, t0)),
+            };
+        }
         match self.encoding {
-            ENCODING_DECIMAL => {
-                ChunkIter::Decimal(DecimalIter::new(self.payload, self.num_samples))
-            }
-            ENCODING_DECIMAL_SCALED => {
-                ChunkIter::ScaledDecimal(ScaledDecimalIter::new(self.payload, self.num_samples))
-            }
-            _ => ChunkIter::Xor(XorIter::new(self.payload, self.num_samples)),
+            ENCODING_DECIMAL => ChunkIter::Decimal(DecimalIter::new(p, n)),
+            ENCODING_DECIMAL_SCALED => ChunkIter::ScaledDecimal(ScaledDecimalIter::new(p, n)),
+            _ => ChunkIter::Xor(XorIter::new(p, n)),
         }
     }
 }

@@ -422,10 +422,18 @@ proptest! {
         let rec = ChunkRecord::decode(&full).unwrap();
         let mut bare = Vec::new();
         rec.encode_bare(&mut bare);
-        // Version, min_time, span and payload length are left out.
-        prop_assert!(bare.len() + 4 <= full.len());
+        // Version, min_time, span, payload length and the payload's first
+        // timestamp are left out.
+        prop_assert!(bare.len() + 5 <= full.len());
         let back = ChunkRecord::decode_bare(&bare, rec.min_time, rec.max_time).unwrap();
-        prop_assert_eq!(back, rec);
+        prop_assert_eq!(
+            (back.min_time, back.max_time, back.num_samples, back.encoding),
+            (rec.min_time, rec.max_time, rec.num_samples, rec.encoding)
+        );
+        prop_assert_eq!(decoded(back.iter()), Ok(bits(&s)));
+        let mut bare_again = Vec::new();
+        back.encode_bare(&mut bare_again);
+        prop_assert_eq!(&bare_again, &bare);
         let mut again = Vec::new();
         back.encode(&mut again);
         prop_assert_eq!(&again, &full);
@@ -436,9 +444,14 @@ proptest! {
             matches!(damaged, Err(ChunkError::ChecksumMismatch { .. })),
             "flip at {} decoded as {:?}", i, damaged
         );
-        // Bounds that disagree with the payload are refused too.
+        // Bounds that do not fit the sample count are refused too.
         bare[i] ^= flip;
-        prop_assert!(ChunkRecord::decode_bare(&bare, rec.min_time.wrapping_sub(1), rec.max_time).is_err());
+        if rec.num_samples == 1 {
+            prop_assert!(ChunkRecord::decode_bare(&bare, rec.min_time.wrapping_sub(1), rec.max_time).is_err());
+        }
+        if let Some(after) = rec.max_time.checked_add(1) {
+            prop_assert!(ChunkRecord::decode_bare(&bare, after, rec.max_time).is_err());
+        }
     }
 
     #[test]
@@ -509,6 +522,25 @@ proptest! {
         let i = at.index(p.len());
         p[i] ^= flip;
         check_iter_contract(ScaledDecimalIter::new(&p, s.len()).collect(), s.len())?;
+    }
+
+    #[test]
+    fn garbage_bare_records_with_a_valid_checksum_never_panic(
+        encoding in 1u8..=3,
+        n in 1usize..300,
+        payload in proptest::collection::vec(any::<u8>(), 0..256),
+        min_time in any::<i64>(),
+        span in 0i64..1_000_000,
+    ) {
+        let mut bare = vec![encoding];
+        raftwatch_model::encoding::put_uvarint(&mut bare, n as u64);
+        bare.extend_from_slice(&payload);
+        let crc = crc32c::crc32c(&bare);
+        bare.extend_from_slice(&crc.to_le_bytes());
+        let max_time = min_time.saturating_add(if n == 1 { 0 } else { span });
+        if let Ok(rec) = ChunkRecord::decode_bare(&bare, min_time, max_time) {
+            check_iter_contract(rec.iter().collect(), n)?;
+        }
     }
 
     #[test]
