@@ -39,6 +39,11 @@ enum Kind {
     CentiGauge,
     /// A fresh high-entropy float around `scale` every scrape.
     Noisy(f64),
+    /// A fresh duration around `scale` seconds every scrape, measured in
+    /// whole nanoseconds and exported as Go's `Duration.Seconds()` does
+    /// (below one second: `float64(ns) / 1e9`), so a decimal with nine
+    /// digits after the point.
+    Duration(f64),
     /// A counter that almost never moves (errors, drops).
     RareCounter,
     /// A histogram bucket: the observations at most `le` so far (`_count`
@@ -103,6 +108,7 @@ impl SeriesGen {
                 (v.max(0.0) * 100.0).round() / 100.0
             }
             Kind::Noisy(scale) => scale * (0.5 + r.unit_f64()),
+            Kind::Duration(scale) => (scale * (0.5 + r.unit_f64()) * 1e9).round() / 1e9,
             Kind::RareCounter => {
                 if r.chance(0.002) {
                     self.value + 1.0
@@ -143,7 +149,7 @@ fn initial(kind: Kind, r: &mut DetRng) -> f64 {
         }
         Kind::IntGauge { quantum, .. } => (r.range_i64(1_000, 4_000_000) as f64) * quantum,
         Kind::CentiGauge => 1.0,
-        Kind::Noisy(scale) => scale,
+        Kind::Noisy(scale) | Kind::Duration(scale) => scale,
         Kind::RareCounter => r.below(3) as f64,
         Kind::HistBucket { .. } | Kind::HistSum => 0.0,
     }
@@ -461,7 +467,7 @@ fn host_templates() -> Vec<Template> {
         add(
             "node_scrape_collector_duration_seconds",
             &[("collector", c)],
-            Kind::Noisy(0.002),
+            Kind::Duration(0.002),
         );
         add(
             "node_scrape_collector_success",
@@ -568,7 +574,7 @@ fn host_templates() -> Vec<Template> {
         add(
             "go_gc_duration_seconds",
             &[("quantile", q)],
-            Kind::Noisy(0.0001),
+            Kind::Duration(0.0001),
         );
     }
     add("go_gc_duration_seconds_count", &[], Kind::IntCounter(1.0));
@@ -627,7 +633,7 @@ fn host_templates() -> Vec<Template> {
         Kind::Constant(1_700_000_000.0),
     );
     add("up", &[], Kind::Constant(1.0));
-    add("scrape_duration_seconds", &[], Kind::Noisy(0.02));
+    add("scrape_duration_seconds", &[], Kind::Duration(0.02));
     add("scrape_samples_scraped", &[], Kind::Constant(300.0));
     add(
         "scrape_samples_post_metric_relabeling",
@@ -753,5 +759,28 @@ mod tests {
                 assert_eq!(b.last().unwrap().1, counts[&inst], "+Inf bucket = _count");
             }
         }
+    }
+
+    #[test]
+    fn durations_are_whole_nanoseconds_as_go_exports_them() {
+        let mut fleet = Fleet::new(Fleet::new(1, 1).unwrap().series_per_host, 5).unwrap();
+        let mut seen = 0;
+        for _ in 0..20 {
+            for s in fleet.series.iter_mut() {
+                let v = s.next_value();
+                let name = s.labels.get("__name__").unwrap_or("");
+                if name == "node_scrape_collector_duration_seconds"
+                    || name == "go_gc_duration_seconds"
+                    || name == "scrape_duration_seconds"
+                {
+                    // Go: float64(ns) / 1e9 for a duration under a second.
+                    let ns = (v * 1e9).round();
+                    assert!(v > 0.0 && v < 1.0, "{name} = {v}");
+                    assert_eq!((ns / 1e9).to_bits(), v.to_bits(), "{name} = {v}");
+                    seen += 1;
+                }
+            }
+        }
+        assert_eq!(seen, 20 * (15 + 5 + 1));
     }
 }
