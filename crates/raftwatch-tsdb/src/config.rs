@@ -19,6 +19,11 @@ pub const HEAD_LOG_BYTES_MIN_DEFAULT: usize = 4 << 20;
 pub const BLOCK_BYTES_MIN_DEFAULT: usize = 256 << 10;
 /// `SERIES_MAX_DEFAULT` caps the series one engine holds.
 pub const SERIES_MAX_DEFAULT: usize = 5_000_000;
+/// `COMPACTION_FANIN_DEFAULT`: blocks of one size tier merged at a time.
+pub const COMPACTION_FANIN_DEFAULT: usize = 4;
+/// `COMPACTION_BYTES_MAX_DEFAULT` (64 MiB): blocks are not merged into one
+/// larger than this (a merge holds its inputs and output in memory).
+pub const COMPACTION_BYTES_MAX_DEFAULT: usize = 64 << 20;
 
 const _: () = assert!(CHUNK_SPAN_MS_MAX_DEFAULT > 0);
 const _: () = assert!(OOO_BUFFER_SAMPLES_MAX_DEFAULT <= raftwatch_chunk::CHUNK_SAMPLES_TARGET);
@@ -53,6 +58,16 @@ pub struct TsdbConfig {
     /// single store blob with a directory (`docs/format/tsdb.md`). Smaller
     /// makes more, smaller blocks; 0 packs every flush's chunks.
     pub block_bytes_min: usize,
+    /// Once this many blocks share a size tier (tier `t` holds blocks of
+    /// up to `block_bytes_min × fanin^t` chunk bytes), a flush merges the
+    /// oldest of them into one, so that a series' chunks of a longer time
+    /// range lie side by side and a read fetches them at once. Each byte is
+    /// rewritten once per tier it climbs. 0 turns compaction off; 1 is
+    /// refused.
+    pub compaction_fanin: usize,
+    /// Blocks whose merge would exceed this many chunk bytes are left as
+    /// they are.
+    pub compaction_bytes_max: usize,
     /// Whether flushes keep the store reopenable: series records, the head
     /// log and its checkpoints, the meta record, all made durable. Off, a
     /// flush writes only what bounds memory (sealed chunks, retention's
@@ -91,6 +106,9 @@ impl TsdbConfig {
                 self.chunk_span_ms_max
             ));
         }
+        if self.compaction_fanin == 1 {
+            return bad("compaction_fanin = 1 (must be 0, off, or at least 2)".into());
+        }
         if self.out_of_order_window_ms < 0 {
             return bad(format!(
                 "out_of_order_window_ms = {} (must not be negative)",
@@ -112,6 +130,8 @@ impl Default for TsdbConfig {
             series_max: SERIES_MAX_DEFAULT,
             head_log_bytes_min: HEAD_LOG_BYTES_MIN_DEFAULT,
             block_bytes_min: BLOCK_BYTES_MIN_DEFAULT,
+            compaction_fanin: COMPACTION_FANIN_DEFAULT,
+            compaction_bytes_max: COMPACTION_BYTES_MAX_DEFAULT,
             reopenable: true,
             series_hash: raftwatch_model::labels::hash_pairs,
         }

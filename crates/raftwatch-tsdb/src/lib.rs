@@ -1093,7 +1093,113 @@ impl<S: KvStore> Tsdb<S> {
             self.log_bytes += log_len;
             self.log_blobs.extend(new_log_blob);
         }
+        self.compact()?;
         self.collect_blob_garbage()
+    }
+
+    /// `compaction_candidates` is the blocks the next merge takes: the
+    /// `compaction_fanin` oldest of the smallest size tier that holds that
+    /// many (blocks due for a retention rewrite sit out), if their chunk
+    /// bytes stay within `compaction_bytes_max`.
+    fn compaction_candidates(&self) -> Option<Vec<u64>> {
+        let fanin = self.config.compaction_fanin;
+        if fanin < 2 {
+            return None;
+        }
+        let base = self.config.block_bytes_min.max(1) as u64;
+        let tier = |bytes: u64| {
+            let (mut t, mut limit) = (0u32, base);
+            while bytes > limit {
+                limit = limit.saturating_mul(fanin as u64);
+                t += 1;
+            }
+            t
+        };
+        let mut tiers: BTreeMap<u32, Vec<&Block>> = BTreeMap::new();
+        for b in self
+            .blocks
+            .iter()
+            .filter(|b| !self.rewrites.contains(&b.id))
+        {
+            tiers.entry(tier(b.chunk_bytes)).or_default().push(b);
+        }
+        tiers.into_values().find_map(|blocks| {
+            let picked = blocks.get(..fanin)?;
+            let bytes: u64 = picked.iter().map(|b| b.chunk_bytes).sum();
+            (bytes <= self.config.compaction_bytes_max as u64)
+                .then(|| picked.iter().map(|b| b.id).collect())
+        })
+    }
+
+    /// `compact` merges the blocks [`Tsdb::compaction_candidates`] picks
+    /// into one new block (leaving out chunks retention condemned), in one
+    /// atomic batch that writes the new block and deletes the old records,
+    /// made durable like a flush; the old blobs become garbage.
+    fn compact(&mut self) -> Result<(), TsdbError> {
+        let Some(ids) = self.compaction_candidates() else {
+            return Ok(());
+        };
+        let mut merged = BlockBuilder::default();
+        let mut batch = WriteBatch::new();
+        for &id in &ids {
+            let Some(b) = self.blocks.iter().find(|b| b.id == id) else {
+                continue;
+            };
+            let corrupt = |reason: String| TsdbError::Corruption {
+                what: format!("block {id}"),
+                reason,
+            };
+            let len = usize::try_from(b.chunk_bytes).map_err(|_| corrupt("too large".into()))?;
+            let data = self
+                .store
+                .read_blob(id, 0, len)
+                .map_err(|e| corrupt(e.to_string()))?;
+            for e in b
+                .entries
+                .iter()
+                .filter(|e| e.max_time >= self.meta.retention_cutoff)
+            {
+                let start = e.offset as usize;
+                let bytes = data
+                    .get(start..start + e.len as usize)
+                    .ok_or_else(|| corrupt("a chunk runs past the chunk bytes".into()))?;
+                let rec = b
+                    .full_record(e, bytes)
+                    .map_err(|err| TsdbError::chunk_corruption(e.series, e.min_time, err))?;
+                merged.push(e.series, e.min_time, e.max_time, rec);
+            }
+            batch.delete(block::block_key(id).to_vec());
+        }
+        let new = if merged.is_empty() {
+            None
+        } else {
+            let id = self.next_block_id;
+            self.next_block_id += 1;
+            let (blob, rec, block) = merged.finish(id).map_err(|e| TsdbError::Corruption {
+                what: format!("a chunk merged into block {id}"),
+                reason: e.to_string(),
+            })?;
+            batch.put_blob(id, blob);
+            batch.put(block::block_key(id).to_vec(), rec.encode());
+            Some(block)
+        };
+        let reopenable = self.config.reopenable;
+        let written = self.store.write(batch).and_then(|()| {
+            if reopenable {
+                self.store.flush()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            self.poisoned = true;
+            return Err(TsdbError::Storage(e));
+        }
+        self.blocks.retain(|b| !ids.contains(&b.id));
+        self.blocks.extend(new);
+        self.blocks.sort_by_key(|b| b.id);
+        self.blob_garbage.extend(ids);
+        Ok(())
     }
 
     /// Deletes the blobs no durable key refers to any more. A failure

@@ -205,6 +205,8 @@ impl<S: KvStore> Tsdb<S> {
 enum Persisted {
     /// Stored one key each; the record, already read.
     Inline(Vec<u8>),
+    /// Already read from a block, with the max time when bare.
+    Loaded(Vec<u8>, Option<i64>),
     /// In a block's blob; `bare` records leave their time bounds to the
     /// directory, which says they are `min_time..=max_time`.
     Block {
@@ -255,6 +257,11 @@ impl std::fmt::Debug for SampleIter<'_> {
     }
 }
 
+/// `READ_RUN_BYTES` bounds one read of adjacent chunks (see
+/// `SampleIter::read_block_run`): a read never holds more than this many
+/// bytes of chunks not yet decoded.
+const READ_RUN_BYTES: u64 = 64 << 10;
+
 /// `decode_persisted` decodes a stored chunk: a whole record, or with
 /// `bare_max`, a bare one whose bounds are `min_t..=bare_max`.
 fn decode_persisted(
@@ -278,6 +285,73 @@ impl SampleIter<'_> {
             .sort_by(|a, b| b[0].timestamp.cmp(&a[0].timestamp));
     }
 
+    /// `read_block_run` reads the chunk at `offset..offset + len` in block
+    /// `id` and returns its bytes. The chunks queued right after it that
+    /// follow it in the same block (a series' chunks are adjacent in a
+    /// block) are read in the same call, up to [`READ_RUN_BYTES`], and
+    /// queued as loaded: one read per series and block, not per chunk.
+    fn read_block_run(
+        &mut self,
+        min_t: i64,
+        id: u64,
+        offset: u32,
+        len: u32,
+    ) -> Result<Vec<u8>, TsdbError> {
+        let start = u64::from(offset);
+        let mut end = start + u64::from(len);
+        let mut run = 0;
+        for (_, p) in &self.persisted {
+            match *p {
+                Persisted::Block {
+                    id: next_id,
+                    offset: next_offset,
+                    len: next_len,
+                    ..
+                } if next_id == id
+                    && u64::from(next_offset) == end
+                    && end - start + u64::from(next_len) <= READ_RUN_BYTES =>
+                {
+                    end += u64::from(next_len);
+                    run += 1;
+                }
+                _ => break,
+            }
+        }
+        let bytes = self
+            .store
+            .read_blob(id, start, (end - start) as usize)
+            .map_err(|e| TsdbError::Corruption {
+                what: format!(
+                    "chunk of series {} starting at {min_t}ms in block {id}",
+                    self.series
+                ),
+                reason: e.to_string(),
+            })?;
+        if bytes.len() as u64 != end - start {
+            return Err(TsdbError::Corruption {
+                what: format!("block {id}"),
+                reason: format!("read {} bytes of {}", bytes.len(), end - start),
+            });
+        }
+        for (_, p) in self.persisted.iter_mut().take(run) {
+            if let Persisted::Block {
+                offset,
+                len,
+                bare,
+                max_time,
+                ..
+            } = *p
+            {
+                let at = (u64::from(offset) - start) as usize;
+                let chunk = bytes[at..at + len as usize].to_vec();
+                *p = Persisted::Loaded(chunk, bare.then_some(max_time));
+            }
+        }
+        let mut first = bytes;
+        first.truncate(len as usize);
+        Ok(first)
+    }
+
     /// Pulls the next persisted chunk that overlaps the range into `peeked`.
     fn fill_peek(&mut self) -> Result<(), TsdbError> {
         while self.peeked.is_none() {
@@ -286,6 +360,7 @@ impl SampleIter<'_> {
             };
             let (v, bare_max) = match source {
                 Persisted::Inline(v) => (v, None),
+                Persisted::Loaded(v, bare_max) => (v, bare_max),
                 Persisted::Block {
                     id,
                     offset,
@@ -293,15 +368,7 @@ impl SampleIter<'_> {
                     bare,
                     max_time,
                 } => (
-                    self.store
-                        .read_blob(id, u64::from(offset), len as usize)
-                        .map_err(|e| TsdbError::Corruption {
-                            what: format!(
-                                "chunk of series {} starting at {min_t}ms in block {id}",
-                                self.series
-                            ),
-                            reason: e.to_string(),
-                        })?,
+                    self.read_block_run(min_t, id, offset, len)?,
                     bare.then_some(max_time),
                 ),
             };
