@@ -59,6 +59,37 @@ pub(crate) fn encode(
     buf.extend_from_slice(&crc.to_le_bytes());
 }
 
+/// `verified_body` is `bytes` without its trailing CRC-32C, which must
+/// match them.
+fn verified_body(bytes: &[u8]) -> Result<&[u8], ChunkError> {
+    let Some(body_len) = bytes.len().checked_sub(CRC_BYTES) else {
+        return Err(ChunkError::Truncated);
+    };
+    let (body, crc) = bytes.split_at(body_len);
+    let expected = Reader::new(crc).u32_le().ok_or(ChunkError::Truncated)?;
+    let actual = crc32c::crc32c(body);
+    if expected != actual {
+        return Err(ChunkError::ChecksumMismatch { expected, actual });
+    }
+    Ok(body)
+}
+
+/// `read_encoding_and_count` reads and checks the encoding byte and the
+/// sample count that start a record (after its version) and a bare record.
+fn read_encoding_and_count(rd: &mut Reader<'_>) -> Result<(u8, u64), ChunkError> {
+    let encoding = rd.u8().ok_or(ChunkError::Truncated)?;
+    if !(ENCODING_XOR..=ENCODING_DECIMAL_SCALED).contains(&encoding) {
+        return Err(ChunkError::UnsupportedEncoding(encoding));
+    }
+    let num_samples = rd
+        .uvarint()
+        .ok_or(ChunkError::Malformed("bad num_samples varint"))?;
+    if !(1..=RECORD_SAMPLES_MAX).contains(&num_samples) {
+        return Err(ChunkError::Malformed("num_samples outside 1..=65535"));
+    }
+    Ok((encoding, num_samples))
+}
+
 /// `ChunkRecord` is a decoded and verified record header borrowing its
 /// payload. `min_time <= max_time` are the first and last sample timestamps
 /// (inclusive), `num_samples` is in `1..=RECORD_SAMPLES_MAX`.
@@ -95,29 +126,11 @@ impl<'a> ChunkRecord<'a> {
         if version != RECORD_VERSION {
             return Err(ChunkError::UnsupportedVersion(version));
         }
-        let Some(body_len) = bytes.len().checked_sub(CRC_BYTES) else {
-            return Err(ChunkError::Truncated);
-        };
-        let (body, crc) = bytes.split_at(body_len);
-        let mut crc_rd = Reader::new(crc);
-        let expected = crc_rd.u32_le().ok_or(ChunkError::Truncated)?;
-        let actual = crc32c::crc32c(body);
-        if expected != actual {
-            return Err(ChunkError::ChecksumMismatch { expected, actual });
-        }
+        let body = verified_body(bytes)?;
 
         let mut rd = Reader::new(body);
         rd.u8().ok_or(ChunkError::Truncated)?; // version, checked above
-        let encoding = rd.u8().ok_or(ChunkError::Truncated)?;
-        if !(ENCODING_XOR..=ENCODING_DECIMAL_SCALED).contains(&encoding) {
-            return Err(ChunkError::UnsupportedEncoding(encoding));
-        }
-        let num_samples = rd
-            .uvarint()
-            .ok_or(ChunkError::Malformed("bad num_samples varint"))?;
-        if !(1..=RECORD_SAMPLES_MAX).contains(&num_samples) {
-            return Err(ChunkError::Malformed("num_samples outside 1..=65535"));
-        }
+        let (encoding, num_samples) = read_encoding_and_count(&mut rd)?;
         let min_time = rd
             .varint()
             .ok_or(ChunkError::Malformed("bad min_time varint"))?;
@@ -221,27 +234,9 @@ impl<'a> ChunkRecord<'a> {
         min_time: i64,
         max_time: i64,
     ) -> Result<ChunkRecord<'a>, ChunkError> {
-        let Some(body_len) = bytes.len().checked_sub(CRC_BYTES) else {
-            return Err(ChunkError::Truncated);
-        };
-        let (body, crc) = bytes.split_at(body_len);
-        let mut crc_rd = Reader::new(crc);
-        let expected = crc_rd.u32_le().ok_or(ChunkError::Truncated)?;
-        let actual = crc32c::crc32c(body);
-        if expected != actual {
-            return Err(ChunkError::ChecksumMismatch { expected, actual });
-        }
+        let body = verified_body(bytes)?;
         let mut rd = Reader::new(body);
-        let encoding = rd.u8().ok_or(ChunkError::Truncated)?;
-        if !(ENCODING_XOR..=ENCODING_DECIMAL_SCALED).contains(&encoding) {
-            return Err(ChunkError::UnsupportedEncoding(encoding));
-        }
-        let num_samples = rd
-            .uvarint()
-            .ok_or(ChunkError::Malformed("bad num_samples varint"))?;
-        if !(1..=RECORD_SAMPLES_MAX).contains(&num_samples) {
-            return Err(ChunkError::Malformed("num_samples outside 1..=65535"));
-        }
+        let (encoding, num_samples) = read_encoding_and_count(&mut rd)?;
         if min_time > max_time || (num_samples == 1 && min_time != max_time) {
             return Err(ChunkError::Malformed(
                 "time bounds do not fit the sample count",

@@ -1042,18 +1042,7 @@ impl<S: KvStore> Tsdb<S> {
                 | raftwatch_storage::BatchOp::DeleteBlob { .. } => {}
             }
         }
-        let written = self.store.write(batch).and_then(|()| {
-            if reopenable {
-                self.store.flush()
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = written {
-            // Memory is ahead of the store now and the batch is gone.
-            self.poisoned = true;
-            return Err(TsdbError::Storage(e));
-        }
+        self.write_durably(batch)?;
         for (old, new) in rewritten {
             self.blocks.retain(|b| b.id != old);
             self.blocks.extend(new);
@@ -1095,6 +1084,53 @@ impl<S: KvStore> Tsdb<S> {
         }
         self.compact()?;
         self.collect_blob_garbage()
+    }
+
+    /// `write_durably` writes `batch` and, for a reopenable engine, makes it
+    /// durable. On failure the engine is poisoned: memory may be ahead of
+    /// the store, and the batch is gone.
+    fn write_durably(&mut self, batch: WriteBatch) -> Result<(), TsdbError> {
+        let reopenable = self.config.reopenable;
+        let written = self.store.write(batch).and_then(|()| {
+            if reopenable {
+                self.store.flush()
+            } else {
+                Ok(())
+            }
+        });
+        written.map_err(|e| {
+            self.poisoned = true;
+            TsdbError::Storage(e)
+        })
+    }
+
+    /// `copy_surviving_chunks` reads block `b` and pushes every chunk
+    /// retention has not condemned into `into`, as whole records.
+    fn copy_surviving_chunks(&self, b: &Block, into: &mut BlockBuilder) -> Result<(), TsdbError> {
+        let corrupt = |reason: String| TsdbError::Corruption {
+            what: format!("block {}", b.id),
+            reason,
+        };
+        let len = usize::try_from(b.chunk_bytes).map_err(|_| corrupt("too large".into()))?;
+        let data = self
+            .store
+            .read_blob(b.id, 0, len)
+            .map_err(|e| corrupt(e.to_string()))?;
+        for e in b
+            .entries
+            .iter()
+            .filter(|e| e.max_time >= self.meta.retention_cutoff)
+        {
+            let start = e.offset as usize;
+            let bytes = data
+                .get(start..start + e.len as usize)
+                .ok_or_else(|| corrupt("a chunk runs past the chunk bytes".into()))?;
+            let rec = b
+                .full_record(e, bytes)
+                .map_err(|err| TsdbError::chunk_corruption(e.series, e.min_time, err))?;
+            into.push(e.series, e.min_time, e.max_time, rec);
+        }
+        Ok(())
     }
 
     /// `compaction_candidates` is the blocks the next merge takes: the
@@ -1145,29 +1181,7 @@ impl<S: KvStore> Tsdb<S> {
             let Some(b) = self.blocks.iter().find(|b| b.id == id) else {
                 continue;
             };
-            let corrupt = |reason: String| TsdbError::Corruption {
-                what: format!("block {id}"),
-                reason,
-            };
-            let len = usize::try_from(b.chunk_bytes).map_err(|_| corrupt("too large".into()))?;
-            let data = self
-                .store
-                .read_blob(id, 0, len)
-                .map_err(|e| corrupt(e.to_string()))?;
-            for e in b
-                .entries
-                .iter()
-                .filter(|e| e.max_time >= self.meta.retention_cutoff)
-            {
-                let start = e.offset as usize;
-                let bytes = data
-                    .get(start..start + e.len as usize)
-                    .ok_or_else(|| corrupt("a chunk runs past the chunk bytes".into()))?;
-                let rec = b
-                    .full_record(e, bytes)
-                    .map_err(|err| TsdbError::chunk_corruption(e.series, e.min_time, err))?;
-                merged.push(e.series, e.min_time, e.max_time, rec);
-            }
+            self.copy_surviving_chunks(b, &mut merged)?;
             batch.delete(block::block_key(id).to_vec());
         }
         let new = if merged.is_empty() {
@@ -1183,18 +1197,7 @@ impl<S: KvStore> Tsdb<S> {
             batch.put(block::block_key(id).to_vec(), rec.encode());
             Some(block)
         };
-        let reopenable = self.config.reopenable;
-        let written = self.store.write(batch).and_then(|()| {
-            if reopenable {
-                self.store.flush()
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = written {
-            self.poisoned = true;
-            return Err(TsdbError::Storage(e));
-        }
+        self.write_durably(batch)?;
         self.blocks.retain(|b| !ids.contains(&b.id));
         self.blocks.extend(new);
         self.blocks.sort_by_key(|b| b.id);
@@ -1234,26 +1237,8 @@ impl<S: KvStore> Tsdb<S> {
                 what: format!("block {id}"),
                 reason,
             };
-            let len = usize::try_from(b.chunk_bytes).map_err(|_| corrupt("too large".into()))?;
-            let data = self
-                .store
-                .read_blob(id, 0, len)
-                .map_err(|e| corrupt(e.to_string()))?;
             let mut kept = BlockBuilder::default();
-            for e in b
-                .entries
-                .iter()
-                .filter(|e| e.max_time >= self.meta.retention_cutoff)
-            {
-                let start = e.offset as usize;
-                let bytes = data
-                    .get(start..start + e.len as usize)
-                    .ok_or_else(|| corrupt("a chunk runs past the chunk bytes".into()))?;
-                let rec = b
-                    .full_record(e, bytes)
-                    .map_err(|err| TsdbError::chunk_corruption(e.series, e.min_time, err))?;
-                kept.push(e.series, e.min_time, e.max_time, rec);
-            }
+            self.copy_surviving_chunks(b, &mut kept)?;
             self.blob_garbage.push(id);
             batch.delete(block::block_key(id).to_vec());
             let new = if kept.is_empty() {
