@@ -184,7 +184,8 @@ impl Block {
 /// `BlockBuilder` packs chunk records into a block blob.
 #[derive(Debug, Default)]
 pub(crate) struct BlockBuilder {
-    chunks: Vec<(SeriesRef, i64, i64, Vec<u8>)>,
+    /// (series, min time, max time, record, whether the record is bare).
+    chunks: Vec<(SeriesRef, i64, i64, Vec<u8>, bool)>,
     bytes: usize,
 }
 
@@ -196,7 +197,14 @@ impl BlockBuilder {
     /// Adds one chunk record with its series and time bounds.
     pub fn push(&mut self, r: SeriesRef, min_time: i64, max_time: i64, record: Vec<u8>) {
         self.bytes += record.len();
-        self.chunks.push((r, min_time, max_time, record));
+        self.chunks.push((r, min_time, max_time, record, false));
+    }
+
+    /// Adds one bare chunk record (as a version 2 block holds it) with its
+    /// series and time bounds: it is copied into the block as it is.
+    pub fn push_bare(&mut self, r: SeriesRef, min_time: i64, max_time: i64, bare: Vec<u8>) {
+        self.bytes += bare.len();
+        self.chunks.push((r, min_time, max_time, bare, true));
     }
 
     /// Chunk bytes added so far.
@@ -208,9 +216,14 @@ impl BlockBuilder {
         self.chunks.is_empty()
     }
 
-    /// The chunks added, unsorted: (series, min time, max time, record).
+    /// The whole records added with [`BlockBuilder::push`], unsorted:
+    /// (series, min time, max time, record).
     pub fn into_chunks(self) -> Vec<(SeriesRef, i64, i64, Vec<u8>)> {
         self.chunks
+            .into_iter()
+            .filter(|c| !c.4)
+            .map(|(r, min, max, rec, _)| (r, min, max, rec))
+            .collect()
     }
 
     /// Builds block `id`: the blob, its record and its directory. Each
@@ -218,14 +231,22 @@ impl BlockBuilder {
     /// directory); fails if a pushed record does not decode.
     pub fn finish(mut self, id: u64) -> Result<(Vec<u8>, BlockRecord, Block), ChunkError> {
         self.chunks
-            .sort_unstable_by_key(|&(r, min_time, _, _)| (r, min_time));
+            .sort_unstable_by_key(|&(r, min_time, ..)| (r, min_time));
         let mut blob = Vec::with_capacity(self.bytes + self.chunks.len() * 8 + 16);
         let mut entries = Vec::with_capacity(self.chunks.len());
         let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
-        for (r, _, _, record) in &self.chunks {
-            let rec = ChunkRecord::decode(record)?;
+        for (r, min, max, record, bare) in &self.chunks {
             let offset = blob.len();
-            rec.encode_bare(&mut blob);
+            let rec = if *bare {
+                // Verified, then copied as it is.
+                let rec = ChunkRecord::decode_bare(record, *min, *max)?;
+                blob.extend_from_slice(record);
+                rec
+            } else {
+                let rec = ChunkRecord::decode(record)?;
+                rec.encode_bare(&mut blob);
+                rec
+            };
             entries.push(BlockEntry {
                 series: *r,
                 min_time: rec.min_time,

@@ -1105,7 +1105,7 @@ impl<S: KvStore> Tsdb<S> {
     }
 
     /// `copy_surviving_chunks` reads block `b` and pushes every chunk
-    /// retention has not condemned into `into`, as whole records.
+    /// retention has not condemned into `into`, as the block holds it.
     fn copy_surviving_chunks(&self, b: &Block, into: &mut BlockBuilder) -> Result<(), TsdbError> {
         let corrupt = |reason: String| TsdbError::Corruption {
             what: format!("block {}", b.id),
@@ -1125,10 +1125,15 @@ impl<S: KvStore> Tsdb<S> {
             let bytes = data
                 .get(start..start + e.len as usize)
                 .ok_or_else(|| corrupt("a chunk runs past the chunk bytes".into()))?;
-            let rec = b
-                .full_record(e, bytes)
+            // Checked here to name the chunk; bare chunks are then copied
+            // as they are, whole ones (version 1 blocks) made bare.
+            b.record(e, bytes)
                 .map_err(|err| TsdbError::chunk_corruption(e.series, e.min_time, err))?;
-            into.push(e.series, e.min_time, e.max_time, rec);
+            if b.bare {
+                into.push_bare(e.series, e.min_time, e.max_time, bytes.to_vec());
+            } else {
+                into.push(e.series, e.min_time, e.max_time, bytes.to_vec());
+            }
         }
         Ok(())
     }
