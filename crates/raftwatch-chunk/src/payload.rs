@@ -227,6 +227,45 @@ fn read_tail<V: ValueCodec>(r: &mut BitReader<'_>, st: &mut State<V>) -> Result<
     Ok(())
 }
 
+impl<V: ValueCodec> PayloadIter<'_, V> {
+    /// `append_to` decodes the samples not yet yielded onto `out`: what
+    /// the iterator would yield, without an `Option<Result>` per sample.
+    /// On corrupt input `out` ends with the samples decoded before the
+    /// error, which is returned (and the iterator is then exhausted), as the
+    /// iterator yields them.
+    pub(crate) fn append_to(&mut self, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+        out.reserve(self.total - self.read);
+        // The two byte-aligned head samples, through the iterator.
+        while self.read < self.total.min(2) {
+            match self.next() {
+                Some(Ok(s)) => out.push(s),
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            }
+        }
+        // The rest in a loop over locals, which stay in registers.
+        let (mut r, mut st, mut read) = (self.r.clone(), self.st, self.read);
+        let res = loop {
+            if read == self.total {
+                break Ok(());
+            }
+            if let Err(e) = read_tail(&mut r, &mut st) {
+                break Err(e);
+            }
+            if r.bit_pos() > self.payload_bits {
+                break Err(ChunkError::Truncated);
+            }
+            out.push(Sample::new(st.t, st.v.value()));
+            read += 1;
+        };
+        (self.r, self.st, self.read) = (r, st, read);
+        if res.is_err() {
+            self.total = self.read;
+        }
+        res
+    }
+}
+
 impl<V: ValueCodec> Iterator for PayloadIter<'_, V> {
     type Item = Result<Sample, ChunkError>;
 
@@ -306,6 +345,14 @@ macro_rules! payload_iter {
             /// `t0`, was left out (a bare record's).
             pub(crate) fn with_first_time(rest: &'a [u8], num_samples: usize, t0: i64) -> $name<'a> {
                 $name($crate::payload::PayloadIter::with_first_time(rest, num_samples, t0))
+            }
+
+            /// `append_to` decodes the samples not yet yielded onto `out`,
+            /// faster than collecting the iterator. On corrupt input `out`
+            /// ends with the samples the iterator would have yielded before
+            /// its `Err`, and that error is returned.
+            pub fn append_to(&mut self, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+                self.0.append_to(out)
             }
         }
 

@@ -284,6 +284,20 @@ pub enum ChunkIter<'a> {
     ScaledDecimal(ScaledDecimalIter<'a>),
 }
 
+impl ChunkIter<'_> {
+    /// `append_to` decodes the samples not yet yielded onto `out`, faster
+    /// than collecting the iterator. On corrupt input `out` ends with the
+    /// samples the iterator would have yielded before its `Err`, and that
+    /// error is returned.
+    pub fn append_to(&mut self, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+        match self {
+            ChunkIter::Xor(it) => it.append_to(out),
+            ChunkIter::Decimal(it) => it.append_to(out),
+            ChunkIter::ScaledDecimal(it) => it.append_to(out),
+        }
+    }
+}
+
 impl Iterator for ChunkIter<'_> {
     type Item = Result<Sample, ChunkError>;
 

@@ -115,10 +115,10 @@ impl<S: KvStore> Tsdb<S> {
             maxt,
             store: &self.store,
             persisted: VecDeque::new(),
-            peeked: None,
             memory: Vec::new(),
             active: Vec::new(),
             spare: Vec::new(),
+            run: Vec::new(),
             failed: false,
         };
         let Some(s) = self.get(r) else { return Ok(it) };
@@ -129,16 +129,15 @@ impl<S: KvStore> Tsdb<S> {
             if chunk.min_time().is_some_and(|t| t <= maxt)
                 && chunk.max_time().is_some_and(|t| t >= mint)
             {
-                let mut buf = Vec::with_capacity(chunk.num_samples());
-                for x in chunk.iter() {
-                    let x = x.map_err(|e| TsdbError::Corruption {
+                let mut buf = Vec::new();
+                chunk
+                    .iter()
+                    .append_to(&mut buf)
+                    .map_err(|e| TsdbError::Corruption {
                         what: format!("in-memory chunk of series {r}"),
                         reason: e.to_string(),
                     })?;
-                    if x.timestamp.0 >= mint && x.timestamp.0 <= maxt {
-                        buf.push(x);
-                    }
-                }
+                keep_range(&mut buf, mint, maxt);
                 it.push_memory(buf);
             }
         }
@@ -203,10 +202,15 @@ impl<S: KvStore> Tsdb<S> {
 /// Where a persisted chunk is.
 #[derive(Debug)]
 enum Persisted {
-    /// Stored one key each; the record, already read.
+    /// Stored one key each; the whole record, already read.
     Inline(Vec<u8>),
-    /// Already read from a block, with the max time when bare.
-    Loaded(Vec<u8>, Option<i64>),
+    /// Read from a block with the chunks before it: bytes `at..at + len` of
+    /// [`SampleIter::run`], with the max time when bare.
+    Loaded {
+        at: usize,
+        len: usize,
+        bare_max: Option<i64>,
+    },
     /// In a block's blob; `bare` records leave their time bounds to the
     /// directory, which says they are `min_time..=max_time`.
     Block {
@@ -218,11 +222,18 @@ enum Persisted {
     },
 }
 
-/// A decoded chunk being merged: samples and the read position.
+/// A decoded chunk (or in-memory source) being merged: its samples in
+/// `[mint, maxt]`, the read position, and how far the samples need no
+/// merge.
 #[derive(Debug)]
 struct Active {
     samples: Vec<Sample>,
     pos: usize,
+    /// `samples[pos..run_end]` are older than the first sample of every
+    /// source still unopened when this was the only open one, so they are
+    /// yielded as they are. Stays true as sources open later: each starts
+    /// at or after that bound.
+    run_end: usize,
 }
 
 /// `SampleIter` yields one series' samples in ascending time order, merging
@@ -236,15 +247,15 @@ pub struct SampleIter<'a> {
     maxt: i64,
     store: &'a dyn KvStore,
     /// Persisted chunks that may overlap the range, by first-sample time,
-    /// not yet read.
+    /// not yet decoded.
     persisted: VecDeque<(i64, Persisted)>,
-    /// The next persisted chunk not yet opened: (min time, record bytes,
-    /// and the max time when the record is bare).
-    peeked: Option<(i64, Vec<u8>, Option<i64>)>,
     /// In-memory sources not yet opened, sorted by descending first time.
     memory: Vec<Vec<Sample>>,
     active: Vec<Active>,
     spare: Vec<Vec<Sample>>,
+    /// The bytes of the last run of adjacent chunks read from a block (see
+    /// [`SampleIter::read_block_run`]).
+    run: Vec<u8>,
     failed: bool,
 }
 
@@ -275,6 +286,19 @@ fn decode_persisted(
     }
 }
 
+/// `keep_range` drops the samples of `samples` (ascending) outside
+/// `[mint, maxt]`.
+fn keep_range(samples: &mut Vec<Sample>, mint: i64, maxt: i64) {
+    if samples.last().is_some_and(|s| s.timestamp.0 > maxt) {
+        let keep = samples.partition_point(|s| s.timestamp.0 <= maxt);
+        samples.truncate(keep);
+    }
+    if samples.first().is_some_and(|s| s.timestamp.0 < mint) {
+        let drop = samples.partition_point(|s| s.timestamp.0 < mint);
+        samples.drain(..drop);
+    }
+}
+
 impl SampleIter<'_> {
     fn push_memory(&mut self, samples: Vec<Sample>) {
         if samples.is_empty() {
@@ -286,17 +310,18 @@ impl SampleIter<'_> {
     }
 
     /// `read_block_run` reads the chunk at `offset..offset + len` in block
-    /// `id` and returns its bytes. The chunks queued right after it that
-    /// follow it in the same block (a series' chunks are adjacent in a
-    /// block) are read in the same call, up to [`READ_RUN_BYTES`], and
-    /// queued as loaded: one read per series and block, not per chunk.
+    /// `id` into [`SampleIter::run`], at its start. The chunks queued right
+    /// after it that follow it in the same block (a series' chunks are
+    /// adjacent in a block) are read in the same call, up to
+    /// [`READ_RUN_BYTES`], and queued as loaded: one read per series and
+    /// block, not per chunk.
     fn read_block_run(
         &mut self,
         min_t: i64,
         id: u64,
         offset: u32,
         len: u32,
-    ) -> Result<Vec<u8>, TsdbError> {
+    ) -> Result<(), TsdbError> {
         let start = u64::from(offset);
         let mut end = start + u64::from(len);
         let mut run = 0;
@@ -317,7 +342,7 @@ impl SampleIter<'_> {
                 _ => break,
             }
         }
-        let bytes = self
+        self.run = self
             .store
             .read_blob(id, start, (end - start) as usize)
             .map_err(|e| TsdbError::Corruption {
@@ -327,10 +352,10 @@ impl SampleIter<'_> {
                 ),
                 reason: e.to_string(),
             })?;
-        if bytes.len() as u64 != end - start {
+        if self.run.len() as u64 != end - start {
             return Err(TsdbError::Corruption {
                 what: format!("block {id}"),
-                reason: format!("read {} bytes of {}", bytes.len(), end - start),
+                reason: format!("read {} bytes of {}", self.run.len(), end - start),
             });
         }
         for (_, p) in self.persisted.iter_mut().take(run) {
@@ -342,91 +367,104 @@ impl SampleIter<'_> {
                 ..
             } = *p
             {
-                let at = (u64::from(offset) - start) as usize;
-                let chunk = bytes[at..at + len as usize].to_vec();
-                *p = Persisted::Loaded(chunk, bare.then_some(max_time));
-            }
-        }
-        let mut first = bytes;
-        first.truncate(len as usize);
-        Ok(first)
-    }
-
-    /// Pulls the next persisted chunk that overlaps the range into `peeked`.
-    fn fill_peek(&mut self) -> Result<(), TsdbError> {
-        while self.peeked.is_none() {
-            let Some((min_t, source)) = self.persisted.pop_front() else {
-                return Ok(());
-            };
-            let (v, bare_max) = match source {
-                Persisted::Inline(v) => (v, None),
-                Persisted::Loaded(v, bare_max) => (v, bare_max),
-                Persisted::Block {
-                    id,
-                    offset,
-                    len,
-                    bare,
-                    max_time,
-                } => (
-                    self.read_block_run(min_t, id, offset, len)?,
-                    bare.then_some(max_time),
-                ),
-            };
-            let rec = decode_persisted(&v, min_t, bare_max)
-                .map_err(|e| TsdbError::chunk_corruption(self.series, min_t, e))?;
-            if rec.min_time != min_t {
-                return Err(TsdbError::Corruption {
-                    what: format!("chunk of series {} starting at {min_t}ms", self.series),
-                    reason: format!("record says it starts at {}ms", rec.min_time),
-                });
-            }
-            if rec.max_time >= self.mint && min_t <= self.maxt {
-                self.peeked = Some((min_t, v, bare_max));
+                *p = Persisted::Loaded {
+                    at: (u64::from(offset) - start) as usize,
+                    len: len as usize,
+                    bare_max: bare.then_some(max_time),
+                };
             }
         }
         Ok(())
     }
 
-    fn open_peeked(&mut self) -> Result<(), TsdbError> {
-        let Some((min_t, bytes, bare_max)) = self.peeked.take() else {
+    /// `open_persisted` decodes the next persisted chunk's samples in the
+    /// range and makes them an open source (none if it has none there).
+    fn open_persisted(&mut self) -> Result<(), TsdbError> {
+        let Some((min_t, source)) = self.persisted.pop_front() else {
             return Ok(());
         };
-        let rec = decode_persisted(&bytes, min_t, bare_max)
-            .map_err(|e| TsdbError::chunk_corruption(self.series, min_t, e))?;
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
-        for x in rec.iter() {
-            let x = x.map_err(|e| TsdbError::chunk_corruption(self.series, min_t, e))?;
-            if x.timestamp.0 >= self.mint && x.timestamp.0 <= self.maxt {
-                buf.push(x);
+        let (series, mint, maxt) = (self.series, self.mint, self.maxt);
+        let decode = |bytes: &[u8], bare_max: Option<i64>, out: &mut Vec<Sample>| {
+            let rec = decode_persisted(bytes, min_t, bare_max)
+                .map_err(|e| TsdbError::chunk_corruption(series, min_t, e))?;
+            if rec.min_time != min_t {
+                return Err(TsdbError::Corruption {
+                    what: format!("chunk of series {series} starting at {min_t}ms"),
+                    reason: format!("record says it starts at {}ms", rec.min_time),
+                });
+            }
+            if rec.max_time >= mint && min_t <= maxt {
+                rec.iter()
+                    .append_to(out)
+                    .map_err(|e| TsdbError::chunk_corruption(series, min_t, e))?;
+                keep_range(out, mint, maxt);
+            }
+            Ok(())
+        };
+        match source {
+            Persisted::Inline(v) => decode(&v, None, &mut buf)?,
+            Persisted::Loaded { at, len, bare_max } => {
+                decode(&self.run[at..at + len], bare_max, &mut buf)?;
+            }
+            Persisted::Block {
+                id,
+                offset,
+                len,
+                bare,
+                max_time,
+            } => {
+                self.read_block_run(min_t, id, offset, len)?;
+                decode(
+                    &self.run[..len as usize],
+                    bare.then_some(max_time),
+                    &mut buf,
+                )?;
             }
         }
-        if !buf.is_empty() {
+        if buf.is_empty() {
+            self.spare.push(buf);
+        } else {
             self.active.push(Active {
                 samples: buf,
                 pos: 0,
+                run_end: 0,
             });
         }
         Ok(())
     }
 
+    /// `close_exhausted` drops the open sources with nothing left.
+    fn close_exhausted(&mut self) {
+        let mut k = 0;
+        while k < self.active.len() {
+            if self.active[k].pos == self.active[k].samples.len() {
+                let done = self.active.swap_remove(k);
+                self.spare.push(done.samples);
+            } else {
+                k += 1;
+            }
+        }
+    }
+
     fn step(&mut self) -> Result<Option<Sample>, TsdbError> {
         loop {
-            self.fill_peek()?;
-            let next_persisted = self.peeked.as_ref().map(|(t, _, _)| *t);
+            self.close_exhausted();
+            let next_persisted = self.persisted.front().map(|(t, _)| *t);
             let next_memory = self.memory.last().map(|m| m[0].timestamp.0);
-            // Fast path: one open source and nothing unopened that starts at
-            // or before its next sample: no merge needed.
+            // One open source: its samples before the first of every
+            // unopened source need no merge. Mark them for `next`.
             if let [a] = self.active.as_mut_slice() {
-                let out = a.samples[a.pos];
-                let t = out.timestamp.0;
-                if next_persisted.is_none_or(|p| p > t) && next_memory.is_none_or(|m| m > t) {
+                let rest = &a.samples[a.pos..];
+                let free = match next_persisted.into_iter().chain(next_memory).min() {
+                    Some(limit) => rest.partition_point(|s| s.timestamp.0 < limit),
+                    None => rest.len(),
+                };
+                if free > 0 {
+                    a.run_end = a.pos + free;
+                    let out = a.samples[a.pos];
                     a.pos += 1;
-                    if a.pos == a.samples.len()
-                        && let Some(done) = self.active.pop()
-                    {
-                        self.spare.push(done.samples);
-                    }
                     return Ok(Some(out));
                 }
             }
@@ -444,12 +482,16 @@ impl SampleIter<'_> {
             };
             if must_open(next_persisted) && (next_memory.is_none() || next_persisted <= next_memory)
             {
-                self.open_peeked()?;
+                self.open_persisted()?;
                 continue;
             }
             if must_open(next_memory) {
                 if let Some(m) = self.memory.pop() {
-                    self.active.push(Active { samples: m, pos: 0 });
+                    self.active.push(Active {
+                        samples: m,
+                        pos: 0,
+                        run_end: 0,
+                    });
                 }
                 continue;
             }
@@ -464,15 +506,6 @@ impl SampleIter<'_> {
                     a.pos += 1;
                 }
             }
-            let mut k = 0;
-            while k < self.active.len() {
-                if self.active[k].pos == self.active[k].samples.len() {
-                    let done = self.active.swap_remove(k);
-                    self.spare.push(done.samples);
-                } else {
-                    k += 1;
-                }
-            }
             return Ok(Some(out));
         }
     }
@@ -481,7 +514,16 @@ impl SampleIter<'_> {
 impl Iterator for SampleIter<'_> {
     type Item = Result<Sample, TsdbError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        // The common case: the next sample needs no merge.
+        if let Some(a) = self.active.first_mut()
+            && a.pos < a.run_end
+        {
+            let out = a.samples[a.pos];
+            a.pos += 1;
+            return Some(Ok(out));
+        }
         if self.failed {
             return None;
         }
@@ -489,8 +531,48 @@ impl Iterator for SampleIter<'_> {
             Ok(s) => s.map(Ok),
             Err(e) => {
                 self.failed = true;
+                self.active.clear();
                 Some(Err(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raftwatch_storage::MemStore;
+
+    fn source(ts: &[i64], v: f64) -> Vec<Sample> {
+        ts.iter().map(|&t| Sample::new(t, v)).collect()
+    }
+
+    /// Overlapping sources sharing timestamps (what a store holding two
+    /// copies of a chunk would give): each timestamp comes out once, from
+    /// the source opened first, in ascending order, including where an
+    /// open source runs ahead of one that opens later.
+    #[test]
+    fn overlapping_sources_yield_each_timestamp_once() {
+        let store = MemStore::new();
+        let mut it = SampleIter {
+            series: SeriesRef(1),
+            mint: i64::MIN,
+            maxt: i64::MAX,
+            store: &store,
+            persisted: VecDeque::new(),
+            memory: Vec::new(),
+            active: Vec::new(),
+            spare: Vec::new(),
+            run: Vec::new(),
+            failed: false,
+        };
+        it.push_memory(source(&[10, 20, 30], 1.0));
+        it.push_memory(source(&[30, 40], 2.0));
+        it.push_memory(source(&[20, 25], 3.0));
+        let got: Vec<(i64, f64)> = it
+            .map(|s| s.map(|s| (s.timestamp.0, s.value)))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(got, [(10, 1.0), (20, 1.0), (25, 3.0), (30, 1.0), (40, 2.0)]);
     }
 }

@@ -7,7 +7,7 @@
 
 use proptest::prelude::*;
 use raftwatch_chunk::{
-    CHUNK_SAMPLES_TARGET, ChunkError, ChunkRecord, DecimalIter, ENCODING_DECIMAL,
+    CHUNK_SAMPLES_TARGET, ChunkError, ChunkIter, ChunkRecord, DecimalIter, ENCODING_DECIMAL,
     ENCODING_DECIMAL_SCALED, ENCODING_XOR, RECORD_VERSION, ScaledDecimalIter, XorChunk, XorIter,
     encode_decimal, encode_scaled_decimal,
 };
@@ -388,6 +388,7 @@ proptest! {
             [ENCODING_XOR, ENCODING_DECIMAL, ENCODING_DECIMAL_SCALED].contains(&rec.encoding)
         );
         prop_assert_eq!(decoded(rec.iter()), Ok(bits(&s)));
+        check_append_to_agrees(rec.iter(), ChunkIter::append_to, s.len() % 4)?;
         // Never larger than either decimal payload would have made it.
         for p in [encode_decimal(&samples_of(&s)), encode_scaled_decimal(&samples_of(&s))]
             .into_iter()
@@ -484,44 +485,50 @@ proptest! {
     // ---- garbage --------------------------------------------------------------
 
     #[test]
-    fn garbage_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), n in 0usize..2_000) {
+    fn garbage_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), n in 0usize..2_000, skip in 0usize..4) {
         check_garbage_payload(&bytes, n)?;
+        check_append_to_agrees(XorIter::new(&bytes, n), XorIter::append_to, skip)?;
     }
 
     #[test]
-    fn mutated_payloads_never_panic(s in series(), at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+    fn mutated_payloads_never_panic(s in series(), at in any::<prop::sample::Index>(), flip in 1u8..=255, skip in 0usize..4) {
         let c = build(&s);
         let mut p = c.payload().to_vec();
         prop_assume!(!p.is_empty());
         let i = at.index(p.len());
         p[i] ^= flip;
         check_garbage_payload(&p, s.len())?;
+        check_append_to_agrees(XorIter::new(&p, s.len()), XorIter::append_to, skip)?;
     }
 
     #[test]
-    fn garbage_decimal_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), n in 0usize..2_000) {
+    fn garbage_decimal_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), n in 0usize..2_000, skip in 0usize..4) {
         check_iter_contract(DecimalIter::new(&bytes, n).collect(), n)?;
+        check_append_to_agrees(DecimalIter::new(&bytes, n), DecimalIter::append_to, skip)?;
     }
 
     #[test]
-    fn mutated_decimal_payloads_never_panic(s in decimal_series(), at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+    fn mutated_decimal_payloads_never_panic(s in decimal_series(), at in any::<prop::sample::Index>(), flip in 1u8..=255, skip in 0usize..4) {
         let Some(mut p) = encode_decimal(&samples_of(&s)) else { return Ok(()) };
         let i = at.index(p.len());
         p[i] ^= flip;
         check_iter_contract(DecimalIter::new(&p, s.len()).collect(), s.len())?;
+        check_append_to_agrees(DecimalIter::new(&p, s.len()), DecimalIter::append_to, skip)?;
     }
 
     #[test]
-    fn garbage_scaled_decimal_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), n in 0usize..2_000) {
+    fn garbage_scaled_decimal_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), n in 0usize..2_000, skip in 0usize..4) {
         check_iter_contract(ScaledDecimalIter::new(&bytes, n).collect(), n)?;
+        check_append_to_agrees(ScaledDecimalIter::new(&bytes, n), ScaledDecimalIter::append_to, skip)?;
     }
 
     #[test]
-    fn mutated_scaled_decimal_payloads_never_panic(s in decimal_series(), at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+    fn mutated_scaled_decimal_payloads_never_panic(s in decimal_series(), at in any::<prop::sample::Index>(), flip in 1u8..=255, skip in 0usize..4) {
         let Some(mut p) = encode_scaled_decimal(&samples_of(&s)) else { return Ok(()) };
         let i = at.index(p.len());
         p[i] ^= flip;
         check_iter_contract(ScaledDecimalIter::new(&p, s.len()).collect(), s.len())?;
+        check_append_to_agrees(ScaledDecimalIter::new(&p, s.len()), ScaledDecimalIter::append_to, skip)?;
     }
 
     #[test]
@@ -540,6 +547,7 @@ proptest! {
         let max_time = min_time.saturating_add(if n == 1 { 0 } else { span });
         if let Ok(rec) = ChunkRecord::decode_bare(&bare, min_time, max_time) {
             check_iter_contract(rec.iter().collect(), n)?;
+            check_append_to_agrees(rec.iter(), ChunkIter::append_to, (n + encoding as usize) % 4)?;
         }
     }
 
@@ -568,6 +576,7 @@ proptest! {
                 prop_assert!(rec.min_time <= rec.max_time);
                 prop_assert!((1..=65_535).contains(&rec.num_samples));
                 check_iter_contract(rec.iter().collect(), rec.num_samples)?;
+                check_append_to_agrees(rec.iter(), ChunkIter::append_to, payload.len() % 4)?;
             }
         }
     }
@@ -617,6 +626,38 @@ fn check_iter_contract(
         .collect();
     prop_assert!(ts.windows(2).all(|w| w[0] < w[1]));
     Ok((errs, ts))
+}
+
+/// `check_append_to_agrees` checks that `append_to`, called after `skip`
+/// calls to `next`, decodes exactly what iterating `it` yields: the same
+/// samples bit-exactly, and the same error after them, if any.
+fn check_append_to_agrees<I>(
+    it: I,
+    append_to: impl Fn(&mut I, &mut Vec<Sample>) -> Result<(), ChunkError>,
+    skip: usize,
+) -> Result<(), TestCaseError>
+where
+    I: Iterator<Item = Result<Sample, ChunkError>> + Clone,
+{
+    let as_bits = |items: Vec<Result<Sample, ChunkError>>| -> Vec<Result<(i64, u64), ChunkError>> {
+        items
+            .into_iter()
+            .map(|r| r.map(|s| (s.timestamp.0, s.value.to_bits())))
+            .collect()
+    };
+    let want = as_bits(it.clone().collect());
+    let mut it = it;
+    let mut got: Vec<Result<Sample, ChunkError>> = it.by_ref().take(skip).collect();
+    let mut out = Vec::new();
+    let res = append_to(&mut it, &mut out);
+    got.extend(out.into_iter().map(Ok));
+    if let Err(e) = res {
+        got.push(Err(e));
+    }
+    prop_assert_eq!(as_bits(got), want);
+    // Exhausted afterwards, like the iterator.
+    prop_assert!(it.next().is_none());
+    Ok(())
 }
 
 // ---- pinned cases -------------------------------------------------------------
