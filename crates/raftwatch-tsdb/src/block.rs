@@ -140,17 +140,63 @@ pub(crate) struct Block {
     pub chunk_bytes: u64,
     /// The chunks are bare records (directory version 2), else whole ones.
     pub bare: bool,
+    /// Where each series' entries start: `starts[r - first_ref]` for the
+    /// refs from the block's first, one more at the end. Empty when the
+    /// refs are too sparse for it to stay small (see
+    /// [`SERIES_INDEX_SLOTS_PER_SERIES`]); lookups then search `entries`.
+    starts: Vec<u32>,
+    first_ref: u64,
 }
 
+/// `SERIES_INDEX_SLOTS_PER_SERIES` bounds a block's series index: at most
+/// this many 4-byte slots per series it holds (plus a few), so that a
+/// block of scattered refs does not pay for the gaps.
+const SERIES_INDEX_SLOTS_PER_SERIES: u64 = 4;
+
 impl Block {
+    /// `new` is a block's directory, `entries` sorted by (series, min time).
+    pub fn new(
+        id: u64,
+        min_time: i64,
+        max_time: i64,
+        entries: Vec<BlockEntry>,
+        chunk_bytes: u64,
+        bare: bool,
+    ) -> Block {
+        let (starts, first_ref) = series_index(&entries);
+        Block {
+            id,
+            min_time,
+            max_time,
+            entries,
+            chunk_bytes,
+            bare,
+            starts,
+            first_ref,
+        }
+    }
+
     /// The entries of series `r` whose first sample is at or after `from`.
     pub fn entries_of(&self, r: SeriesRef, from: i64) -> impl Iterator<Item = &BlockEntry> {
-        let start = self
-            .entries
-            .partition_point(|e| (e.series, e.min_time) < (r, from));
-        self.entries[start..]
-            .iter()
-            .take_while(move |e| e.series == r)
+        let of_series = if self.starts.is_empty() {
+            let lo = self.entries.partition_point(|e| e.series < r);
+            let n = self.entries[lo..].partition_point(|e| e.series == r);
+            &self.entries[lo..lo + n]
+        } else {
+            // `r - first_ref` is in range exactly when it indexes a start
+            // that has an end after it (a ref below the first wraps far
+            // past the end).
+            let i = r.0.wrapping_sub(self.first_ref);
+            match usize::try_from(i)
+                .ok()
+                .and_then(|i| self.starts.get(i..)?.first_chunk::<2>())
+            {
+                Some(&[lo, hi]) => &self.entries[lo as usize..hi as usize],
+                None => &[],
+            }
+        };
+        let start = of_series.partition_point(|e| e.min_time < from);
+        of_series[start..].iter()
     }
 
     /// `record` decodes entry `e`'s chunk from its bytes `bytes`.
@@ -178,6 +224,7 @@ impl Block {
     /// Heap bytes of the directory.
     pub fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<BlockEntry>()
+            + self.starts.capacity() * std::mem::size_of::<u32>()
     }
 }
 
@@ -266,16 +313,35 @@ impl BlockBuilder {
             dir_offset,
             dir_len: blob.len() as u64 - dir_offset,
         };
-        let block = Block {
-            id,
-            min_time,
-            max_time,
-            entries,
-            chunk_bytes: dir_offset,
-            bare: true,
-        };
+        let block = Block::new(id, min_time, max_time, entries, dir_offset, true);
         Ok((blob, rec, block))
     }
+}
+
+/// `series_index` is [`Block::starts`] and the first ref for `entries`,
+/// or nothing if that would take more than
+/// [`SERIES_INDEX_SLOTS_PER_SERIES`] slots per series.
+fn series_index(entries: &[BlockEntry]) -> (Vec<u32>, u64) {
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        return (Vec::new(), 0);
+    };
+    let (first_ref, span) = (first.series.0, last.series.0 - first.series.0 + 1);
+    let distinct = 1 + entries
+        .windows(2)
+        .filter(|w| w[0].series != w[1].series)
+        .count() as u64;
+    if span > SERIES_INDEX_SLOTS_PER_SERIES * distinct + 64 || entries.len() > u32::MAX as usize {
+        return (Vec::new(), 0);
+    }
+    let mut starts = Vec::with_capacity(span as usize + 1);
+    for (i, e) in entries.iter().enumerate() {
+        // Every ref up to this entry's starts here if it has not started.
+        while (starts.len() as u64) <= e.series.0 - first_ref {
+            starts.push(i as u32);
+        }
+    }
+    starts.push(entries.len() as u32);
+    (starts, first_ref)
 }
 
 /// Appends the directory (version 2): `version u8 | uvarint n | n ×
@@ -371,14 +437,14 @@ pub(crate) fn decode_directory(id: u64, rec: &BlockRecord, dir: &[u8]) -> Result
             rec.dir_offset
         ));
     }
-    Ok(Block {
+    Ok(Block::new(
         id,
-        min_time: rec.min_time,
-        max_time: rec.max_time,
+        rec.min_time,
+        rec.max_time,
         entries,
-        chunk_bytes: rec.dir_offset,
-        bare: relative,
-    })
+        rec.dir_offset,
+        relative,
+    ))
 }
 
 #[cfg(test)]
@@ -468,6 +534,53 @@ mod tests {
             assert_eq!((e.series, e.min_time, e.max_time), (*r, *mint, *maxt));
             let bytes = &blob[e.offset as usize..][..e.len as usize];
             assert_eq!(&block.full_record(e, bytes).unwrap(), rec);
+        }
+    }
+
+    proptest::proptest! {
+        /// Lookups through the series index (dense refs) and through the
+        /// search that replaces it (sparse refs) find exactly the entries a
+        /// scan finds, for refs inside, between and outside the block's.
+        #[test]
+        fn entries_of_finds_what_a_scan_finds(
+            gaps in proptest::collection::vec((0u64..8, 1usize..4), 0..40),
+            sparse in proptest::bool::ANY,
+            probes in proptest::collection::vec((0u64..400, -5i64..40), 1..20),
+        ) {
+            let mut entries = Vec::new();
+            let mut r = 3u64;
+            for (gap, n) in gaps {
+                r += if sparse { gap * 1_000 } else { gap };
+                for k in 0..n {
+                    let min_time = 10 * k as i64;
+                    entries.push(BlockEntry {
+                        series: SeriesRef(r),
+                        min_time,
+                        max_time: min_time + 5,
+                        offset: entries.len() as u32,
+                        len: 1,
+                    });
+                }
+                r += 1;
+            }
+            let block = Block::new(1, 0, 100, entries.clone(), entries.len() as u64, true);
+            if !sparse {
+                proptest::prop_assert!(block.starts.is_empty() == entries.is_empty());
+            }
+            let refs: Vec<u64> = entries.iter().map(|e| e.series.0).collect();
+            for (p, from) in probes {
+                // Probe near real refs as well as anywhere.
+                let probe = refs.get(p as usize % refs.len().max(1)).map_or(p, |&x| x + p % 3) ;
+                for q in [p, probe] {
+                    let got: Vec<BlockEntry> = block.entries_of(SeriesRef(q), from).copied().collect();
+                    let want: Vec<BlockEntry> = entries
+                        .iter()
+                        .filter(|e| e.series.0 == q && e.min_time >= from)
+                        .copied()
+                        .collect();
+                    proptest::prop_assert_eq!(got, want);
+                }
+            }
         }
     }
 }
