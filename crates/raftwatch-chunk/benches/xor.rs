@@ -67,6 +67,17 @@ fn bench(c: &mut Criterion) {
                 sum
             })
         });
+        // What the engine's reads use: the whole chunk into a reused buffer.
+        let mut out = Vec::with_capacity(s.len());
+        g.bench_function("decode_append", |b| {
+            b.iter(|| {
+                out.clear();
+                if let Err(e) = XorIter::new(black_box(&payload), s.len()).append_to(&mut out) {
+                    panic!("{e}");
+                }
+                out.len()
+            })
+        });
         // The decimal payload of the same samples, where every value is a
         // decimal (the integer counter and the constant).
         let samples: Vec<Sample> = s.iter().map(|&(t, v)| Sample::new(t, v)).collect();
@@ -84,6 +95,17 @@ fn bench(c: &mut Criterion) {
                         }
                     }
                     sum
+                })
+            });
+            g.bench_function("decimal_decode_append", |b| {
+                b.iter(|| {
+                    out.clear();
+                    if let Err(e) =
+                        DecimalIter::new(black_box(&decimal), s.len()).append_to(&mut out)
+                    {
+                        panic!("{e}");
+                    }
+                    out.len()
                 })
             });
         }

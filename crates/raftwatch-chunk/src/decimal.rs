@@ -317,6 +317,11 @@ impl<const SCALED: bool> ValueCodec for DecimalValues<SCALED> {
     }
 
     #[inline(always)]
+    fn repeat(&mut self) {
+        self.m = self.m.wrapping_add(self.d);
+    }
+
+    #[inline(always)]
     fn value(&self) -> f64 {
         value_of(self.m, self.k)
     }

@@ -14,6 +14,22 @@ use crate::bits::{BitReader, BitWriter};
 /// control prefixes `10`, `110` and `1110`.
 const DOD_BUCKETS: [u32; 3] = [14, 17, 20];
 
+/// `dod_bucket_bits` is the width of the bucket after `ones` (1 to 3) one
+/// bits of prefix: [`DOD_BUCKETS`], computed rather than looked up, which
+/// keeps a load off the decoder's critical path.
+#[inline(always)]
+const fn dod_bucket_bits(ones: u32) -> u32 {
+    11 + 3 * ones
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < DOD_BUCKETS.len() {
+        assert!(dod_bucket_bits(i as u32 + 1) == DOD_BUCKETS[i]);
+        i += 1;
+    }
+};
+
 /// `dod_fits` reports whether `dod` fits a `bits`-wide bucket, using
 /// Prometheus' asymmetric range `[-(2^(bits-1) - 1), 2^(bits-1)]` (its
 /// decoder reads `2^(bits-1)` as positive, so `-2^(bits-1)` must not be
@@ -55,7 +71,7 @@ fn read_dod(r: &mut BitReader<'_>) -> i64 {
             0
         }
         1..=3 => {
-            let sz = DOD_BUCKETS[ones as usize - 1];
+            let sz = dod_bucket_bits(ones);
             r.consume(ones + 1 + sz);
             // Prometheus' decoder maps the `sz`-bit field `b` to `b` when
             // `b <= 2^(sz-1)` and to `b - 2^sz` above. That is the
@@ -92,6 +108,10 @@ pub(crate) trait ValueCodec: Copy + std::fmt::Debug {
     fn read_first(&mut self, rd: &mut Reader<'_>, rest: &[u8]) -> Result<(), ChunkError>;
     /// Reads the next value from the bitstream.
     fn read_next(&mut self, r: &mut BitReader<'_>) -> Result<(), ChunkError>;
+    /// Applies what `read_next` does on a single `0` bit (the value
+    /// repeats, or the decimal mantissa moves by the same difference
+    /// again), without reading it.
+    fn repeat(&mut self);
     /// The value decoded last.
     fn value(&self) -> f64;
 }
@@ -212,6 +232,15 @@ fn read_tail<V: ValueCodec>(r: &mut BitReader<'_>, st: &mut State<V>) -> Result<
     // One refill covers the common case: at most 24 bits of timestamp and
     // a value header out of the 56 loaded.
     r.refill();
+    read_tail_loaded(r, st)
+}
+
+/// `read_tail_loaded` is [`read_tail`] after its refill.
+#[inline(always)]
+fn read_tail_loaded<V: ValueCodec>(
+    r: &mut BitReader<'_>,
+    st: &mut State<V>,
+) -> Result<(), ChunkError> {
     let dod = read_dod(r);
     let delta = st.delta.wrapping_add(dod);
     let t = st.t.wrapping_add(delta);
@@ -234,7 +263,6 @@ impl<V: ValueCodec> PayloadIter<'_, V> {
     /// error, which is returned (and the iterator is then exhausted), as the
     /// iterator yields them.
     pub(crate) fn append_to(&mut self, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
-        out.reserve(self.total - self.read);
         // The two byte-aligned head samples, through the iterator.
         while self.read < self.total.min(2) {
             match self.next() {
@@ -243,21 +271,59 @@ impl<V: ValueCodec> PayloadIter<'_, V> {
                 None => return Ok(()),
             }
         }
-        // The rest in a loop over locals, which stay in registers.
-        let (mut r, mut st, mut read) = (self.r.clone(), self.st, self.read);
+        // The rest in a loop over locals, which stay in registers, into
+        // slots made beforehand (cheaper than a capacity check per push).
+        let base = out.len();
+        out.resize(base + (self.total - self.read), Sample::new(0, 0.0));
+        let slots = &mut out[base..];
+        let (mut r, mut st, start) = (self.r.clone(), self.st, self.read);
+        let mut n = 0;
         let res = loop {
-            if read == self.total {
+            let left = slots.len() - n;
+            if left == 0 {
                 break Ok(());
             }
-            if let Err(e) = read_tail(&mut r, &mut st) {
+            // A sample on time (delta-of-delta `0`) whose value code is a
+            // single `0` takes two zero bits: decode a run of them at once.
+            // Only where `read_tail` would accept them all: inside the
+            // payload, and with timestamps that keep increasing.
+            r.refill();
+            if r.peek() >> 62 == 0 && st.delta > 0 {
+                let pairs = r.peek().leading_zeros().min(r.valid()) / 2;
+                let room = self.payload_bits.saturating_sub(r.bit_pos()) / 2;
+                let mut k = (pairs as usize).min(left).min(room);
+                // k <= 28. A run whose last timestamp would overflow is left
+                // to `read_tail_loaded`, which reports it.
+                if st
+                    .delta
+                    .checked_mul(k as i64)
+                    .and_then(|span| st.t.checked_add(span))
+                    .is_none()
+                {
+                    k = 0;
+                }
+                for slot in &mut slots[n..n + k] {
+                    st.t += st.delta;
+                    st.v.repeat();
+                    *slot = Sample::new(st.t, st.v.value());
+                }
+                r.consume(2 * k as u32);
+                n += k;
+                if k > 0 {
+                    continue;
+                }
+            }
+            if let Err(e) = read_tail_loaded(&mut r, &mut st) {
                 break Err(e);
             }
             if r.bit_pos() > self.payload_bits {
                 break Err(ChunkError::Truncated);
             }
-            out.push(Sample::new(st.t, st.v.value()));
-            read += 1;
+            slots[n] = Sample::new(st.t, st.v.value());
+            n += 1;
         };
+        out.truncate(base + n);
+        let read = start + n;
         (self.r, self.st, self.read) = (r, st, read);
         if res.is_err() {
             self.total = self.read;

@@ -368,6 +368,9 @@ impl ValueCodec for XorValues {
     }
 
     #[inline(always)]
+    fn repeat(&mut self) {}
+
+    #[inline(always)]
     fn value(&self) -> f64 {
         f64::from_bits(self.v)
     }
