@@ -25,6 +25,10 @@ pub const COMPACTION_FANIN_DEFAULT: usize = 4;
 /// larger than this (a merge holds its inputs and output in memory).
 pub const COMPACTION_BYTES_MAX_DEFAULT: usize = 64 << 20;
 
+/// `BLOCK_CACHE_BYTES_DEFAULT` (16 MiB): block pages kept in memory for
+/// reads (see [`TsdbConfig::block_cache_bytes`]).
+pub const BLOCK_CACHE_BYTES_DEFAULT: usize = 16 << 20;
+
 const _: () = assert!(CHUNK_SPAN_MS_MAX_DEFAULT > 0);
 const _: () = assert!(OOO_BUFFER_SAMPLES_MAX_DEFAULT <= raftwatch_chunk::CHUNK_SAMPLES_TARGET);
 
@@ -68,6 +72,12 @@ pub struct TsdbConfig {
     /// Blocks whose merge would exceed this many chunk bytes are left as
     /// they are.
     pub compaction_bytes_max: usize,
+    /// Bytes of block pages (64 KiB each) kept in memory, least recently
+    /// used evicted first. A read fetches a block's chunks a page at a
+    /// time through this cache, so reading many series costs a store read
+    /// per page rather than per series. 0 turns it off: each read then
+    /// fetches exactly a series' chunks from the store.
+    pub block_cache_bytes: usize,
     /// Whether flushes keep the store reopenable: series records, the head
     /// log and its checkpoints, the meta record, all made durable. Off, a
     /// flush writes only what bounds memory (sealed chunks, retention's
@@ -132,6 +142,7 @@ impl Default for TsdbConfig {
             block_bytes_min: BLOCK_BYTES_MIN_DEFAULT,
             compaction_fanin: COMPACTION_FANIN_DEFAULT,
             compaction_bytes_max: COMPACTION_BYTES_MAX_DEFAULT,
+            block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
             reopenable: true,
             series_hash: raftwatch_model::labels::hash_pairs,
         }

@@ -19,6 +19,7 @@
 //! Architecture invariant: this crate names neither `tokio` nor `sled`.
 
 mod block;
+mod cache;
 mod config;
 mod error;
 mod index;
@@ -26,9 +27,11 @@ mod keys;
 mod read;
 mod snapshot;
 
+pub use cache::{BLOCK_CACHE_PAGE_BYTES, CacheStats};
 pub use config::{
-    BLOCK_BYTES_MIN_DEFAULT, CHUNK_SPAN_MS_MAX_DEFAULT, HEAD_LOG_BYTES_MIN_DEFAULT,
-    OOO_BUFFER_SAMPLES_MAX_DEFAULT, OUT_OF_ORDER_WINDOW_MS_DEFAULT, SERIES_MAX_DEFAULT, TsdbConfig,
+    BLOCK_BYTES_MIN_DEFAULT, BLOCK_CACHE_BYTES_DEFAULT, CHUNK_SPAN_MS_MAX_DEFAULT,
+    HEAD_LOG_BYTES_MIN_DEFAULT, OOO_BUFFER_SAMPLES_MAX_DEFAULT, OUT_OF_ORDER_WINDOW_MS_DEFAULT,
+    SERIES_MAX_DEFAULT, TsdbConfig,
 };
 pub use error::{RejectReason, Rejection, TsdbError};
 pub use keys::OWNED_PREFIX_END;
@@ -80,6 +83,8 @@ pub struct Stats {
     pub block_index_bytes: usize,
     /// Bytes of chunk records stored one key each, not yet in a block.
     pub inline_chunk_bytes: usize,
+    /// The block page cache's bytes, hits and misses.
+    pub block_cache: CacheStats,
 }
 
 /// `MemSeries` is a series' in-memory state.
@@ -170,6 +175,8 @@ pub struct Tsdb<S: KvStore> {
     checkpoint_bytes: usize,
     /// Every block's directory, ascending by id.
     blocks: Vec<Block>,
+    /// Recently read block pages (see `TsdbConfig::block_cache_bytes`).
+    block_cache: cache::BlockCache,
     /// The id the next block gets: above every blob the store holds.
     next_block_id: u64,
     /// Bytes of the chunk records stored one key each (`0x03`).
@@ -233,6 +240,7 @@ impl<S: KvStore> Tsdb<S> {
             log_bytes: 0,
             checkpoint_bytes: 0,
             blocks: Vec::new(),
+            block_cache: cache::BlockCache::new(config.block_cache_bytes),
             next_block_id: 0,
             inline_bytes: 0,
             log_blobs: Vec::new(),
@@ -1045,6 +1053,7 @@ impl<S: KvStore> Tsdb<S> {
         self.write_durably(batch)?;
         for (old, new) in rewritten {
             self.blocks.retain(|b| b.id != old);
+            self.block_cache.forget(old);
             self.blocks.extend(new);
         }
         self.blocks.sort_by_key(|b| b.id);
@@ -1204,6 +1213,9 @@ impl<S: KvStore> Tsdb<S> {
         };
         self.write_durably(batch)?;
         self.blocks.retain(|b| !ids.contains(&b.id));
+        for &id in &ids {
+            self.block_cache.forget(id);
+        }
         self.blocks.extend(new);
         self.blocks.sort_by_key(|b| b.id);
         self.blob_garbage.extend(ids);
@@ -1504,6 +1516,7 @@ impl<S: KvStore> Tsdb<S> {
             blocks: self.blocks.len(),
             block_index_bytes: self.blocks.iter().map(Block::heap_bytes).sum(),
             inline_chunk_bytes: self.inline_bytes,
+            block_cache: self.block_cache.stats(),
             series: self.live_series,
             head_bytes: series_bytes
                 + self.dirty.capacity() * std::mem::size_of::<SeriesRef>()

@@ -8,6 +8,7 @@ use raftwatch_chunk::ChunkRecord;
 use raftwatch_model::{Labels, Matcher, Sample, SeriesRef, TimestampMs};
 use raftwatch_storage::KvStore;
 
+use crate::cache::BlockCache;
 use crate::error::TsdbError;
 use crate::keys;
 use crate::{MemSeries, Tsdb};
@@ -114,6 +115,7 @@ impl<S: KvStore> Tsdb<S> {
             mint,
             maxt,
             store: &self.store,
+            cache: &self.block_cache,
             persisted: VecDeque::new(),
             memory: Vec::new(),
             active: Vec::new(),
@@ -183,6 +185,7 @@ impl<S: KvStore> Tsdb<S> {
                             e.min_time,
                             Persisted::Block {
                                 id: b.id,
+                                chunk_bytes: b.chunk_bytes,
                                 offset: e.offset,
                                 len: e.len,
                                 bare: b.bare,
@@ -215,6 +218,8 @@ enum Persisted {
     /// directory, which says they are `min_time..=max_time`.
     Block {
         id: u64,
+        /// Where the block's chunk bytes end.
+        chunk_bytes: u64,
         offset: u32,
         len: u32,
         bare: bool,
@@ -246,6 +251,7 @@ pub struct SampleIter<'a> {
     mint: i64,
     maxt: i64,
     store: &'a dyn KvStore,
+    cache: &'a BlockCache,
     /// Persisted chunks that may overlap the range, by first-sample time,
     /// not yet decoded.
     persisted: VecDeque<(i64, Persisted)>,
@@ -319,6 +325,7 @@ impl SampleIter<'_> {
         &mut self,
         min_t: i64,
         id: u64,
+        chunk_bytes: u64,
         offset: u32,
         len: u32,
     ) -> Result<(), TsdbError> {
@@ -342,9 +349,15 @@ impl SampleIter<'_> {
                 _ => break,
             }
         }
-        self.run = self
-            .store
-            .read_blob(id, start, (end - start) as usize)
+        self.cache
+            .read(
+                self.store,
+                id,
+                chunk_bytes,
+                start,
+                (end - start) as usize,
+                &mut self.run,
+            )
             .map_err(|e| TsdbError::Corruption {
                 what: format!(
                     "chunk of series {} starting at {min_t}ms in block {id}",
@@ -410,12 +423,13 @@ impl SampleIter<'_> {
             }
             Persisted::Block {
                 id,
+                chunk_bytes,
                 offset,
                 len,
                 bare,
                 max_time,
             } => {
-                self.read_block_run(min_t, id, offset, len)?;
+                self.read_block_run(min_t, id, chunk_bytes, offset, len)?;
                 decode(
                     &self.run[..len as usize],
                     bare.then_some(max_time),
@@ -559,6 +573,7 @@ mod tests {
             mint: i64::MIN,
             maxt: i64::MAX,
             store: &store,
+            cache: &BlockCache::new(0),
             persisted: VecDeque::new(),
             memory: Vec::new(),
             active: Vec::new(),

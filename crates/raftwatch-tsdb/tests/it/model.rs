@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use raftwatch_model::{Labels, Sample, TimestampMs, stale_nan};
 use raftwatch_storage::MemStore;
-use raftwatch_tsdb::{RejectReason, Tsdb};
+use raftwatch_tsdb::{RejectReason, Tsdb, TsdbConfig};
 
 use crate::{all_samples, labels, range_samples, small_config};
 
@@ -122,9 +122,12 @@ proptest! {
 
     #[test]
     fn engine_matches_model(window in prop_oneof![Just(0i64), 0i64..100, Just(1000)],
+                            // Off, one page at most (every read evicts), or
+                            // the default.
+                            block_cache_bytes in prop_oneof![Just(0usize), Just(1), Just(raftwatch_tsdb::BLOCK_CACHE_BYTES_DEFAULT)],
                             ops in proptest::collection::vec(arb_op(), 1..40)) {
         let store = MemStore::new();
-        let config = small_config(window);
+        let config = TsdbConfig { block_cache_bytes, ..small_config(window) };
         let mut db = Tsdb::open(store.clone(), config.clone()).unwrap();
         let mut model = Model::default();
         let mut flushed = Model::default();

@@ -638,6 +638,14 @@ fn compaction_merges_a_tier_of_blocks_and_reads_stay_identical() {
         blocks_on * 2 < blocks_off,
         "compaction on: {blocks_on} blocks, off: {blocks_off}"
     );
+    // Every flush read every block; the cache kept pages of the live ones
+    // only (a merged block's pages are dropped with it).
+    let cached = b.stats().block_cache;
+    assert!(cached.hits > 0 && cached.misses > 0, "{cached:?}");
+    assert!(
+        (1..=blocks_on).contains(&cached.blocks),
+        "{cached:?} for {blocks_on} blocks"
+    );
     // The merged blocks' blobs are gone: every blob is a block, a head-log
     // record or the checkpoint that a key points to.
     let keys = engine_prefixes(&store_on);
