@@ -110,19 +110,7 @@ impl<S: KvStore> Tsdb<S> {
         // Retention hides everything before its cutoff, whether or not the
         // flush that deletes it has happened yet.
         let (mint, maxt) = (mint.0.max(self.meta.retention_cutoff), maxt.0);
-        let mut it = SampleIter {
-            series: r,
-            mint,
-            maxt,
-            store: &self.store,
-            cache: &self.block_cache,
-            persisted: VecDeque::new(),
-            memory: Vec::new(),
-            active: Vec::new(),
-            spare: Vec::new(),
-            run: Vec::new(),
-            failed: false,
-        };
+        let mut it = SampleIter::empty(r, mint, maxt, &self.store, &self.block_cache);
         let Some(s) = self.get(r) else { return Ok(it) };
         if mint > maxt || !overlaps(s, mint, maxt) {
             return Ok(it);
@@ -305,7 +293,30 @@ fn keep_range(samples: &mut Vec<Sample>, mint: i64, maxt: i64) {
     }
 }
 
-impl SampleIter<'_> {
+impl<'a> SampleIter<'a> {
+    /// `empty` reads series `series` in `[mint, maxt]` from no source yet.
+    fn empty(
+        series: SeriesRef,
+        mint: i64,
+        maxt: i64,
+        store: &'a dyn KvStore,
+        cache: &'a BlockCache,
+    ) -> SampleIter<'a> {
+        SampleIter {
+            series,
+            mint,
+            maxt,
+            store,
+            cache,
+            persisted: VecDeque::new(),
+            memory: Vec::new(),
+            active: Vec::new(),
+            spare: Vec::new(),
+            run: Vec::new(),
+            failed: false,
+        }
+    }
+
     fn push_memory(&mut self, samples: Vec<Sample>) {
         if samples.is_empty() {
             return;
@@ -568,19 +579,8 @@ mod tests {
     #[test]
     fn overlapping_sources_yield_each_timestamp_once() {
         let store = MemStore::new();
-        let mut it = SampleIter {
-            series: SeriesRef(1),
-            mint: i64::MIN,
-            maxt: i64::MAX,
-            store: &store,
-            cache: &BlockCache::new(0),
-            persisted: VecDeque::new(),
-            memory: Vec::new(),
-            active: Vec::new(),
-            spare: Vec::new(),
-            run: Vec::new(),
-            failed: false,
-        };
+        let cache = BlockCache::new(0);
+        let mut it = SampleIter::empty(SeriesRef(1), i64::MIN, i64::MAX, &store, &cache);
         it.push_memory(source(&[10, 20, 30], 1.0));
         it.push_memory(source(&[30, 40], 2.0));
         it.push_memory(source(&[20, 25], 3.0));
