@@ -263,6 +263,12 @@ impl<V: ValueCodec> PayloadIter<'_, V> {
     /// error, which is returned (and the iterator is then exhausted), as the
     /// iterator yields them.
     pub(crate) fn append_to(&mut self, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+        // Room for every sample at once: growing as they come reallocates
+        // and copies. Every sample takes at least one bit, so a count the
+        // payload cannot hold (a caller's, not a record's, which is bounded)
+        // does not size the buffer.
+        let fit = (self.total - self.read).min(self.payload_bits.saturating_add(2));
+        out.reserve(fit);
         // The two byte-aligned head samples, through the iterator.
         while self.read < self.total.min(2) {
             match self.next() {
@@ -274,7 +280,8 @@ impl<V: ValueCodec> PayloadIter<'_, V> {
         // The rest in a loop over locals, which stay in registers, into
         // slots made beforehand (cheaper than a capacity check per push).
         let base = out.len();
-        out.resize(base + (self.total - self.read), Sample::new(0, 0.0));
+        let fit = (self.total - self.read).min(self.payload_bits.saturating_add(2));
+        out.resize(base + fit, Sample::new(0, 0.0));
         let slots = &mut out[base..];
         let (mut r, mut st, start) = (self.r.clone(), self.st, self.read);
         let mut n = 0;
@@ -323,6 +330,15 @@ impl<V: ValueCodec> PayloadIter<'_, V> {
             n += 1;
         };
         out.truncate(base + n);
+        // All the slots filled and samples still owed: the payload ran out
+        // (unreachable, since reading that many samples overruns it first).
+        let res = res.and_then(|()| {
+            if start + n < self.total {
+                Err(ChunkError::Truncated)
+            } else {
+                Ok(())
+            }
+        });
         let read = start + n;
         (self.r, self.st, self.read) = (r, st, read);
         if res.is_err() {

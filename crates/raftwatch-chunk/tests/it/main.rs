@@ -490,6 +490,15 @@ proptest! {
         check_append_to_agrees(XorIter::new(&bytes, n), XorIter::append_to, skip)?;
     }
 
+    /// A count no payload of that size can hold does not size the decode
+    /// buffer (which would abort the process on allocation).
+    #[test]
+    fn impossible_counts_are_truncation(bytes in proptest::collection::vec(any::<u8>(), 0..64), skip in 0usize..4) {
+        check_append_to_agrees(XorIter::new(&bytes, usize::MAX), XorIter::append_to, skip)?;
+        check_append_to_agrees(DecimalIter::new(&bytes, usize::MAX), DecimalIter::append_to, skip)?;
+        check_append_to_agrees(ScaledDecimalIter::new(&bytes, usize::MAX), ScaledDecimalIter::append_to, skip)?;
+    }
+
     #[test]
     fn mutated_payloads_never_panic(s in series(), at in any::<prop::sample::Index>(), flip in 1u8..=255, skip in 0usize..4) {
         let c = build(&s);
