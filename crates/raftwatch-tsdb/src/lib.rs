@@ -1576,6 +1576,37 @@ fn label_key<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Box<[u8]> {
     key.into_boxed_slice()
 }
 
+/// `cmp_label_keys` orders two [`label_key`]s as their label sets order
+/// (`Labels`' `Ord`: pair by pair, name then value, bytewise, a prefix
+/// first). Plain byte order would not: the separator `0xFF` sorts after
+/// every byte, so `a` would follow `ab`. Here it sorts before every byte,
+/// as the end of a string does.
+fn cmp_label_keys(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    // The first differing byte, eight bytes at a time.
+    while let (Some(x), Some(y)) = (
+        a.get(i..n).and_then(|s| s.first_chunk::<8>()),
+        b.get(i..n).and_then(|s| s.first_chunk::<8>()),
+    ) {
+        let diff = u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y);
+        if diff != 0 {
+            i += (diff.trailing_zeros() / 8) as usize;
+            break;
+        }
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    match (a.get(i), b.get(i)) {
+        // `wrapping_add(1)` maps the separator to 0 and every other byte
+        // one up, keeping their order.
+        (Some(x), Some(y)) => x.wrapping_add(1).cmp(&y.wrapping_add(1)),
+        _ => a.len().cmp(&b.len()),
+    }
+}
+
 /// `key_matches` is true when `key` is exactly the [`label_key`] of
 /// `pairs`, compared in place. Since neither side's strings contain
 /// [`KEY_SEPARATOR`], matching each name and value followed by a separator
@@ -1691,6 +1722,28 @@ mod tests {
             let key = label_key(borrow(&a));
             prop_assert!(key_matches(&key, borrow(&a)));
             prop_assert_eq!(key_matches(&key, borrow(&b)), a == b, "{:?} vs {:?}", a, b);
+        }
+
+        /// Keys sort as their label sets do, including names and values
+        /// that are prefixes of each other, long shared prefixes (past the
+        /// 8-byte steps) and the lowest and highest UTF-8 bytes.
+        #[test]
+        fn keys_order_as_their_labels(
+            a in proptest::collection::vec(("[ab\u{0}\u{10ffff}]{1,11}", "[ab\u{0}\u{10ffff}]{1,11}"), 1..4),
+            b in proptest::collection::vec(("[ab\u{0}\u{10ffff}]{1,11}", "[ab\u{0}\u{10ffff}]{1,11}"), 1..4),
+            shared in 0usize..4,
+        ) {
+            // Often the same first labels, so that the order is decided late.
+            let b: Vec<_> = a.iter().take(shared).chain(&b).cloned().collect();
+            let (Ok(la), Ok(lb)) = (
+                Labels::from_pairs(a, &LabelLimits::UNLIMITED),
+                Labels::from_pairs(b, &LabelLimits::UNLIMITED),
+            ) else {
+                return Ok(());
+            };
+            let (ka, kb) = (label_key(la.pairs()), label_key(lb.pairs()));
+            prop_assert_eq!(cmp_label_keys(&ka, &kb), la.cmp(&lb), "{:?} vs {:?}", la, lb);
+            prop_assert_eq!(cmp_label_keys(&kb, &ka), lb.cmp(&la));
         }
 
     }

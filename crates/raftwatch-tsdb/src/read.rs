@@ -47,18 +47,22 @@ impl<S: KvStore> Tsdb<S> {
         mint: TimestampMs,
         maxt: TimestampMs,
     ) -> Vec<SeriesEntry> {
-        let mut out: Vec<SeriesEntry> = self
+        // Sorted by each series' contiguous key, which orders as its labels
+        // do (see `cmp_label_keys`) and is one allocation to follow instead
+        // of two per label; labels are copied out only in their final order.
+        let mut found: Vec<(&MemSeries, SeriesRef)> = self
             .selected_refs(matchers, mint.0, maxt.0)
             .into_iter()
-            .filter_map(|r| {
-                Some(SeriesEntry {
-                    series_ref: r,
-                    labels: self.get(r)?.labels(),
-                })
-            })
+            .filter_map(|r| Some((self.get(r)?, r)))
             .collect();
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        out
+        found.sort_unstable_by(|a, b| crate::cmp_label_keys(&a.0.key, &b.0.key));
+        found
+            .into_iter()
+            .map(|(s, r)| SeriesEntry {
+                series_ref: r,
+                labels: s.labels(),
+            })
+            .collect()
     }
 
     /// `label_names` returns the sorted label names of the series that
