@@ -24,6 +24,7 @@ mod config;
 mod error;
 mod index;
 mod keys;
+mod prefetch;
 mod read;
 mod snapshot;
 
@@ -642,6 +643,20 @@ impl<S: KvStore> Tsdb<S> {
         self.check_poisoned()?;
         let mut report = AppendReport::default();
         for (i, &(r, sample)) in samples.iter().enumerate() {
+            // A batch usually holds one sample for each of many series:
+            // start loading the series a few samples ahead, and the tail of
+            // the head chunk of one nearer, which by then is in cache.
+            if let Some(&(ahead, _)) = samples.get(i + PREFETCH_SERIES_AHEAD)
+                && let Some(Some(s)) = self.series.get(ahead.0 as usize)
+            {
+                prefetch::prefetch(&raw const **s);
+            }
+            if let Some(&(ahead, _)) = samples.get(i + PREFETCH_TAIL_AHEAD)
+                && let Some(s) = self.get(ahead)
+            {
+                let payload = s.head.payload();
+                prefetch::prefetch(payload.as_ptr().wrapping_add(payload.len()));
+            }
             self.append_one(i, r, sample, &mut report)?;
         }
         Ok(report)
@@ -1563,6 +1578,12 @@ impl<S: KvStore> Tsdb<S> {
 /// `KEY_SEPARATOR` ends every name and value in a [`MemSeries`] key; it
 /// never occurs in UTF-8, so a key splits back into its labels one way only.
 const KEY_SEPARATOR: u8 = 0xff;
+
+/// How many samples ahead [`Tsdb::append`] starts loading a series, and
+/// the tail of its head chunk: far enough for a cache miss (about 100 ns)
+/// to finish while the samples between are appended (about 20 ns each).
+const PREFETCH_SERIES_AHEAD: usize = 16;
+const PREFETCH_TAIL_AHEAD: usize = 8;
 
 /// `label_key` is a series' [`MemSeries::key`].
 fn label_key<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Box<[u8]> {
