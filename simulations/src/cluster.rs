@@ -73,6 +73,7 @@ fn server_config(params: &Params, id: u64) -> ServerConfig {
         request_bytes_max: 4 << 20,
         query_max_samples: raftwatch::config::QUERY_MAX_SAMPLES_DEFAULT as usize,
         query_timeout_ms: raftwatch::config::QUERY_TIMEOUT_MS_DEFAULT,
+        shard_block_cache_bytes: raftwatch::config::SHARD_BLOCK_CACHE_BYTES_DEFAULT as usize,
         log_format: LogFormat::Text,
         // The simulator arms planted bugs for its whole process itself.
         inject_bug: None,

@@ -81,7 +81,17 @@ pub const QUIESCE_AFTER_HEARTBEATS_DEFAULT: u64 = 3;
 /// `QUIESCE_AFTER_HEARTBEATS_HIGHEST` bounds `quiesce_after_heartbeats`.
 pub const QUIESCE_AFTER_HEARTBEATS_HIGHEST: u64 = 1_000_000;
 
+/// `SHARD_BLOCK_CACHE_BYTES_DEFAULT` is the block page cache of each shard
+/// replica's engine (`raftwatch_tsdb::TsdbConfig::block_cache_bytes`): the
+/// most memory it keeps of chunk blocks read from disk, 16 MiB. A node's
+/// total is this times the shard replicas it holds.
+pub const SHARD_BLOCK_CACHE_BYTES_DEFAULT: u64 = raftwatch_tsdb::BLOCK_CACHE_BYTES_DEFAULT as u64;
+/// `SHARD_BLOCK_CACHE_BYTES_HIGHEST` bounds `shard_block_cache_bytes`
+/// (4 GiB per replica); 0 turns the cache off.
+pub const SHARD_BLOCK_CACHE_BYTES_HIGHEST: u64 = 4 << 30;
+
 const _: () = assert!(QUIESCE_AFTER_HEARTBEATS_DEFAULT <= QUIESCE_AFTER_HEARTBEATS_HIGHEST);
+const _: () = assert!(SHARD_BLOCK_CACHE_BYTES_DEFAULT <= SHARD_BLOCK_CACHE_BYTES_HIGHEST);
 const _: () = assert!(QUERY_MAX_SAMPLES_DEFAULT >= 1);
 const _: () = assert!(QUERY_MAX_SAMPLES_DEFAULT <= QUERY_MAX_SAMPLES_HIGHEST);
 const _: () = assert!(QUERY_TIMEOUT_MS_LOWEST <= QUERY_TIMEOUT_MS_DEFAULT);
@@ -96,7 +106,7 @@ pub const ENV_CONFIG: &str = "RAFTWATCH_CONFIG";
 /// `KEYS` lists every configuration key: the TOML keys `load` accepts, the
 /// flags (with `-` for `_`) and the environment variables (upper-cased,
 /// after [`ENV_PREFIX`]).
-pub const KEYS: [&str; 19] = [
+pub const KEYS: [&str; 20] = [
     "node_id",
     "data_dir",
     "grpc_addr",
@@ -114,6 +124,7 @@ pub const KEYS: [&str; 19] = [
     "request_bytes_max",
     "query_max_samples",
     "query_timeout_ms",
+    "shard_block_cache_bytes",
     "log_format",
     "inject_bug",
 ];
@@ -192,6 +203,8 @@ pub struct ServerConfig {
     pub query_max_samples: usize,
     /// How long one PromQL query may take, ms.
     pub query_timeout_ms: u64,
+    /// Block page cache of each shard replica's engine, bytes (0: off).
+    pub shard_block_cache_bytes: usize,
     /// Log format.
     pub log_format: LogFormat,
     /// The planted bug to arm in this process (a name from
@@ -272,6 +285,11 @@ pub struct ServerArgs {
     /// lower it (100..=3600000) [default: 120000].
     #[arg(long, value_name = "MS")]
     pub query_timeout_ms: Option<u64>,
+    /// Memory each shard replica's engine keeps of chunk blocks read from
+    /// disk, bytes; a node holds this times its shard replicas at most; 0
+    /// reads the store every time (0..=4294967296) [default: 16777216].
+    #[arg(long, value_name = "BYTES")]
+    pub shard_block_cache_bytes: Option<u64>,
     /// TOML file with any of the keys above (snake_case, e.g. `grpc_addr`);
     /// flags beat it, it beats `RAFTWATCH_*` variables [env: RAFTWATCH_CONFIG].
     #[arg(long, value_name = "FILE")]
@@ -396,6 +414,7 @@ struct Layer {
     request_bytes_max: Option<u64>,
     query_max_samples: Option<u64>,
     query_timeout_ms: Option<u64>,
+    shard_block_cache_bytes: Option<u64>,
     log_format: Option<LogFormat>,
     inject_bug: Option<String>,
 }
@@ -421,6 +440,7 @@ impl Layer {
             request_bytes_max: None,
             query_max_samples: None,
             query_timeout_ms: None,
+            shard_block_cache_bytes: None,
             log_format: None,
             inject_bug: None,
         }
@@ -446,6 +466,7 @@ impl Layer {
             request_bytes_max: args.request_bytes_max,
             query_max_samples: args.query_max_samples,
             query_timeout_ms: args.query_timeout_ms,
+            shard_block_cache_bytes: args.shard_block_cache_bytes,
             log_format: args.log_format,
             // Empty counts as unset, as for an environment variable.
             inject_bug: args.inject_bug.clone().filter(|s| !s.is_empty()),
@@ -521,6 +542,9 @@ impl Layer {
             "request_bytes_max" => self.request_bytes_max = Some(raw.integer(key, &source)?),
             "query_max_samples" => self.query_max_samples = Some(raw.integer(key, &source)?),
             "query_timeout_ms" => self.query_timeout_ms = Some(raw.integer(key, &source)?),
+            "shard_block_cache_bytes" => {
+                self.shard_block_cache_bytes = Some(raw.integer(key, &source)?)
+            }
             "quiesce_after_heartbeats" => {
                 self.quiesce_after_heartbeats = Some(raw.integer(key, &source)?)
             }
@@ -849,6 +873,16 @@ impl Merged {
             QUERY_TIMEOUT_MS_LOWEST..=QUERY_TIMEOUT_MS_HIGHEST,
             QUERY_TIMEOUT_MS_DEFAULT,
         )?;
+        let shard_block_cache_bytes = self.bounded(
+            "shard_block_cache_bytes",
+            |l| l.shard_block_cache_bytes.as_ref(),
+            0..=SHARD_BLOCK_CACHE_BYTES_HIGHEST,
+            SHARD_BLOCK_CACHE_BYTES_DEFAULT,
+        )?;
+        // Within SHARD_BLOCK_CACHE_BYTES_HIGHEST, which fits a usize on 64
+        // bits.
+        let shard_block_cache_bytes =
+            usize::try_from(shard_block_cache_bytes).unwrap_or(usize::MAX);
         let quiesce_after_heartbeats = self.bounded(
             "quiesce_after_heartbeats",
             |l| l.quiesce_after_heartbeats.as_ref(),
@@ -885,6 +919,7 @@ impl Merged {
             request_bytes_max,
             query_max_samples,
             query_timeout_ms,
+            shard_block_cache_bytes,
             log_format,
             inject_bug,
         })

@@ -185,6 +185,7 @@ pub fn server_argv(args: &ServerArgs) -> Vec<OsString> {
     flag("request-bytes-max", n(args.request_bytes_max));
     flag("query-max-samples", n(args.query_max_samples));
     flag("query-timeout-ms", n(args.query_timeout_ms));
+    flag("shard-block-cache-bytes", n(args.shard_block_cache_bytes));
     flag("config", args.config.as_ref().map(OsString::from));
     flag("log-format", args.log_format.map(|f| f.as_str().into()));
     flag("inject-bug", s(&args.inject_bug));

@@ -924,6 +924,10 @@ impl Node {
     }
 
     async fn open_shard(&self, shard: ShardId) -> anyhow::Result<GroupHandle> {
+        let tsdb = raftwatch_tsdb::TsdbConfig {
+            block_cache_bytes: self.config.shard_block_cache_bytes,
+            ..raftwatch_tsdb::TsdbConfig::default()
+        };
         let sm: Box<dyn raftwatch_raft::GroupStateMachine> = match self.shard_stores {
             ShardStores::Sled => {
                 let dir = self
@@ -932,19 +936,13 @@ impl Node {
                     .join("shards")
                     .join(format!("shard-{}", shard.0));
                 Box::new(
-                    ShardStateMachine::open(
-                        raftwatch_tsdb::TsdbConfig::default(),
-                        Box::new(shards::SledShardStores::new(dir)),
-                    )
-                    .map_err(anyhow::Error::msg)?,
+                    ShardStateMachine::open(tsdb, Box::new(shards::SledShardStores::new(dir)))
+                        .map_err(anyhow::Error::msg)?,
                 )
             }
             ShardStores::Mem => Box::new(
-                ShardStateMachine::open(
-                    raftwatch_tsdb::TsdbConfig::default(),
-                    Box::new(shards::MemShardStores),
-                )
-                .map_err(anyhow::Error::msg)?,
+                ShardStateMachine::open(tsdb, Box::new(shards::MemShardStores))
+                    .map_err(anyhow::Error::msg)?,
             ),
         };
         let handle = self

@@ -75,6 +75,7 @@ fn defaults_fill_what_no_source_sets() {
             request_bytes_max: 32 << 20,
             query_max_samples: 50_000_000,
             query_timeout_ms: 120_000,
+            shard_block_cache_bytes: 16 << 20,
             log_format: LogFormat::Text,
             inject_bug: None,
         }
@@ -163,6 +164,7 @@ election_timeout_ms_max = 900
 request_bytes_max = 65536
 query_max_samples = 1000
 query_timeout_ms = 5000
+shard_block_cache_bytes = 0
 log_format = "json"
 "#,
     );
@@ -192,6 +194,7 @@ log_format = "json"
         (config.query_max_samples, config.query_timeout_ms),
         (1000, 5000)
     );
+    assert_eq!(config.shard_block_cache_bytes, 0);
     assert_eq!(config.log_format, LogFormat::Json);
 
     // `join` is the one key the bootstrap file above cannot also hold.
@@ -232,6 +235,7 @@ fn every_key_can_come_from_the_environment() {
         ("RAFTWATCH_REQUEST_BYTES_MAX", "4096"),
         ("RAFTWATCH_QUERY_MAX_SAMPLES", "7"),
         ("RAFTWATCH_QUERY_TIMEOUT_MS", "100"),
+        ("RAFTWATCH_SHARD_BLOCK_CACHE_BYTES", "65536"),
         ("RAFTWATCH_LOG_FORMAT", "JSON"),
         // Not ours (raftwatchctl's): ignored.
         ("RAFTWATCH_ENDPOINT", "http://127.0.0.1:7600"),
@@ -248,6 +252,7 @@ fn every_key_can_come_from_the_environment() {
         (config.query_max_samples, config.query_timeout_ms),
         (7, 100)
     );
+    assert_eq!(config.shard_block_cache_bytes, 65536);
     assert_eq!(config.log_format, LogFormat::Json);
 
     // Initial cluster from the environment.
@@ -565,6 +570,11 @@ fn every_validation_error_names_its_key() {
             "query_timeout_ms",
         ),
         (
+            "shard_block_cache_bytes above 4 GiB",
+            |a| a.shard_block_cache_bytes = Some((4 << 30) + 1),
+            "shard_block_cache_bytes",
+        ),
+        (
             "quiesce_after_heartbeats above a million",
             |a| a.quiesce_after_heartbeats = Some(1_000_001),
             "quiesce_after_heartbeats",
@@ -598,6 +608,13 @@ fn bounds_are_inclusive() {
         args.request_bytes_max = Some(bytes);
         assert_eq!(
             load(&args, &no_env()).unwrap().request_bytes_max as u64,
+            bytes
+        );
+    }
+    for bytes in [0, 4 << 30] {
+        args.shard_block_cache_bytes = Some(bytes);
+        assert_eq!(
+            load(&args, &no_env()).unwrap().shard_block_cache_bytes as u64,
             bytes
         );
     }

@@ -95,6 +95,7 @@ fn server_argv_round_trips_through_the_flag_parser() {
         request_bytes_max: Some(10),
         query_max_samples: Some(11),
         query_timeout_ms: Some(12),
+        shard_block_cache_bytes: Some(14),
         config: Some("c.toml".into()),
         log_format: Some(LogFormat::Text),
         inject_bug: Some("skip-fsync".into()),
