@@ -454,15 +454,14 @@ impl<S: KvStore> raftwatch_promql::Queryable for TsdbSource<'_, S> {
     ) -> Result<Vec<raftwatch_promql::RawSeries>, raftwatch_promql::Error> {
         let mut out = Vec::new();
         let (mint, maxt) = (TimestampMs(req.start_ms), TimestampMs(req.end_ms));
+        let storage =
+            |err: raftwatch_tsdb::TsdbError| raftwatch_promql::Error::Storage(err.to_string());
         for e in self.db.select(&req.matchers, mint, maxt) {
             let mut samples = Vec::new();
-            for s in self
-                .db
-                .samples(e.series_ref, mint, maxt)
-                .map_err(|e| raftwatch_promql::Error::Storage(e.to_string()))?
-            {
-                let s = s.map_err(|e| raftwatch_promql::Error::Storage(e.to_string()))?;
-                samples.push((s.timestamp.0, s.value));
+            let mut iter = self.db.samples(e.series_ref, mint, maxt).map_err(storage)?;
+            // Copied out a run at a time (see `SampleIter::next_run`).
+            while let Some(run) = iter.next_run().map_err(storage)? {
+                samples.extend(run.iter().map(|s| (s.timestamp.0, s.value)));
             }
             if samples.is_empty() {
                 continue;

@@ -384,7 +384,7 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
         let mut out = Vec::with_capacity(selected.len());
         let mut samples_count: u64 = 0;
         for e in selected {
-            let iter = match db.samples(e.series_ref, mint, maxt) {
+            let mut iter = match db.samples(e.series_ref, mint, maxt) {
                 Ok(i) => i,
                 Err(err) => return refuse(err.to_string()),
             };
@@ -399,12 +399,14 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
                     .collect(),
                 ..Default::default()
             };
-            for sample in iter {
-                let sample = match sample {
-                    Ok(x) => x,
+            // Copied out a run at a time (see `SampleIter::next_run`).
+            loop {
+                let run = match iter.next_run() {
+                    Ok(Some(run)) => run,
+                    Ok(None) => break,
                     Err(err) => return refuse(err.to_string()),
                 };
-                samples_count += 1;
+                samples_count += run.len() as u64;
                 if q.samples_max > 0 && samples_count > q.samples_max {
                     return refuse(format!(
                         "{} {} samples",
@@ -412,8 +414,8 @@ impl<S: KvStore + Send + Sync + 'static> ShardStateMachine<S> {
                         q.samples_max
                     ));
                 }
-                s.timestamps.push(sample.timestamp.0);
-                s.values.push(sample.value);
+                s.timestamps.extend(run.iter().map(|x| x.timestamp.0));
+                s.values.extend(run.iter().map(|x| x.value));
             }
             out.push(s);
         }

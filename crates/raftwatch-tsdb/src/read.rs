@@ -254,6 +254,8 @@ pub struct SampleIter<'a> {
     /// The bytes of the last run of adjacent chunks read from a block (see
     /// [`SampleIter::read_block_run`]).
     run: Vec<u8>,
+    /// Where [`SampleIter::next_run`] puts a sample the merge picked.
+    single: [Sample; 1],
     failed: bool,
 }
 
@@ -317,6 +319,7 @@ impl<'a> SampleIter<'a> {
             active: Vec::new(),
             spare: Vec::new(),
             run: Vec::new(),
+            single: [Sample::new(0, 0.0)],
             failed: false,
         }
     }
@@ -536,6 +539,39 @@ impl<'a> SampleIter<'a> {
                 }
             }
             return Ok(Some(out));
+        }
+    }
+}
+
+impl SampleIter<'_> {
+    /// `next_run` is the iterator's next samples as a slice, as many as
+    /// need no merge at once (typically a chunk's), rather than one at a
+    /// time: what [`Iterator::next`] would yield, in the same order, for
+    /// a caller that copies samples out in bulk. `Ok(None)` at the end;
+    /// after an error, `Ok(None)` from then on.
+    pub fn next_run(&mut self) -> Result<Option<&[Sample]>, TsdbError> {
+        if let Some(a) = self.active.first()
+            && a.pos < a.run_end
+        {
+            let (from, to) = (a.pos, a.run_end);
+            let a = &mut self.active[0];
+            a.pos = to;
+            return Ok(Some(&a.samples[from..to]));
+        }
+        if self.failed {
+            return Ok(None);
+        }
+        match self.step() {
+            Ok(Some(s)) => {
+                self.single = [s];
+                Ok(Some(&self.single))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.failed = true;
+                self.active.clear();
+                Err(e)
+            }
         }
     }
 }

@@ -42,6 +42,15 @@ pub fn range_samples<S: KvStore>(
                     (s.timestamp.0, s.value.to_bits())
                 })
                 .collect();
+            // The bulk reader yields exactly what the iterator does.
+            let mut it = db
+                .samples(e.series_ref, TimestampMs(mint), TimestampMs(maxt))
+                .unwrap();
+            let mut by_run = Vec::new();
+            while let Some(run) = it.next_run().unwrap() {
+                by_run.extend(run.iter().map(|s| (s.timestamp.0, s.value.to_bits())));
+            }
+            assert_eq!(by_run, samples, "next_run and the iterator differ");
             (e.labels, samples)
         })
         .filter(|(_, s)| !s.is_empty())

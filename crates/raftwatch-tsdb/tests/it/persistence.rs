@@ -2,7 +2,7 @@
 //! after a reopen, a crash loses exactly what was not flushed, retention,
 //! hash collisions and corruption reporting.
 
-use raftwatch_model::{Labels, Sample, SeriesHash, TimestampMs};
+use raftwatch_model::{Labels, Sample, SeriesHash, SeriesRef, TimestampMs};
 use raftwatch_seams::DetRng;
 use raftwatch_storage::{KvStore, MemStore, WriteBatch};
 use raftwatch_storage_sled::{SledConfig, SledStore};
@@ -259,6 +259,7 @@ fn checksum_mismatch_is_reported_as_corruption_naming_series_and_chunk() {
         .unwrap()
         .find_map(Result::err)
         .unwrap();
+    runs_report_what_the_iterator_does(&db, e[0].series_ref);
     let msg = err.to_string();
     assert!(matches!(err, TsdbError::Corruption { .. }));
     assert!(
@@ -308,6 +309,34 @@ fn non_monotonic_chunk_with_valid_checksum_is_corruption_not_a_panic() {
         .find_map(|r| r.as_ref().err())
         .expect("corruption must be reported");
     assert!(matches!(err, TsdbError::Corruption { .. }), "{err}");
+    runs_report_what_the_iterator_does(&db, e[0].series_ref);
+}
+
+/// `runs_report_what_the_iterator_does` reads series `r` of a damaged
+/// store both ways: `next_run` yields the samples the iterator yields
+/// before its error, then the same error, then nothing.
+fn runs_report_what_the_iterator_does<S: KvStore>(db: &Tsdb<S>, r: SeriesRef) {
+    let items: Vec<_> = db
+        .samples(r, TimestampMs::MIN, TimestampMs::MAX)
+        .unwrap()
+        .collect();
+    let mut it = db.samples(r, TimestampMs::MIN, TimestampMs::MAX).unwrap();
+    let mut got = Vec::new();
+    loop {
+        match it.next_run() {
+            Ok(Some(run)) => got.extend(run.iter().copied().map(Ok)),
+            Ok(None) => break,
+            Err(e) => got.push(Err(e)),
+        }
+    }
+    let show = |v: &[Result<Sample, TsdbError>]| -> Vec<String> {
+        v.iter().map(|x| format!("{x:?}")).collect()
+    };
+    assert_eq!(show(&got), show(&items));
+    assert!(
+        items.iter().any(Result::is_err),
+        "the store was not damaged"
+    );
 }
 
 fn crc32c_of(b: &[u8]) -> u32 {
