@@ -32,6 +32,9 @@ type PageKey = (u64, u64);
 #[derive(Debug, Default)]
 struct Pages {
     map: BTreeMap<PageKey, (Arc<[u8]>, u64)>,
+    /// The same pages by last use (`map`'s second field), so that the
+    /// least recently used is found in O(log n) whatever the capacity.
+    by_use: BTreeMap<u64, PageKey>,
     bytes: usize,
     /// Incremented at every use: larger is more recent.
     clock: u64,
@@ -111,8 +114,10 @@ impl BlockCache {
             p.clock += 1;
             let now = p.clock;
             if let Some((bytes, used)) = p.map.get_mut(&(id, page)) {
-                *used = now;
+                let before = std::mem::replace(used, now);
                 let bytes = bytes.clone();
+                p.by_use.remove(&before);
+                p.by_use.insert(now, (id, page));
                 p.hits += 1;
                 return Ok(bytes);
             }
@@ -124,20 +129,23 @@ impl BlockCache {
         let mut p = self.lock();
         p.clock += 1;
         let now = p.clock;
-        if let Some((old, _)) = p.map.insert((id, page), (bytes.clone(), now)) {
+        if let Some((old, used)) = p.map.insert((id, page), (bytes.clone(), now)) {
             // Another reader fetched it meanwhile.
             p.bytes -= old.len();
+            p.by_use.remove(&used);
         }
+        p.by_use.insert(now, (id, page));
         p.bytes += bytes.len();
         while p.bytes > self.capacity {
             // The least recently used page (never the one just inserted,
             // which is the most recent).
-            let Some((&key, _)) = p.map.iter().min_by_key(|(_, (_, used))| *used) else {
+            let Some((&used, &key)) = p.by_use.first_key_value() else {
                 break;
             };
             if key == (id, page) {
                 break;
             }
+            p.by_use.remove(&used);
             if let Some((old, _)) = p.map.remove(&key) {
                 p.bytes -= old.len();
             }
@@ -155,8 +163,9 @@ impl BlockCache {
             .map(|(k, _)| *k)
             .collect();
         for k in keys {
-            if let Some((old, _)) = p.map.remove(&k) {
+            if let Some((old, used)) = p.map.remove(&k) {
                 p.bytes -= old.len();
+                p.by_use.remove(&used);
             }
         }
     }
@@ -244,6 +253,59 @@ mod tests {
         assert_eq!((s.bytes, s.blocks), (2 * page, 1));
         cache.forget(1);
         assert_eq!((cache.stats().bytes, cache.stats().blocks), (0, 0));
+    }
+
+    proptest::proptest! {
+        /// Hits, misses and evictions match a reference LRU (a list in
+        /// order of use) over reads of pages of three blocks and forgets,
+        /// and the index by last use stays the map's mirror.
+        #[test]
+        fn hits_and_evictions_follow_a_reference_lru(
+            ops in proptest::collection::vec((0u64..3, 0u64..4, 0u8..8), 1..200),
+            capacity_pages in 1usize..5,
+        ) {
+            let page = BLOCK_CACHE_PAGE_BYTES;
+            let store = MemStore::new();
+            let mut b = WriteBatch::new();
+            for id in 0..3 {
+                b.put_blob(id, vec![id as u8; 4 * page as usize]);
+            }
+            store.write(b).unwrap();
+            let cache = BlockCache::new(capacity_pages * page as usize);
+            let mut lru: Vec<PageKey> = Vec::new();
+            let (mut hits, mut misses) = (0, 0);
+            let mut out = Vec::new();
+            for (id, n, op) in ops {
+                if op == 0 {
+                    cache.forget(id);
+                    lru.retain(|&(b, _)| b != id);
+                } else {
+                    cache.read(&store, id, 4 * page, n * page + 1, 1, &mut out).unwrap();
+                    proptest::prop_assert_eq!(&out, &vec![id as u8]);
+                    if let Some(i) = lru.iter().position(|&k| k == (id, n)) {
+                        lru.remove(i);
+                        hits += 1;
+                    } else {
+                        misses += 1;
+                        if lru.len() == capacity_pages {
+                            lru.remove(0);
+                        }
+                    }
+                    lru.push((id, n));
+                }
+                let s = cache.stats();
+                proptest::prop_assert_eq!((s.hits, s.misses), (hits, misses));
+                proptest::prop_assert_eq!(s.bytes, lru.len() * page as usize);
+                let p = cache.lock();
+                let mut by_use: Vec<PageKey> = p.by_use.values().copied().collect();
+                proptest::prop_assert_eq!(&by_use, &lru);
+                by_use.sort_unstable();
+                proptest::prop_assert_eq!(by_use, p.map.keys().copied().collect::<Vec<_>>());
+                for (k, (_, used)) in &p.map {
+                    proptest::prop_assert_eq!(p.by_use.get(used), Some(k));
+                }
+            }
+        }
     }
 
     #[test]
