@@ -5,7 +5,8 @@
 //! - `append/round`: one scrape (one sample for each series) through
 //!   [`Tsdb::append`], with a flush every 20 rounds outside the timing;
 //! - `read/all`: every sample of every series (720 rounds, flushed every 20)
-//!   through [`Tsdb::select`] and [`Tsdb::samples`].
+//!   through [`Tsdb::select`] and [`Tsdb::samples`], one at a time;
+//!   `read/all_runs` the same through `SampleIter::next_run`.
 //!
 //! Throughput is in samples, so criterion's "elem/s" inverts to ns/sample.
 
@@ -150,6 +151,25 @@ fn read(c: &mut Criterion) {
                     let s = s.expect("sample");
                     sum = sum.wrapping_add(s.value.to_bits() ^ s.timestamp.0 as u64);
                     n += 1;
+                }
+            }
+            assert_eq!(n, SERIES as u64 * rounds);
+            sum
+        })
+    });
+    g.bench_function("all_runs", |b| {
+        b.iter(|| {
+            let mut n = 0u64;
+            let mut sum = 0u64;
+            for e in db.select(&[], TimestampMs::MIN, TimestampMs::MAX) {
+                let mut it = db
+                    .samples(e.series_ref, TimestampMs::MIN, TimestampMs::MAX)
+                    .expect("samples");
+                while let Some(run) = it.next_run().expect("samples") {
+                    for s in run {
+                        sum = sum.wrapping_add(s.value.to_bits() ^ s.timestamp.0 as u64);
+                    }
+                    n += run.len() as u64;
                 }
             }
             assert_eq!(n, SERIES as u64 * rounds);
