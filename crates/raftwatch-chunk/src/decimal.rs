@@ -118,20 +118,28 @@ impl ValueWriter {
 fn mantissas(samples: &[Sample]) -> Option<(u8, Vec<i64>)> {
     samples.first()?;
     let mut k = 0u8;
+    let mut ms = Vec::with_capacity(samples.len());
+    // `ms[..stale]` were found at a smaller exponent than `k`.
+    let mut stale = 0;
     for s in samples {
-        while mantissa(s.value, k).is_none() {
+        let m = loop {
+            if let Some(m) = mantissa(s.value, k) {
+                break m;
+            }
             if k == DECIMAL_EXPONENT_MAX {
                 return None;
             }
             k += 1;
-        }
+            stale = ms.len();
+        };
+        ms.push(m);
     }
-    // A value that fit a smaller exponent may not fit the final one
-    // (`round` can land elsewhere at another scale): then no payload.
-    let ms = samples
-        .iter()
-        .map(|s| mantissa(s.value, k))
-        .collect::<Option<Vec<i64>>>()?;
+    // Usually none: the exponent settles at the first sample. A value that
+    // fit a smaller exponent may not fit the final one (`round` can land
+    // elsewhere at another scale): then no payload.
+    for (m, s) in ms.iter_mut().zip(samples).take(stale) {
+        *m = mantissa(s.value, k)?;
+    }
     Some((k, ms))
 }
 
@@ -350,6 +358,41 @@ mod tests {
             assert_eq!(a.timestamp, b.timestamp);
         }
         Some(got.iter().map(|x| x.value.to_bits()).collect())
+    }
+
+    /// The exponent search as first written: find the exponent over all
+    /// values, then every mantissa at it.
+    fn mantissas_two_passes(samples: &[Sample]) -> Option<(u8, Vec<i64>)> {
+        samples.first()?;
+        let mut k = 0u8;
+        for s in samples {
+            while mantissa(s.value, k).is_none() {
+                if k == DECIMAL_EXPONENT_MAX {
+                    return None;
+                }
+                k += 1;
+            }
+        }
+        let ms = samples
+            .iter()
+            .map(|s| mantissa(s.value, k))
+            .collect::<Option<Vec<i64>>>()?;
+        Some((k, ms))
+    }
+
+    proptest::proptest! {
+        /// One pass finds what two did: values with 0 to 17 digits after
+        /// the point (past the 15 allowed), in any order, and non-decimals.
+        #[test]
+        fn one_pass_finds_the_exponent_and_mantissas_two_passes_did(
+            raw in proptest::collection::vec((-1_000_000_000i64..1_000_000_000, 0u32..18), 1..20),
+            odd in proptest::option::of(proptest::num::f64::ANY),
+        ) {
+            let mut values: Vec<f64> = raw.iter().map(|&(m, k)| m as f64 / 10f64.powi(k as i32)).collect();
+            values.extend(odd);
+            let s = samples(&values);
+            proptest::prop_assert_eq!(mantissas(&s), mantissas_two_passes(&s));
+        }
     }
 
     #[test]

@@ -275,11 +275,13 @@ impl XorChunk {
     ///
     /// As [`XorChunk::encode_record`].
     pub fn encode_compact_record(&self, buf: &mut Vec<u8>) {
+        // Decoded in one loop (`append_to`), not a `Result` per sample.
+        let mut samples = Vec::new();
         let decimal = self
             .iter()
-            .collect::<Result<Vec<Sample>, _>>()
+            .append_to(&mut samples)
             .ok()
-            .and_then(|samples| crate::decimal::encode_compact(&samples))
+            .and_then(|()| crate::decimal::encode_compact(&samples))
             .filter(|(_, p)| p.len() < self.payload().len());
         match decimal {
             Some((encoding, p))
