@@ -13,8 +13,9 @@ use openraft::{ChangeMembers, ReadPolicy, ServerState, SnapshotPolicy};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
+use crate::coalesce::BatchStats;
 use crate::log_store::SharedLog;
-use crate::network::{GroupNetworkFactory, NetConfig, Peers};
+use crate::network::{GroupNetworkFactory, NetConfig, Peers, ReadIndexError};
 use crate::quiesce::{QuiesceStats, Quiescence};
 use crate::service::{RaftService, Registry};
 use crate::state_machine::{FsSnapshotStore, GroupStateMachine, SmAdapter, SnapshotStore};
@@ -181,6 +182,17 @@ pub enum GroupError {
         /// Why.
         reason: String,
     },
+}
+
+/// Why a read through the leader gave no read index.
+#[derive(Debug, thiserror::Error)]
+enum ReadThroughLeader {
+    /// The node asked does not lead the group (or lost its quorum).
+    #[error("{0}")]
+    Refused(String),
+    /// It could not be asked, or the read index was not applied in time.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// `ReadConsistency` is the named consistency of a read. There is no
@@ -481,7 +493,20 @@ impl GroupHandle {
 
     /// Blocks until this replica may serve a linearizable read; returns the
     /// read index.
+    ///
+    /// A replica that knows another node leads the group asks that leader
+    /// for its read index straight away (openraft's own check would only
+    /// say "forward to the leader", at the cost of a round through this
+    /// group's core); if that node no longer leads, or this replica knows
+    /// of no other leader, openraft decides: the leader's own ReadIndex
+    /// round here, or a read through the leader it names.
     async fn linearize(&self) -> Result<u64, GroupError> {
+        if let Some((leader, addr)) = self.other_leader() {
+            match self.read_through_leader(leader, &addr).await {
+                Err(ReadThroughLeader::Refused(_)) => {}
+                done => return done.map_err(|e| self.unavailable(e)),
+            }
+        }
         match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
             Ok(read_log_id) => Ok(read_log_id.index()),
             Err(e) => {
@@ -494,25 +519,50 @@ impl GroupHandle {
                 ) else {
                     return Err(self.not_leader(f));
                 };
-                // Follower read: the leader confirms its leadership and hands
-                // back its read index; this replica waits until it applied it.
-                let log_id: LogId = self
-                    .peers
-                    .read_index(NodeId(leader), &addr, self.group)
+                self.read_through_leader(leader, &addr)
                     .await
-                    .map_err(|e| self.unavailable(e))?;
-                let lin = Linearizer::new(self.node.0, ReadLogId::from_log_id(log_id), None);
-                match lin
-                    .try_await_ready(&self.raft, Some(self.read_timeout))
-                    .await
-                {
-                    Ok(Ok(state)) => Ok(state.read_log_id().index()),
-                    Ok(Err(_)) => {
-                        Err(self.unavailable("timed out waiting to apply the read index"))
-                    }
-                    Err(fatal) => Err(self.unavailable(fatal)),
-                }
+                    .map_err(|e| self.unavailable(e))
             }
+        }
+    }
+
+    /// `other_leader` is the node this replica last saw lead the group and
+    /// its address, unless that is this node or unknown.
+    fn other_leader(&self) -> Option<(u64, String)> {
+        use openraft::async_runtime::WatchReceiver;
+        let rx = self.raft.metrics();
+        let m = rx.borrow_watched();
+        let leader = m.current_leader.filter(|l| *l != self.node.0)?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&leader)?
+            .grpc_addr
+            .clone();
+        Some((leader, addr))
+    }
+
+    /// Follower read: `leader` confirms its leadership and hands back its
+    /// read index; this replica waits until it applied it.
+    async fn read_through_leader(&self, leader: u64, addr: &str) -> Result<u64, ReadThroughLeader> {
+        let log_id: LogId = self
+            .peers
+            .read_index(NodeId(leader), addr, self.group)
+            .await
+            .map_err(|e| match e {
+                ReadIndexError::Refused(_) => ReadThroughLeader::Refused(e.to_string()),
+                ReadIndexError::Transport(_) => ReadThroughLeader::Failed(e.to_string()),
+            })?;
+        let lin = Linearizer::new(self.node.0, ReadLogId::from_log_id(log_id), None);
+        match lin
+            .try_await_ready(&self.raft, Some(self.read_timeout))
+            .await
+        {
+            Ok(Ok(state)) => Ok(state.read_log_id().index()),
+            Ok(Err(_)) => Err(ReadThroughLeader::Failed(
+                "timed out waiting to apply the read index".to_string(),
+            )),
+            Err(fatal) => Err(ReadThroughLeader::Failed(fatal.to_string())),
         }
     }
 
@@ -958,6 +1008,19 @@ impl RaftHost {
     /// `quiesce_stats` counts this node's quiesced groups.
     pub fn quiesce_stats(&self) -> QuiesceStats {
         self.quiescence.stats()
+    }
+
+    /// `heartbeat_stats` counts the heartbeats this node sent and the
+    /// messages that carried them ([`Peers::heartbeat`]).
+    pub fn heartbeat_stats(&self) -> BatchStats {
+        self.peers.heartbeat_stats()
+    }
+
+    /// `read_index_stats` counts the ReadIndex requests this node sent to
+    /// leaders elsewhere and the messages that carried them
+    /// ([`Peers::read_index`]).
+    pub fn read_index_stats(&self) -> BatchStats {
+        self.peers.read_index_stats()
     }
 
     /// `addr` is the bound gRPC address.

@@ -21,6 +21,7 @@
 //! - [`quiesce`]: idle groups stop ticking; one node-level liveness
 //!   exchange per peer stands in for their heartbeats.
 
+pub mod coalesce;
 pub mod convert;
 pub mod host;
 pub mod log_store;

@@ -55,6 +55,9 @@ pub struct RaftService {
     snapshot_chunk_idle_timeout: Duration,
     seed: u64,
     quiescence: Option<Arc<Quiescence>>,
+    /// Serves `Heartbeats` and `ReadIndexes` (off: answers them as a node
+    /// from before they existed would, `unimplemented`).
+    batches: bool,
 }
 
 impl RaftService {
@@ -107,7 +110,17 @@ impl RaftService {
             snapshot_chunk_idle_timeout: SNAPSHOT_CHUNK_IDLE_TIMEOUT_DEFAULT,
             seed: 0,
             quiescence: None,
+            batches: true,
         }
+    }
+
+    /// `without_batches` answers the batch RPCs `unimplemented`, as a node
+    /// of an older version does (tests of the fallback).
+    #[cfg(test)]
+    #[must_use]
+    pub(crate) fn without_batches(mut self) -> Self {
+        self.batches = false;
+        self
     }
 
     /// `with_quiescence` serves liveness requests into `q` and lets it see
@@ -156,6 +169,44 @@ impl RaftService {
             .get(&id)
             .cloned()
             .ok_or_else(|| Status::not_found(format!("unknown group {id}")))
+    }
+
+    /// `handle_read_index` confirms this node's leadership of `group` with
+    /// a quorum and answers the read log id a follower must apply before
+    /// a linearizable read (alone, or one request of a batch).
+    async fn handle_read_index(&self, group: GroupId) -> Result<pb::ReadIndexResponse, Status> {
+        let raft = self.group(group)?;
+        let result = match crate::rt::scope(
+            self.seed,
+            raft.get_read_linearizer(ReadPolicy::ReadIndex),
+        )
+        .await
+        {
+            Ok(lin) => Ok(*lin.read_log_id()),
+            Err(RaftError::APIError(e)) => Err(e),
+            Err(RaftError::Fatal(f)) => return Err(fatal(group, &f)),
+        };
+        Ok(convert::read_index_response_to_proto(&result))
+    }
+
+    /// `handle_append` serves one append-entries request (alone, or one
+    /// heartbeat of a batch).
+    async fn handle_append(
+        &self,
+        request: pb::AppendEntriesRequest,
+    ) -> Result<pb::AppendEntriesResponse, Status> {
+        let (group, req) =
+            convert::append_entries_request_from_proto(request).map_err(bad_request)?;
+        let raft = self.group(group)?;
+        if !req.entries.is_empty()
+            && let Some(q) = &self.quiescence
+        {
+            q.wake_on_entries(group, &raft);
+        }
+        let resp = crate::rt::scope(self.seed, raft.append_entries(req))
+            .await
+            .map_err(|e| raft_error(group, e))?;
+        Ok(convert::append_entries_response_to_proto(&resp))
     }
 
     async fn install_snapshot_stream(
@@ -267,6 +318,14 @@ fn check_snapshot_against_committed(
     Ok(())
 }
 
+/// `rpc_status` carries `status` inside a batch answer.
+fn rpc_status(status: &Status) -> pb::RpcStatus {
+    pb::RpcStatus {
+        code: status.code() as i32,
+        message: status.message().to_string(),
+    }
+}
+
 fn bad_request(e: ConvertError) -> Status {
     Status::invalid_argument(e.to_string())
 }
@@ -291,20 +350,34 @@ impl Raft for RaftService {
         &self,
         request: Request<pb::AppendEntriesRequest>,
     ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
-        let (group, req) = convert::append_entries_request_from_proto(request.into_inner())
-            .map_err(bad_request)?;
-        let raft = self.group(group)?;
-        if !req.entries.is_empty()
-            && let Some(q) = &self.quiescence
-        {
-            q.wake_on_entries(group, &raft);
-        }
-        let resp = crate::rt::scope(self.seed, raft.append_entries(req))
+        self.handle_append(request.into_inner())
             .await
-            .map_err(|e| raft_error(group, e))?;
-        Ok(Response::new(convert::append_entries_response_to_proto(
-            &resp,
-        )))
+            .map(Response::new)
+    }
+
+    /// Each heartbeat of the batch is served as its own `AppendEntries`
+    /// would be, all of them concurrently (each waits for its group's
+    /// core), and answered in the batch's order.
+    async fn heartbeats(
+        &self,
+        request: Request<pb::HeartbeatBatch>,
+    ) -> Result<Response<pb::HeartbeatResults>, Status> {
+        if !self.batches {
+            return Err(Status::unimplemented("Heartbeats"));
+        }
+        let batch = request.into_inner().heartbeats;
+        let answers =
+            futures::future::join_all(batch.into_iter().map(|h| self.handle_append(h))).await;
+        let results = answers
+            .into_iter()
+            .map(|answer| pb::HeartbeatResult {
+                result: Some(match answer {
+                    Ok(resp) => pb::heartbeat_result::Result::Response(resp),
+                    Err(status) => pb::heartbeat_result::Result::Error(rpc_status(&status)),
+                }),
+            })
+            .collect();
+        Ok(Response::new(pb::HeartbeatResults { results }))
     }
 
     async fn vote(
@@ -366,21 +439,37 @@ impl Raft for RaftService {
         &self,
         request: Request<pb::ReadIndexRequest>,
     ) -> Result<Response<pb::ReadIndexResponse>, Status> {
-        let group = GroupId(request.into_inner().group_id);
-        let raft = self.group(group)?;
-        let result = match crate::rt::scope(
-            self.seed,
-            raft.get_read_linearizer(ReadPolicy::ReadIndex),
+        self.handle_read_index(GroupId(request.into_inner().group_id))
+            .await
+            .map(Response::new)
+    }
+
+    /// Each group's ReadIndex is served as its own `ReadIndex` would be,
+    /// all of them concurrently, and answered in the batch's order.
+    async fn read_indexes(
+        &self,
+        request: Request<pb::ReadIndexBatch>,
+    ) -> Result<Response<pb::ReadIndexResults>, Status> {
+        if !self.batches {
+            return Err(Status::unimplemented("ReadIndexes"));
+        }
+        let groups = request.into_inner().group_ids;
+        let answers = futures::future::join_all(
+            groups
+                .into_iter()
+                .map(|g| self.handle_read_index(GroupId(g))),
         )
-        .await
-        {
-            Ok(lin) => Ok(*lin.read_log_id()),
-            Err(RaftError::APIError(e)) => Err(e),
-            Err(RaftError::Fatal(f)) => return Err(fatal(group, &f)),
-        };
-        Ok(Response::new(convert::read_index_response_to_proto(
-            &result,
-        )))
+        .await;
+        let results = answers
+            .into_iter()
+            .map(|answer| pb::ReadIndexResult {
+                result: Some(match answer {
+                    Ok(resp) => pb::read_index_result::Result::Response(resp),
+                    Err(status) => pb::read_index_result::Result::Error(rpc_status(&status)),
+                }),
+            })
+            .collect();
+        Ok(Response::new(pb::ReadIndexResults { results }))
     }
 }
 

@@ -95,6 +95,10 @@ async fn ready(State(node): State<Arc<Node>>) -> (StatusCode, String) {
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
     let groups = node.local_status().await;
     let log = node.host.log().stats();
-    let body = node.metrics.render(&groups, log);
+    let transport = super::metrics::TransportStats {
+        heartbeats: node.host.heartbeat_stats(),
+        read_indexes: node.host.read_index_stats(),
+    };
+    let body = node.metrics.render(&groups, log, transport);
     ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], body).into_response()
 }

@@ -31,6 +31,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 use raftwatch_proto::v1 as pb;
 use raftwatch_raft::NodeId;
+use raftwatch_raft::coalesce::BatchStats;
 use raftwatch_raft::host::GroupMetrics;
 use raftwatch_raft::log_store::LogStats;
 use raftwatch_seams::{Clock, MonoNanos};
@@ -512,11 +513,17 @@ impl NodeMetrics {
     /// the per-group gauges taken from `groups` (every group hosted here,
     /// as `Node::local_status` reports them) and the Raft log's counters
     /// from `log`.
-    pub(crate) fn render(&self, groups: &[GroupMetrics], log: LogStats) -> String {
+    pub(crate) fn render(
+        &self,
+        groups: &[GroupMetrics],
+        log: LogStats,
+        transport: TransportStats,
+    ) -> String {
         let _one_at_a_time = lock(&self.render_lock);
         *lock(&self.scrape) = ScrapeSnapshot {
             groups: groups.iter().map(GroupSample::of).collect(),
             log: Some(log),
+            transport: Some(transport),
         };
         let mut out = String::new();
         if let Err(e) =
@@ -631,6 +638,17 @@ impl GroupSample {
 struct ScrapeSnapshot {
     groups: Vec<GroupSample>,
     log: Option<LogStats>,
+    transport: Option<TransportStats>,
+}
+
+/// `TransportStats` is what the node's Raft transport coalesced
+/// (`raftwatch_raft::coalesce`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TransportStats {
+    /// Heartbeats sent to followers.
+    pub(crate) heartbeats: BatchStats,
+    /// ReadIndex requests sent to leaders elsewhere.
+    pub(crate) read_indexes: BatchStats,
 }
 
 /// `RaftCollector` encodes the Raft figures of the latest snapshot.
@@ -728,6 +746,40 @@ impl Collector for RaftCollector {
                 )?)?;
             }
         }
+        // Requests to peers that groups share messages for, and the
+        // messages that carried them.
+        if let Some(t) = snapshot.transport {
+            for (name, help, value) in [
+                (
+                    "raft_heartbeats_sent",
+                    "Raft heartbeats (append-entries without entries) this node sent, all groups.",
+                    t.heartbeats.requests,
+                ),
+                (
+                    "raft_heartbeat_messages",
+                    "Transport messages that carried them (groups heartbeating the same peer at once share one).",
+                    t.heartbeats.messages,
+                ),
+                (
+                    "raft_read_index_requests",
+                    "ReadIndex requests this node sent to groups' leaders on other nodes (linearizable reads on a follower).",
+                    t.read_indexes.requests,
+                ),
+                (
+                    "raft_read_index_messages",
+                    "Transport messages that carried them (reads of several groups led by the same node share one).",
+                    t.read_indexes.messages,
+                ),
+            ] {
+                let counter = ConstCounter::new(value);
+                counter.encode(encoder.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    counter.metric_type(),
+                )?)?;
+            }
+        }
         Ok(())
     }
 }
@@ -783,6 +835,16 @@ mod tests {
         let text = m.render(
             &[group(0, Some(10), Some(8)), group(3, None, None)],
             LogStats::default(),
+            TransportStats {
+                heartbeats: BatchStats {
+                    requests: 12,
+                    messages: 5,
+                },
+                read_indexes: BatchStats {
+                    requests: 7,
+                    messages: 2,
+                },
+            },
         );
         let families = exposition::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         for (name, kind) in [
@@ -806,6 +868,10 @@ mod tests {
             ("raftwatch_log_entries_appended_total", "counter"),
             ("raftwatch_log_records_total", "counter"),
             ("raftwatch_log_bytes_written_total", "counter"),
+            ("raftwatch_raft_heartbeats_sent_total", "counter"),
+            ("raftwatch_raft_heartbeat_messages_total", "counter"),
+            ("raftwatch_raft_read_index_requests_total", "counter"),
+            ("raftwatch_raft_read_index_messages_total", "counter"),
         ] {
             assert_eq!(
                 families.get(name).map(|f| f.kind.as_str()),
@@ -824,6 +890,22 @@ mod tests {
         assert_eq!(
             sample(&text, "raftwatch_start_time_seconds", ""),
             Some(1_700_000_000.0)
+        );
+        assert_eq!(
+            sample(&text, "raftwatch_raft_heartbeats_sent_total", ""),
+            Some(12.0)
+        );
+        assert_eq!(
+            sample(&text, "raftwatch_raft_heartbeat_messages_total", ""),
+            Some(5.0)
+        );
+        assert_eq!(
+            sample(&text, "raftwatch_raft_read_index_requests_total", ""),
+            Some(7.0)
+        );
+        assert_eq!(
+            sample(&text, "raftwatch_raft_read_index_messages_total", ""),
+            Some(2.0)
         );
         // Group 0: commit 10, applied 8 → 2 entries behind. Group 3 has no
         // log yet: no index samples, and no lag.
@@ -884,7 +966,7 @@ mod tests {
                 "protocol=\"grpc\"",
             )
         };
-        let before = m.render(&[], LogStats::default());
+        let before = m.render(&[], LogStats::default(), TransportStats::default());
         assert_eq!(received(&before), Some(0.0));
 
         // A write of 5 samples: 3 accepted, one out of order, one duplicate.
@@ -923,7 +1005,7 @@ mod tests {
         m.observe_query("range", 0.5, false);
         m.observe_query_code("instant", 0.002, Some(code_name(Code::InvalidArgument)));
 
-        let text = m.render(&[], LogStats::default());
+        let text = m.render(&[], LogStats::default(), TransportStats::default());
         exposition::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(received(&text), Some(5.0));
         let s = |name: &str, labels: &str| sample(&text, name, labels);
@@ -1048,7 +1130,7 @@ mod tests {
                 Err(Status::deadline_exceeded("the query timeout"))
             })
             .await;
-        let text = m.render(&[], LogStats::default());
+        let text = m.render(&[], LogStats::default(), TransportStats::default());
         assert_eq!(
             sample(
                 &text,
