@@ -522,6 +522,32 @@ impl Peers {
     }
 }
 
+/// `BatchItem` is one item of a batch answer: the item's own answer, or
+/// the status its own RPC would have failed with; `None` if empty.
+trait BatchItem<A> {
+    fn answer(self) -> Option<Result<A, pb::RpcStatus>>;
+}
+
+impl BatchItem<pb::AppendEntriesResponse> for pb::HeartbeatResult {
+    fn answer(self) -> Option<Result<pb::AppendEntriesResponse, pb::RpcStatus>> {
+        use pb::heartbeat_result::Result as R;
+        self.result.map(|r| match r {
+            R::Response(a) => Ok(a),
+            R::Error(e) => Err(e),
+        })
+    }
+}
+
+impl BatchItem<pb::ReadIndexResponse> for pb::ReadIndexResult {
+    fn answer(self) -> Option<Result<pb::ReadIndexResponse, pb::RpcStatus>> {
+        use pb::read_index_result::Result as R;
+        self.result.map(|r| match r {
+            R::Response(a) => Ok(a),
+            R::Error(e) => Err(e),
+        })
+    }
+}
+
 /// Heartbeats: append-entries without entries, batched as `Heartbeats`.
 struct Heartbeats;
 
@@ -560,16 +586,7 @@ impl Batched for Heartbeats {
                 c.heartbeats(pb::HeartbeatBatch { heartbeats }).await
             })
             .await?;
-        Ok(answer
-            .results
-            .into_iter()
-            .map(|r| {
-                r.result.map(|r| match r {
-                    pb::heartbeat_result::Result::Response(a) => Ok(a),
-                    pb::heartbeat_result::Result::Error(e) => Err(e),
-                })
-            })
-            .collect())
+        Ok(answer.results.into_iter().map(BatchItem::answer).collect())
     }
 }
 
@@ -611,16 +628,7 @@ impl Batched for ReadIndexes {
                 c.read_indexes(pb::ReadIndexBatch { group_ids }).await
             })
             .await?;
-        Ok(answer
-            .results
-            .into_iter()
-            .map(|r| {
-                r.result.map(|r| match r {
-                    pb::read_index_result::Result::Response(a) => Ok(a),
-                    pb::read_index_result::Result::Error(e) => Err(e),
-                })
-            })
-            .collect())
+        Ok(answer.results.into_iter().map(BatchItem::answer).collect())
     }
 }
 

@@ -714,8 +714,9 @@ impl Collector for RaftCollector {
         }
         // The node-wide Raft log: what group commit buys (entries per
         // fsync) and what replication costs on disk (bytes per entry).
+        let mut counters = Vec::new();
         if let Some(log) = snapshot.log {
-            for (name, help, value) in [
+            counters.extend([
                 (
                     "log_fsyncs",
                     "fdatasync calls on the node's Raft log.",
@@ -736,20 +737,12 @@ impl Collector for RaftCollector {
                     "Bytes appended to the node's log segments.",
                     log.bytes_written,
                 ),
-            ] {
-                let counter = ConstCounter::new(value);
-                counter.encode(encoder.encode_descriptor(
-                    name,
-                    help,
-                    None,
-                    counter.metric_type(),
-                )?)?;
-            }
+            ]);
         }
         // Requests to peers that groups share messages for, and the
         // messages that carried them.
         if let Some(t) = snapshot.transport {
-            for (name, help, value) in [
+            counters.extend([
                 (
                     "raft_heartbeats_sent",
                     "Raft heartbeats (append-entries without entries) this node sent, all groups.",
@@ -770,15 +763,16 @@ impl Collector for RaftCollector {
                     "Transport messages that carried them (reads of several groups led by the same node share one).",
                     t.read_indexes.messages,
                 ),
-            ] {
-                let counter = ConstCounter::new(value);
-                counter.encode(encoder.encode_descriptor(
-                    name,
-                    help,
-                    None,
-                    counter.metric_type(),
-                )?)?;
-            }
+            ]);
+        }
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
         }
         Ok(())
     }
