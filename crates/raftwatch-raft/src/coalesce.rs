@@ -88,10 +88,9 @@ pub(crate) struct Coalescer<B: Batched> {
 }
 
 struct Queue<B: Batched> {
-    /// Waiting for the next batch, each with where its answer goes.
+    /// Waiting for the next batch, each with where its answer goes. Not
+    /// empty exactly while a batch has been started and not yet taken.
     waiting: Vec<(B::Req, Reply<B::Ans>)>,
-    /// A batch has been started and will take `waiting`.
-    collecting: bool,
     /// The peer answered the batch message with `UNIMPLEMENTED` (an
     /// older node): requests go alone until its channel is replaced.
     unbatched: bool,
@@ -101,7 +100,6 @@ impl<B: Batched> Default for Queue<B> {
     fn default() -> Self {
         Self {
             waiting: Vec::new(),
-            collecting: false,
             unbatched: false,
         }
     }
@@ -143,18 +141,18 @@ impl<B: Batched> Coalescer<B> {
             return Enqueued::Unbatched(request);
         }
         let (reply, answer) = oneshot::channel();
+        let lead = queue.waiting.is_empty();
         queue.waiting.push((request, reply));
-        let lead = !std::mem::replace(&mut queue.collecting, true);
         Enqueued::Waiting { answer, lead }
     }
 
     /// `take` is the batch for `target`: everything queued since it was
     /// started. The next request starts a new one.
     pub(crate) fn take(&self, target: NodeId) -> Vec<(B::Req, Reply<B::Ans>)> {
-        let mut queues = self.lock();
-        let queue = queues.entry(target).or_default();
-        queue.collecting = false;
-        std::mem::take(&mut queue.waiting)
+        self.lock()
+            .get_mut(&target)
+            .map(|queue| std::mem::take(&mut queue.waiting))
+            .unwrap_or_default()
     }
 
     /// `set_unbatched` records whether `target` takes batches.
